@@ -1,0 +1,3 @@
+from itkit.cli import main
+
+main()

@@ -1,0 +1,13 @@
+"""The command line: a thin layer over the library. Each module registers its commands on ``app``."""
+
+from __future__ import annotations
+
+from itkit.cli.app import app
+from itkit.cli import data  # noqa: F401  (registers convert, validate, stats)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

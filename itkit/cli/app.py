@@ -1,0 +1,90 @@
+"""The root Typer app, the console objects and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from typing import Callable, TypeVar
+
+import click
+import typer
+from rich.console import Console
+
+from itkit import __version__
+from itkit.errors import EXIT_FATAL, ItkitError
+
+DEBUG_ENV = "ITKIT_DEBUG"
+
+app = typer.Typer(
+    name="itkit",
+    help="Turn instruction datasets into better fine-tuning data: load, rewrite, deduplicate, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    # never print rich tracebacks with local variables: they could show an API key
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# progress, summaries and errors go to stderr; data goes to stdout
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable)
+
+
+def error_line(message: str) -> None:
+    """One plain line on stderr (no markup: messages quote user data)."""
+    sys.stderr.write(f"itkit: error: {message}\n")
+    sys.stderr.flush()
+
+
+def handle_errors(fn: F) -> F:
+    """Translate library errors into one line on stderr and an exit code.
+
+    A command may return an int exit code (e.g. 3 when some records failed).
+    Set ITKIT_DEBUG=1 to see the traceback instead.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except ItkitError as exc:
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: still one line, traceback on request
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            error_line(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
+            raise typer.Exit(EXIT_FATAL) from None
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"itkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", help="Show the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    """itkit: load, rewrite, deduplicate and export instruction-tuning data.
+
+    Exit codes: 0 success, 1 fatal error, 2 usage error, 3 finished but some records failed.
+    """

@@ -1,0 +1,234 @@
+"""Records in and out: a source read into canonical records, records dumped to a sink.
+
+:class:`RecordReader` detects the format from the first records (or takes the
+one given), converts every row, and on a bad row either raises (``on_error=
+"fail"``) or hands the row verbatim, with its reason, to a :class:`RejectLog`
+and goes on (``"skip"``). :class:`RecordWriter` dumps records in a format
+through an atomic :class:`~itkit.io.sinks.RowWriter`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+from itkit.errors import ConversionError, InputError, Location, SchemaError, UsageError
+from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidates, detect, get_format
+from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, parse_hub_uri
+from itkit.io.sinks import RowWriter
+from itkit.records import META_SOURCE, Record
+
+OnError = Literal["fail", "skip"]
+AUTO = "auto"
+
+
+def source_stem(source: str) -> str:
+    """A short name for ids made up for records without one."""
+    if source == "-":
+        return "stdin"
+    if is_hub(source):
+        path, _config, split = parse_hub_uri(source)
+        return f"{path.rstrip('/').rsplit('/', 1)[-1]}-{split}"
+    name = Path(source).name
+    for ext in (".gz", ".jsonl", ".ndjson", ".json", ".parquet", ".csv"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+    return name or "record"
+
+
+class RejectLog:
+    """The errors file: one JSON line per rejected record, verbatim, with its reason."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.count = 0
+        self._writer: RowWriter | None = None
+
+    def add(self, reason: str, location: Location | None, data: object = None, raw: str | None = None) -> None:
+        self.count += 1
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._writer = RowWriter(self.path, "jsonl")
+        row: dict = {"reason": reason}
+        if location is not None:
+            row.update(location.as_dict())
+        if raw is not None:
+            row["raw"] = raw
+        else:
+            row["record"] = data
+        self._writer.write(row)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+@dataclass
+class ReadCounts:
+    rows: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class RecordReader:
+    """Canonical records from one source."""
+
+    def __init__(
+        self,
+        source: str,
+        fmt: str = AUTO,
+        on_error: OnError = "fail",
+        rejects: RejectLog | None = None,
+        keep_source: bool = False,
+    ):
+        if on_error not in ("fail", "skip"):
+            raise UsageError(f"--on-error must be fail or skip, not '{on_error}'")
+        self.source = source
+        self.name = display_name(source)
+        self.requested = fmt
+        self.on_error = on_error
+        self.rejects = rejects if rejects is not None else RejectLog(None)
+        self.keep_source = keep_source
+        self.counts = ReadCounts()
+        self._rows = iter_rows(source)
+        self._head: list[RawRow] = []
+        self._format: Format | None = None if fmt == AUTO else get_format(fmt)
+        self._stem = source_stem(source)
+
+    @property
+    def format(self) -> Format:
+        """The format given, or the one detected from the first records."""
+        if self._format is None:
+            sample: list[tuple[dict, Location]] = []
+            for raw in self._rows:
+                self._head.append(raw)
+                if raw.error is None and isinstance(raw.data, dict):
+                    sample.append((raw.data, raw.location))
+                elif self.on_error == "fail":
+                    break  # the error is raised in order by __iter__
+                if len(sample) >= DETECT_SAMPLE:
+                    break
+            if self.on_error == "fail" and self._head and (self._head[-1].error or not isinstance(self._head[-1].data, dict)):
+                self._raise_for(self._head[-1])
+            self._format = detect(sample, self.name)
+        return self._format
+
+    def _raise_for(self, raw: RawRow) -> None:
+        if raw.error is not None:
+            raise raw.error
+        raise SchemaError(f"must be a JSON object, got {type(raw.data).__name__}", raw.location)
+
+    def _reject(self, raw: RawRow, err: InputError) -> None:
+        if self.on_error == "fail":
+            raise err
+        self.counts.rejected += 1
+        key = err.reason if err.field is None else f"{err.field}: {err.reason}"
+        self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
+        self.rejects.add(str(err), raw.location, raw.data, raw.raw)
+
+    def __iter__(self) -> Iterator[Record]:
+        fmt = self.format
+        load = fmt.load
+        stem = self._stem
+        counts = self.counts
+        keep_source = self.keep_source
+        for raw in itertools.chain(self._head, self._rows):
+            ordinal = counts.rows
+            counts.rows += 1
+            if raw.error is not None:
+                self._reject(raw, raw.error)
+                continue
+            row = raw.data
+            if not isinstance(row, dict):
+                self._reject(raw, SchemaError(f"must be a JSON object, got {type(row).__name__}", raw.location))
+                continue
+            try:
+                if not fmt.matches(row):
+                    others = [n for n in candidates(row) if n != fmt.name]
+                    if others:
+                        raise SchemaError(
+                            f"looks like a {others[0]} record in a {fmt.name} file (mixed formats; expected {fmt.keys})",
+                            raw.location,
+                        )
+                    # load() names the missing field
+                record = load(row, LoadContext(raw.location, f"{stem}-{ordinal}"))
+            except InputError as err:
+                self._reject(raw, err)
+                continue
+            if keep_source:
+                record.metadata[META_SOURCE] = self.name
+            counts.loaded += 1
+            yield record
+
+
+def read_records(source: str, fmt: str = AUTO) -> list[Record]:
+    """All records of a source (fails on the first bad record). For small inputs and tests."""
+    return list(RecordReader(source, fmt))
+
+
+class RecordWriter:
+    """Dumps records in one format to a target path (or ``-``), atomically."""
+
+    def __init__(self, target: str, fmt: Format | str, container: str | None = None):
+        self.format = get_format(fmt) if isinstance(fmt, str) else fmt
+        self.rows = RowWriter(target, container)
+
+    @property
+    def count(self) -> int:
+        return self.rows.count
+
+    def dump(self, record: Record) -> dict:
+        """The row for ``record``; raises ConversionError naming the record when the format cannot hold it."""
+        try:
+            return self.format.dump(record)
+        except ConversionError as err:
+            raise ConversionError(err.reason, Location(f"record '{record.id}'"), err.field) from None
+
+    def write(self, record: Record) -> None:
+        self.rows.write(self.dump(record))
+
+    def write_all(self, records: Iterable[Record]) -> int:
+        for record in records:
+            self.write(record)
+        return self.count
+
+    def close(self) -> None:
+        self.rows.close()
+
+    def abort(self) -> None:
+        self.rows.abort()
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_records(target: str, records: Iterable[Record], fmt: Format | str) -> int:
+    with RecordWriter(target, fmt) as writer:
+        return writer.write_all(records)
+
+
+__all__ = [
+    "AUTO",
+    "FORMATS",
+    "ReadCounts",
+    "RecordReader",
+    "RecordWriter",
+    "RejectLog",
+    "read_records",
+    "source_stem",
+    "write_records",
+]

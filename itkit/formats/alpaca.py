@@ -1,0 +1,109 @@
+"""Alpaca: ``{instruction, input, output}``.
+
+Variants: ``system``; ``history: [[prompt, response], ...]`` (LLaMA-Factory);
+``response`` instead of ``output`` (GPTeacher). Empty-input markers such as
+"<noinput>" are normalised to "". Other keys (``text``...) are kept as extra.
+"""
+
+from __future__ import annotations
+
+from itkit.errors import SchemaError
+from itkit.formats.base import (
+    Format,
+    LoadContext,
+    base_metadata,
+    extra_for,
+    id_for_dump,
+    layout_for,
+    optional_str,
+    present,
+    record_id,
+    require_str,
+    type_name,
+)
+from itkit.records import Record
+
+NAME = "alpaca"
+EMPTY_INPUT_MARKERS = frozenset({"<noinput>", "no input", "<no input>", "noinput", "<no_input>"})
+KNOWN = frozenset({"id", "instruction", "input", "output", "response", "system", "history"})
+OPTIONAL = ("id", "input", "system", "history")
+
+
+def matches(row: dict) -> bool:
+    return (
+        "instruction" in row
+        and ("output" in row or "response" in row)
+        and "context" not in row
+        and "instances" not in row
+    )
+
+
+def normalise_input(value: str) -> str:
+    return "" if value.strip().lower() in EMPTY_INPUT_MARKERS else value
+
+
+def _history(row: dict, ctx: LoadContext) -> list[tuple[str, str]]:
+    value = row.get("history")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SchemaError(f"must be an array of [prompt, response] pairs, got {type_name(value)}", ctx.location, "history")
+    pairs = []
+    for i, pair in enumerate(value):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise SchemaError("must be a [prompt, response] pair of strings", ctx.location, f"history[{i}]")
+        pairs.append((pair[0], pair[1]))
+    return pairs
+
+
+def load(row: dict, ctx: LoadContext) -> Record:
+    instruction = require_str(row, "instruction", ctx)
+    output_key = "response" if "response" in row and "output" not in row else "output"
+    output = require_str(row, output_key, ctx)
+    raw_input = optional_str(row, "input", ctx)
+    system = optional_str(row, "system", ctx)
+    history = _history(row, ctx)
+    rid, generated = record_id(row, "id", ctx)
+    layout = {"present": present(row, OPTIONAL)}
+    if output_key != "output":
+        layout["output_key"] = output_key
+    meta = base_metadata(NAME, row, KNOWN, generated, layout)
+    return Record.single_turn(
+        rid,
+        instruction,
+        output,
+        input=normalise_input(raw_input) if raw_input else "",
+        system=system,
+        history=history,
+        metadata=meta,
+    )
+
+
+def dump(record: Record) -> dict:
+    layout = layout_for(record, NAME)
+    keep = set(layout.get("present", ("input",)))
+    out: dict = {}
+    rid = id_for_dump(record)
+    if rid is not None:
+        out["id"] = rid
+    if record.system is not None:
+        out["system"] = record.system
+    out["instruction"] = record.instruction
+    if record.input or "input" in keep:
+        out["input"] = record.input
+    out[layout.get("output_key", "output")] = record.output
+    history = record.history
+    if history or "history" in keep:
+        out["history"] = [[p, r] for p, r in history]
+    out.update(extra_for(record, NAME))
+    return out
+
+
+FORMAT = Format(
+    name=NAME,
+    description="Alpaca instruction data",
+    matches=matches,
+    load=load,
+    dump=dump,
+    keys="instruction, input, output (or response), optional system, history",
+)

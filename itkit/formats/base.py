@@ -1,0 +1,155 @@
+"""What every format module provides, and the field checks they share.
+
+A format is a name plus three functions over plain dict rows:
+
+- ``matches(row) -> bool``: does this row look like the format (key checks only);
+- ``load(row, ctx) -> Record``: validate and convert, raising :class:`SchemaError`
+  that names the field;
+- ``dump(record) -> dict``: the row in this format, restoring the source's exact
+  layout when the record was loaded from this same format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from itkit.errors import ConversionError, Location, SchemaError
+from itkit.records import (
+    META_CATEGORY,
+    META_EXTRA,
+    META_LAYOUT,
+    META_SOURCE_FORMAT,
+    Record,
+)
+
+META_ID_GENERATED = "id_generated"
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """Where a row came from, and the id to give it when it has none."""
+
+    location: Location
+    default_id: str
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    description: str
+    matches: Callable[[dict], bool]
+    load: Callable[[dict, LoadContext], Record]
+    dump: Callable[[Record], dict]
+    # one-line description of the keys, for error messages and --help
+    keys: str
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def require_str(row: dict, key: str, ctx: LoadContext, field: str | None = None) -> str:
+    if key not in row or row[key] is None:
+        raise SchemaError("is missing", ctx.location, field or key)
+    value = row[key]
+    if not isinstance(value, str):
+        raise SchemaError(f"must be a string, got {type_name(value)}", ctx.location, field or key)
+    return value
+
+
+def optional_str(row: dict, key: str, ctx: LoadContext, field: str | None = None) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(f"must be a string, got {type_name(value)}", ctx.location, field or key)
+    return value
+
+
+def require_list(row: dict, key: str, ctx: LoadContext) -> list:
+    if key not in row or row[key] is None:
+        raise SchemaError("is missing", ctx.location, key)
+    value = row[key]
+    if not isinstance(value, list):
+        raise SchemaError(f"must be an array, got {type_name(value)}", ctx.location, key)
+    return value
+
+
+def record_id(row: dict, key: str, ctx: LoadContext) -> tuple[str, bool]:
+    """The row's id as a string, or the default id; the flag says whether it was generated."""
+    value = row.get(key)
+    if value is None:
+        return ctx.default_id, True
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise SchemaError(f"must be a string or an integer, got {type_name(value)}", ctx.location, key)
+    return str(value), False
+
+
+def base_metadata(
+    fmt: str,
+    row: dict,
+    known: frozenset[str],
+    id_generated: bool,
+    layout: dict[str, Any] | None = None,
+    category: str | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {META_SOURCE_FORMAT: fmt}
+    if category:
+        meta[META_CATEGORY] = category
+    if id_generated:
+        meta[META_ID_GENERATED] = True
+    extra = {k: v for k, v in row.items() if k not in known}
+    if extra:
+        meta[META_EXTRA] = extra
+    if layout:
+        meta[META_LAYOUT] = {"format": fmt, **layout}
+    return meta
+
+
+def layout_for(record: Record, fmt: str) -> dict[str, Any]:
+    """The layout hints of ``record`` if it was loaded from ``fmt``, else {}."""
+    layout = record.metadata.get(META_LAYOUT)
+    if isinstance(layout, dict) and layout.get("format") == fmt:
+        return layout
+    return {}
+
+
+def extra_for(record: Record, fmt: str) -> dict[str, Any]:
+    """Unknown source fields to restore, only when dumping back to the source format."""
+    if record.metadata.get(META_SOURCE_FORMAT) != fmt:
+        return {}
+    extra = record.metadata.get(META_EXTRA)
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+def id_for_dump(record: Record) -> str | None:
+    """The id to write, or None when itkit made it up at load time."""
+    if record.metadata.get(META_ID_GENERATED):
+        return None
+    return record.id
+
+
+def require_single_turn(record: Record, fmt: str, allow_system: bool) -> None:
+    """Refuse to drop data: a format without history (or system) cannot hold such a record."""
+    if record.is_multi_turn:
+        raise ConversionError(
+            f"has {record.num_exchanges} exchanges; {fmt} holds one: write alpaca, sharegpt or messages instead",
+            None,
+            "turns",
+        )
+    if not allow_system and record.system:
+        raise ConversionError(
+            f"has a system prompt, which {fmt} cannot hold: write alpaca, sharegpt, messages or openorca instead",
+            None,
+            "system",
+        )
+
+
+def present(row: dict, keys: tuple[str, ...]) -> list[str]:
+    """Which optional keys a row had, so a same-format dump can give them back."""
+    return [k for k in keys if k in row]

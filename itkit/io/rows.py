@@ -1,0 +1,335 @@
+"""Reading raw rows (plain dicts) from files, stdin and the Hugging Face Hub.
+
+Containers: JSON array, JSONL, Parquet, CSV, gzip-compressed JSON/JSONL,
+stdin as ``-`` and ``hf://org/name[/config][:split]``. JSONL, Parquet and CSV
+stream; a JSON array is parsed whole (its errors carry line and column).
+
+Each row comes with its :class:`Location`. A JSONL line that is not valid JSON
+is yielded as a :class:`RawRow` with ``error`` set, so a caller that skips bad
+records can go on; every other container problem raises at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator
+
+import orjson
+
+from itkit.errors import InputError, Location, ParseError, SourceError, UsageError
+
+CONTAINERS = ("jsonl", "json", "parquet", "csv")
+NESTED_CSV_COLUMNS = ("conversations", "messages", "history", "instances")
+"""CSV cells of these columns hold JSON text and are decoded (and encoded on write)."""
+HF_PREFIX = "hf://"
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class RawRow:
+    data: object
+    location: Location
+    raw: str | None = None  # the verbatim text, when the container has one (JSONL line)
+    error: InputError | None = None
+
+
+def is_hub(source: str) -> bool:
+    return source.startswith(HF_PREFIX)
+
+
+def display_name(source: str) -> str:
+    return "<stdin>" if source == "-" else source
+
+
+def container_of(path: str, override: str | None = None) -> tuple[str | None, bool]:
+    """(container, gzipped) from a file name; container None means: sniff the content."""
+    name = path.lower()
+    gz = name.endswith(".gz")
+    if gz:
+        name = name[:-3]
+    if override:
+        return override, gz
+    for ext, container in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".csv", "csv")):
+        if name.endswith(ext):
+            return container, gz
+    return None, gz
+
+
+def iter_rows(source: str) -> Iterator[RawRow]:
+    """Every row of ``source`` in order."""
+    if is_hub(source):
+        yield from _iter_hub(source)
+        return
+    name = display_name(source)
+    if source == "-":
+        yield from _iter_json_stream(sys.stdin.buffer, name)
+        return
+    path = Path(source)
+    if path.is_dir():
+        raise SourceError(f"{name}: is a directory; give a file (or hf://{name} for a dataset folder)")
+    if not path.exists():
+        raise SourceError(f"{name}: no such file")
+    container, gz = container_of(source)
+    if container == "parquet":
+        if gz:
+            raise SourceError(f"{name}: gzip-compressed Parquet is not supported; Parquet compresses itself")
+        yield from _iter_parquet(path, name)
+        return
+    try:
+        opened = gzip.open(path, "rb") if gz else open(path, "rb")
+    except OSError as exc:
+        raise SourceError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    with opened as fh:
+        try:
+            if container == "csv":
+                yield from _iter_csv(fh, name)
+            else:
+                yield from _iter_json_stream(fh, name, container)
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise ParseError(f"is not a valid gzip file ({exc})", Location(name)) from None
+
+
+# ---------------------------------------------------------------- JSON / JSONL
+
+
+def _check_text_start(head: bytes, name: str) -> None:
+    if head.startswith(BOM):
+        raise ParseError(
+            "starts with a UTF-8 byte-order mark (BOM); save the file as UTF-8 without BOM",
+            Location(name, line=1, column=1),
+        )
+
+
+def _utf8_error(data: bytes, name: str, line: int | None) -> ParseError | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if line is None:
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        else:
+            column = exc.start + 1
+        return ParseError(
+            f"is not valid UTF-8 (byte 0x{data[exc.start]:02x}); convert the file to UTF-8",
+            Location(name, line=line, column=column),
+        )
+    return None
+
+
+def _json_error(exc: orjson.JSONDecodeError, data: bytes, name: str, line: int | None) -> ParseError:
+    bad_utf8 = _utf8_error(data, name, line)
+    if bad_utf8 is not None:
+        return bad_utf8
+    message = exc.msg.split(":", 1)[0] if exc.msg else "invalid JSON"
+    if line is None:
+        return ParseError(f"invalid JSON: {message}", Location(name, line=exc.lineno, column=exc.colno))
+    return ParseError(f"invalid JSON: {message}", Location(name, line=line, column=exc.colno))
+
+
+def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) -> Iterator[RawRow]:
+    """JSONL line by line, or a whole JSON array; sniffed when ``container`` is None."""
+    first = fh.readline()
+    _check_text_start(first, name)
+    line_no = 1
+    while first and not first.strip():
+        first = fh.readline()
+        line_no += 1
+    if not first:
+        raise ParseError("is empty; expected JSON records", Location(name))
+    stripped = first.lstrip()
+    if stripped.startswith(b"[") or (container == "json" and not stripped.startswith(b"{")):
+        yield from _iter_json_document(first + fh.read(), name, line_no)
+        return
+    if not stripped.startswith(b"{") and container is None:
+        # not JSON-looking at all: report it as invalid JSON at its first line
+        yield from _iter_json_document(first + fh.read(), name, line_no)
+        return
+    # JSONL, or a single object where an array was expected
+    try:
+        orjson.loads(first)
+        if container == "json":
+            second = fh.readline()
+            while second and not second.strip():
+                second = fh.readline()
+            if not second:  # a .json file holding one object
+                raise ParseError(
+                    "holds a single JSON object where an array of records (or JSONL, one record per line) was expected",
+                    Location(name, line=line_no),
+                )
+            fh = io.BytesIO(first + second + fh.read())  # JSONL content in a .json file
+            first = fh.readline()
+    except orjson.JSONDecodeError:
+        rest = fh.read()
+        try:
+            whole = orjson.loads(first + rest)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if isinstance(whole, dict):
+                raise ParseError(
+                    "holds a single JSON object where an array of records (or JSONL, one record per line) was expected",
+                    Location(name, line=line_no),
+                ) from None
+        fh = io.BytesIO(first + rest)
+        first = fh.readline()
+    yield from _iter_jsonl_lines(first, fh, name, line_no)
+
+
+def _iter_jsonl_lines(first: bytes, fh: IO[bytes], name: str, line_no: int) -> Iterator[RawRow]:
+    loads = orjson.loads
+    line = first
+    while line:
+        if line.strip():
+            try:
+                data = loads(line)
+            except orjson.JSONDecodeError as exc:
+                err = _json_error(exc, line, name, line_no)
+                yield RawRow(None, err.location, line.decode("utf-8", "replace").rstrip("\r\n"), err)
+            else:
+                yield RawRow(data, Location(name, line=line_no), None)
+        line = fh.readline()
+        line_no += 1
+
+
+def _iter_json_document(data: bytes, name: str, start_line: int) -> Iterator[RawRow]:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(exc, data, name, None) from None
+    if isinstance(doc, dict):
+        raise ParseError(
+            "holds a single JSON object where an array of records (or JSONL, one record per line) was expected",
+            Location(name, line=start_line),
+        )
+    if not isinstance(doc, list):
+        raise ParseError(f"holds a JSON {type(doc).__name__} where an array of records was expected", Location(name))
+    if not doc:
+        raise ParseError("holds an empty JSON array; expected records", Location(name))
+    for index, row in enumerate(doc):
+        yield RawRow(row, Location(name, index=index))
+
+
+# ---------------------------------------------------------------- CSV / Parquet
+
+
+def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
+    head = fh.read(3)
+    _check_text_start(head, name)
+    text = io.TextIOWrapper(io.BufferedReader(_Prepend(head, fh)), encoding="utf-8", newline="")
+    reader = csv.DictReader(text)
+    try:
+        if not reader.fieldnames:
+            raise ParseError("is empty; expected a CSV header and rows", Location(name))
+        seen = False
+        for row in reader:
+            seen = True
+            loc = Location(name, line=reader.line_num)
+            if None in row:
+                raise ParseError("has more cells than the header has columns", loc)
+            data: dict = {}
+            for key, value in row.items():
+                if value is None:
+                    continue
+                if key in NESTED_CSV_COLUMNS and value[:1] in ("[", "{"):
+                    try:
+                        value = orjson.loads(value)
+                    except orjson.JSONDecodeError as exc:
+                        raise ParseError(f"column '{key}' holds invalid JSON ({exc.msg})", loc) from None
+                data[key] = value
+            yield RawRow(data, loc)
+        if not seen:
+            raise ParseError("has a header but no rows", Location(name))
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert the file to UTF-8", Location(name, line=reader.line_num + 1)) from None
+    except csv.Error as exc:
+        raise ParseError(f"invalid CSV: {exc}", Location(name, line=reader.line_num)) from None
+
+
+class _Prepend(io.RawIOBase):
+    """A raw stream that gives back bytes already read before the rest of ``fh``."""
+
+    def __init__(self, head: bytes, fh: IO[bytes]):
+        self._head = head
+        self._fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._fh.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _drop_nulls(row: dict) -> dict:
+    """Columnar sources fill absent fields with null; treat them as absent."""
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise ParseError(f"is not a valid Parquet file ({str(exc).splitlines()[0]})", Location(name)) from None
+    if pf.metadata.num_rows == 0:
+        raise ParseError("holds no rows", Location(name))
+    index = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            yield RawRow(_drop_nulls(row), Location(name, index=index))
+            index += 1
+
+
+# ---------------------------------------------------------------- Hugging Face Hub
+
+
+def parse_hub_uri(source: str) -> tuple[str, str | None, str]:
+    """``hf://org/name[/config][:split]`` -> (path, config, split)."""
+    rest = source[len(HF_PREFIX):]
+    split = "train"
+    if ":" in rest.rsplit("/", 1)[-1]:
+        rest, split = rest.rsplit(":", 1)
+    if not rest:
+        raise UsageError(f"'{source}' names no dataset; use hf://org/name[/config][:split]")
+    config = None
+    if not (os.path.isabs(rest) or rest.startswith(".")):
+        parts = rest.split("/")
+        if len(parts) == 3:
+            rest, config = "/".join(parts[:2]), parts[2]
+        elif len(parts) > 3:
+            raise UsageError(f"'{source}' is not a dataset name; use hf://org/name[/config][:split]")
+    return rest, config, split or "train"
+
+
+def _iter_hub(source: str) -> Iterator[RawRow]:
+    path, config, split = parse_hub_uri(source)
+    try:
+        import datasets
+
+        datasets.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+        ds = datasets.load_dataset(path, config, split=split)
+    except Exception as exc:  # datasets raises many types: connection, not found, bad split
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
+        hint = (
+            "it is not in the local cache (offline mode is on)"
+            if offline
+            else "check the name and split, and your network; when offline, download it first and set HF_HUB_OFFLINE=1"
+        )
+        raise SourceError(f"{source}: cannot load from the Hugging Face Hub: {type(exc).__name__}: {reason[:300]}; {hint}") from None
+    for index, row in enumerate(ds):
+        yield RawRow(_drop_nulls(row), Location(source, index=index))

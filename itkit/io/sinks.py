@@ -1,0 +1,181 @@
+"""Writing rows atomically: JSONL, JSON array, Parquet, CSV, gzip, stdout.
+
+A file is written to a temporary sibling and renamed over the target only when
+the writer is closed without error, so a failed or interrupted run leaves no
+partial output. JSON is UTF-8 without escaping non-ASCII or "/". JSONL and JSON
+arrays stream; Parquet and CSV collect their rows first (their schema or
+header must be known up front).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from itkit.errors import OutputError, UsageError
+from itkit.io.rows import NESTED_CSV_COLUMNS, container_of, display_name, is_hub
+
+_DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def dumps_line(row: Any) -> bytes:
+    """One JSONL line (UTF-8, non-ASCII kept, newline appended)."""
+    return orjson.dumps(row, option=_DUMPS_OPTS)
+
+
+class AtomicFile:
+    """A binary file that appears at ``path`` only on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike, gz: bool = False):
+        self.path = Path(path)
+        parent = self.path.parent
+        if not parent.exists():
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write here: {exc.strerror or exc}") from None
+        self.tmp = Path(tmp)
+        self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
+        self.fh: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if gz else self._raw
+        self.closed = False
+
+    def commit(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.fh is not self._raw:
+                self.fh.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+
+    def abort(self) -> None:
+        self.closed = True
+        try:
+            self._raw.close()
+        except OSError:
+            pass
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class RowWriter:
+    """Writes dict rows to a path (or ``-`` for stdout) in the container its name implies.
+
+    Use as a context manager: the file is committed when the block ends without
+    an exception and discarded otherwise.
+    """
+
+    def __init__(self, target: str, container: str | None = None):
+        if is_hub(target):
+            raise UsageError(f"cannot write to the Hub ({target}); write a file, then upload it")
+        self.target = target
+        self.count = 0
+        if target == "-":
+            self.container = container or "jsonl"
+            if self.container in ("parquet",):
+                raise UsageError("cannot write Parquet to stdout; give an output file")
+            self._file = None
+            self.fh: IO[bytes] = sys.stdout.buffer
+            gz = False
+        else:
+            found, gz = container_of(target, container)
+            if found is None:
+                raise UsageError(
+                    f"{target}: cannot tell the output container from its extension; "
+                    "use .jsonl, .json, .parquet or .csv (optionally .gz)"
+                )
+            self.container = found
+            self._file = AtomicFile(target, gz=gz)
+            self.fh = self._file.fh
+        self._buffer: list[dict] | None = [] if self.container in ("parquet", "csv") else None
+        if self.container == "json":
+            self.fh.write(b"[")
+
+    # -- writing
+    def write(self, row: dict) -> None:
+        if self._buffer is not None:
+            self._buffer.append(row)
+        elif self.container == "json":
+            self.fh.write(b"\n" if self.count == 0 else b",\n")
+            self.fh.write(orjson.dumps(row))
+        else:
+            self.fh.write(dumps_line(row))
+        self.count += 1
+
+    def close(self) -> None:
+        if self.container == "json":
+            self.fh.write(b"\n]\n" if self.count else b"]\n")
+        elif self.container == "csv":
+            self._write_csv()
+        elif self.container == "parquet":
+            self._write_parquet()
+        if self._file is not None:
+            self._file.commit()
+        else:
+            self.fh.flush()
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+
+    def __enter__(self) -> "RowWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- buffered containers
+    def _columns(self) -> list[str]:
+        columns: dict[str, None] = {}
+        for row in self._buffer or ():
+            for key in row:
+                columns.setdefault(key, None)
+        return list(columns)
+
+    def _write_csv(self) -> None:
+        text = io.TextIOWrapper(self.fh, encoding="utf-8", newline="", write_through=True)
+        writer = csv.DictWriter(text, fieldnames=self._columns(), extrasaction="raise")
+        writer.writeheader()
+        for row in self._buffer or ():
+            writer.writerow(
+                {
+                    k: (orjson.dumps(v).decode() if (k in NESTED_CSV_COLUMNS or isinstance(v, (list, dict))) else v)
+                    for k, v in row.items()
+                }
+            )
+        text.flush()
+        text.detach()
+
+    def _write_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            rows = self._buffer or []
+            table = pa.Table.from_pydict({col: [row.get(col) for row in rows] for col in self._columns()})
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise OutputError(f"{display_name(self.target)}: rows do not share one Parquet schema ({exc})") from None
+        pq.write_table(table, self.fh)
