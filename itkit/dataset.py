@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
-from itkit.errors import ConversionError, InputError, Location, SchemaError, UsageError
+from itkit.errors import ConversionError, FormatDetectionError, InputError, Location, SchemaError, UsageError
 from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidates, detect, get_format
 from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, parse_hub_uri
 from itkit.io.sinks import RowWriter
@@ -98,6 +98,8 @@ class RecordReader:
         self.rejects = rejects if rejects is not None else RejectLog(None)
         self.keep_source = keep_source
         self.counts = ReadCounts()
+        self.location: Location | None = None
+        """Where the record last yielded was read (file + line, or index)."""
         self._rows = iter_rows(source)
         self._head: list[RawRow] = []
         self._format: Format | None = None if fmt == AUTO else get_format(fmt)
@@ -118,13 +120,27 @@ class RecordReader:
                     break
             if self.on_error == "fail" and self._head and (self._head[-1].error or not isinstance(self._head[-1].data, dict)):
                 self._raise_for(self._head[-1])
+            if not sample and self._head:
+                # every row is unreadable: report each one (validate lists them all), not "holds no records"
+                bad = len(self._head)
+                for raw in self._head:
+                    self.counts.rows += 1
+                    self._reject(raw, self._problem(raw))
+                self._head.clear()
+                raise FormatDetectionError(
+                    f"none of its {bad} rows is a readable record, so its format cannot be detected", Location(self.name)
+                )
             self._format = detect(sample, self.name)
         return self._format
 
-    def _raise_for(self, raw: RawRow) -> None:
+    @staticmethod
+    def _problem(raw: RawRow) -> InputError:
         if raw.error is not None:
-            raise raw.error
-        raise SchemaError(f"must be a JSON object, got {type(raw.data).__name__}", raw.location)
+            return raw.error
+        return SchemaError(f"must be a JSON object, got {type(raw.data).__name__}", raw.location)
+
+    def _raise_for(self, raw: RawRow) -> None:
+        raise self._problem(raw)
 
     def _reject(self, raw: RawRow, err: InputError) -> None:
         if self.on_error == "fail":
@@ -143,19 +159,17 @@ class RecordReader:
         for raw in itertools.chain(self._head, self._rows):
             ordinal = counts.rows
             counts.rows += 1
-            if raw.error is not None:
-                self._reject(raw, raw.error)
-                continue
             row = raw.data
-            if not isinstance(row, dict):
-                self._reject(raw, SchemaError(f"must be a JSON object, got {type(row).__name__}", raw.location))
+            if raw.error is not None or not isinstance(row, dict):
+                self._reject(raw, self._problem(raw))
                 continue
             try:
                 if not fmt.matches(row):
                     others = [n for n in candidates(row) if n != fmt.name]
                     if others:
+                        hint = f"check --from {fmt.name}" if self.requested != AUTO else "mixed formats; split the file"
                         raise SchemaError(
-                            f"looks like a {others[0]} record in a {fmt.name} file (mixed formats; expected {fmt.keys})",
+                            f"is in {others[0]} format, not {fmt.name} ({hint}; {fmt.name} expects {fmt.keys})",
                             raw.location,
                         )
                     # load() names the missing field
@@ -166,6 +180,7 @@ class RecordReader:
             if keep_source:
                 record.metadata[META_SOURCE] = self.name
             counts.loaded += 1
+            self.location = raw.location
             yield record
 
 

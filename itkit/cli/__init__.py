@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itkit.cli.app import app
 from itkit.cli import data  # noqa: F401  (registers convert, validate, stats)
+from itkit.cli import filter as _filter  # noqa: F401  (registers filter; aliased: not the builtin)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import sys
 import traceback
@@ -61,6 +62,10 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader of stdout went away (`itkit convert ... -o - | head`): stop quietly
+            _silence_stdout()
+            raise typer.Exit(EXIT_FATAL) from None
         except Exception as exc:  # a bug: still one line, traceback on request
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
@@ -70,6 +75,15 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is not a real file (tests): nothing to silence
 
 
 def _version(value: bool) -> None:

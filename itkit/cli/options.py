@@ -20,7 +20,7 @@ class OnError(str, Enum):
 
 SOURCE_HELP = (
     "Input: a .json, .jsonl, .parquet or .csv file (JSON/JSONL may be .gz), - for stdin, "
-    "or hf://org/name[/config][:split] for a Hugging Face Hub dataset."
+    "or hf://org/name\\[/config][:split] for a Hugging Face Hub dataset."  # "\\[": a literal "[" in rich help markup
 )
 
 Source = Annotated[str, typer.Argument(help=SOURCE_HELP, show_default=False)]
@@ -38,7 +38,7 @@ FromFormat = Annotated[
 ]
 ToFormat = Annotated[
     Optional[OutputFormat],
-    typer.Option("--to", help="Output record format [default: the input's format]."),
+    typer.Option("--to", help="Output record format \\[default: the input's format]."),
 ]
 OnErrorOpt = Annotated[
     OnError,
@@ -49,13 +49,13 @@ OnErrorOpt = Annotated[
 ]
 ErrorsPath = Annotated[
     Optional[str],
-    typer.Option("--errors", help="Errors file (JSONL) for --on-error skip [default: OUTPUT.errors.jsonl]."),
+    typer.Option("--errors", help="Errors file (JSONL) for --on-error skip \\[default: OUTPUT.errors.jsonl]."),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")]
 Encoding = Annotated[
     Optional[str],
-    typer.Option("--encoding", help="tiktoken encoding for token counts [default: cl100k_base]."),
+    typer.Option("--encoding", help="tiktoken encoding for token counts \\[default: cl100k_base]."),
 ]
 TokenModel = Annotated[
     Optional[str],

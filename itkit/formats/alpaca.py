@@ -12,7 +12,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     layout_for,
     optional_str,
@@ -67,7 +67,9 @@ def load(row: dict, ctx: LoadContext) -> Record:
     layout = {"present": present(row, OPTIONAL)}
     if output_key != "output":
         layout["output_key"] = output_key
-    meta = base_metadata(NAME, row, KNOWN, generated, layout)
+    # a row with both output and response keeps its response as an extra field
+    known = KNOWN if output_key == "response" else KNOWN - {"response"}
+    meta = base_metadata(NAME, row, known, generated, layout)
     return Record.single_turn(
         rid,
         instruction,
@@ -95,8 +97,7 @@ def dump(record: Record) -> dict:
     history = record.history
     if history or "history" in keep:
         out["history"] = [[p, r] for p, r in history]
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME)
 
 
 FORMAT = Format(

@@ -24,6 +24,10 @@ from itkit.records import (
 )
 
 META_ID_GENERATED = "id_generated"
+METADATA_KEY = "metadata"
+"""The row key that carries itkit metadata (provenance, category, ...) through files between steps."""
+INTERNAL_METADATA = frozenset({META_SOURCE_FORMAT, META_LAYOUT, META_EXTRA, META_ID_GENERATED})
+"""Metadata that only serves loading and dumping; never written as ``metadata``."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,12 @@ def base_metadata(
     layout: dict[str, Any] | None = None,
     category: str | None = None,
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {META_SOURCE_FORMAT: fmt}
+    meta: dict[str, Any] = {}
+    saved = row.get(METADATA_KEY)
+    if isinstance(saved, dict):  # written by an earlier itkit step
+        meta.update({k: v for k, v in saved.items() if k not in INTERNAL_METADATA})
+        known = known | {METADATA_KEY}
+    meta[META_SOURCE_FORMAT] = fmt
     if category:
         meta[META_CATEGORY] = category
     if id_generated:
@@ -125,6 +134,20 @@ def extra_for(record: Record, fmt: str) -> dict[str, Any]:
         return {}
     extra = record.metadata.get(META_EXTRA)
     return dict(extra) if isinstance(extra, dict) else {}
+
+
+def finish_row(out: dict, record: Record, fmt: str, native: tuple[str, ...] = ()) -> dict:
+    """Add the unknown source fields (same format only) and the itkit metadata to a dumped row.
+
+    ``native`` names metadata keys the format holds in its own fields (Dolly's category...).
+    """
+    out.update(extra_for(record, fmt))
+    saved = {
+        k: v for k, v in record.metadata.items() if k not in INTERNAL_METADATA and k not in native
+    }
+    if saved:
+        out[METADATA_KEY] = saved
+    return out
 
 
 def id_for_dump(record: Record) -> str | None:

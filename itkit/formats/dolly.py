@@ -6,7 +6,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     layout_for,
     optional_str,
@@ -50,8 +50,7 @@ def dump(record: Record) -> dict:
     category = record.category
     if category is not None or not layout or "category" in layout["present"]:
         out["category"] = category or ""
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME, ("category",))
 
 
 FORMAT = Format(

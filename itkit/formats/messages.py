@@ -8,7 +8,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     layout_for,
     record_id,
@@ -51,8 +51,7 @@ def dump(record: Record) -> dict:
     if rid is not None:
         out["id"] = rid
     out["messages"] = messages
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME)
 
 
 FORMAT = Format(

@@ -10,7 +10,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     optional_str,
     record_id,
@@ -42,6 +42,11 @@ def load(row: dict, ctx: LoadContext) -> Record:
     return Record.single_turn(rid, question, response, system=system if system is not None else "", metadata=meta)
 
 
+def native_metadata(record: Record) -> tuple[str, ...]:
+    """The category is the id's sub-mix prefix when it was derived from it: not written again."""
+    return ("category",) if record.category is not None and record.category == submix(record.id) else ()
+
+
 def dump(record: Record) -> dict:
     require_single_turn(record, NAME, allow_system=True)
     out: dict = {}
@@ -51,8 +56,7 @@ def dump(record: Record) -> dict:
     out["system_prompt"] = record.system or ""
     out["question"] = record.prompt
     out["response"] = record.output
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME, native_metadata(record))
 
 
 FORMAT = Format(

@@ -14,7 +14,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     optional_str,
     record_id,
@@ -96,8 +96,7 @@ def dump(record: Record) -> dict:
     else:
         out["instances"] = [{"input": record.input, "output": record.output}]
     out["is_classification"] = bool(record.metadata.get(META_IS_CLASSIFICATION, False))
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME, (META_TASK_NAME, META_IS_CLASSIFICATION, META_INSTANCES))
 
 
 FORMAT = Format(

@@ -16,7 +16,7 @@ from itkit.formats.base import (
     Format,
     LoadContext,
     base_metadata,
-    extra_for,
+    finish_row,
     id_for_dump,
     layout_for,
     optional_str,
@@ -143,8 +143,7 @@ def dump(record: Record) -> dict:
         if record.system or "system" in layout.get("present", ("system",)):
             out["system"] = record.system
     out["conversations"] = messages
-    out.update(extra_for(record, NAME))
-    return out
+    return finish_row(out, record, NAME)
 
 
 FORMAT = Format(

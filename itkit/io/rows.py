@@ -27,6 +27,8 @@ from itkit.errors import InputError, Location, ParseError, SourceError, UsageErr
 CONTAINERS = ("jsonl", "json", "parquet", "csv")
 NESTED_CSV_COLUMNS = ("conversations", "messages", "history", "instances")
 """CSV cells of these columns hold JSON text and are decoded (and encoded on write)."""
+EMPTY_MEANS_ABSENT_CSV_COLUMNS = (*NESTED_CSV_COLUMNS, "id", "is_classification", "system")
+"""CSV cannot tell an absent field from an empty one; in these columns an empty cell is an absent field."""
 HF_PREFIX = "hf://"
 BOM = b"\xef\xbb\xbf"
 
@@ -129,7 +131,10 @@ def _json_error(exc: orjson.JSONDecodeError, data: bytes, name: str, line: int |
     message = exc.msg.split(":", 1)[0] if exc.msg else "invalid JSON"
     if line is None:
         return ParseError(f"invalid JSON: {message}", Location(name, line=exc.lineno, column=exc.colno))
-    return ParseError(f"invalid JSON: {message}", Location(name, line=line, column=exc.colno))
+    column = exc.colno
+    if exc.lineno != 1:  # past the line's end (a truncated record): point just after its last character
+        column = len(data.rstrip(b"\r\n").decode("utf-8")) + 1
+    return ParseError(f"invalid JSON: {message}", Location(name, line=line, column=column))
 
 
 def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) -> Iterator[RawRow]:
@@ -234,7 +239,7 @@ def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
                 raise ParseError("has more cells than the header has columns", loc)
             data: dict = {}
             for key, value in row.items():
-                if value is None:
+                if value is None or (value == "" and key in EMPTY_MEANS_ABSENT_CSV_COLUMNS):
                     continue
                 if key in NESTED_CSV_COLUMNS and value[:1] in ("[", "{"):
                     try:
@@ -246,9 +251,26 @@ def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
         if not seen:
             raise ParseError("has a header but no rows", Location(name))
     except UnicodeDecodeError as exc:
-        raise ParseError(f"is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert the file to UTF-8", Location(name, line=reader.line_num + 1)) from None
+        # the text layer decodes ahead in chunks, so the reader's line number is not where the bad byte is
+        located = _locate_bad_utf8(fh, name)
+        if located is not None:
+            raise located from None
+        raise ParseError(f"is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert the file to UTF-8", Location(name)) from None
     except csv.Error as exc:
         raise ParseError(f"invalid CSV: {exc}", Location(name, line=reader.line_num)) from None
+
+
+def _locate_bad_utf8(fh: IO[bytes], name: str) -> ParseError | None:
+    """Rescan a seekable file line by line for its first invalid UTF-8 byte (None if it cannot be found)."""
+    try:
+        fh.seek(0)
+        for line_no, line in enumerate(fh, 1):
+            err = _utf8_error(line, name, line_no)
+            if err is not None:
+                return err
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class _Prepend(io.RawIOBase):

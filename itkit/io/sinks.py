@@ -31,13 +31,28 @@ def dumps_line(row: Any) -> bytes:
     return orjson.dumps(row, option=_DUMPS_OPTS)
 
 
+def _target_mode(path: Path) -> int:
+    """The permission bits the output should get: those of the file it replaces, else 0o666 minus the umask.
+
+    (mkstemp creates its temporary file 0o600, which would make every output private.)
+    """
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 class AtomicFile:
     """A binary file that appears at ``path`` only on :meth:`commit`."""
 
     def __init__(self, path: str | os.PathLike, gz: bool = False):
         self.path = Path(path)
         parent = self.path.parent
-        if not parent.exists():
+        # folders made for this file, outermost first, removed again on abort (a failed run leaves nothing)
+        self._made_dirs = [d for d in (*reversed(parent.parents), parent) if not d.exists()]
+        if self._made_dirs:
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -45,6 +60,7 @@ class AtomicFile:
         try:
             fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=".tmp")
         except OSError as exc:
+            self._remove_made_dirs()
             raise OutputError(f"{path}: cannot write here: {exc.strerror or exc}") from None
         self.tmp = Path(tmp)
         self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
@@ -60,6 +76,7 @@ class AtomicFile:
                 self.fh.close()
             self._raw.flush()
             os.fsync(self._raw.fileno())
+            os.chmod(self.tmp, _target_mode(self.path))
             self._raw.close()
             os.replace(self.tmp, self.path)
         except OSError as exc:
@@ -76,6 +93,14 @@ class AtomicFile:
             self.tmp.unlink()
         except FileNotFoundError:
             pass
+        self._remove_made_dirs()
+
+    def _remove_made_dirs(self) -> None:
+        for folder in reversed(self._made_dirs):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty any more (another file was written there), or already gone
+                break
 
 
 class RowWriter:
@@ -104,6 +129,8 @@ class RowWriter:
                     f"{target}: cannot tell the output container from its extension; "
                     "use .jsonl, .json, .parquet or .csv (optionally .gz)"
                 )
+            if found == "parquet" and gz:
+                raise UsageError(f"{target}: gzip-compressed Parquet is not supported; Parquet compresses itself (use .parquet)")
             self.container = found
             self._file = AtomicFile(target, gz=gz)
             self.fh = self._file.fh
