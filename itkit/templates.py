@@ -128,7 +128,8 @@ def template_path(method: str, name: str, prompts_dir: str | Path | None = None)
 
 
 @lru_cache(maxsize=256)
-def _load_file(path: str) -> PromptTemplate:
+def _load_file(path: str, mtime_ns: int, size: int) -> PromptTemplate:
+    """Parse and validate a template file; cached per (path, mtime, size), so an edited file is read again."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -153,7 +154,12 @@ def _load_file(path: str) -> PromptTemplate:
 
 def load_template(method: str, name: str, prompts_dir: str | Path | None = None) -> PromptTemplate:
     """The validated template ``<method>/<name>``, from ``prompts_dir`` when it overrides it."""
-    return _load_file(str(template_path(method, name, prompts_dir)))
+    path = template_path(method, name, prompts_dir)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise PromptError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _load_file(str(path), st.st_mtime_ns, st.st_size)
 
 
 def list_templates(method: str, prompts_dir: str | Path | None = None) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from itkit.cli.app import app
 from itkit.cli import data  # noqa: F401  (registers convert, validate, stats)
 from itkit.cli import filter as _filter  # noqa: F401  (registers filter; aliased: not the builtin)
+from itkit.cli import simplify as _simplify  # noqa: F401  (registers simplify)
 
 
 def main() -> None:
