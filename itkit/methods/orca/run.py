@@ -1,0 +1,198 @@
+"""``itkit orca`` as a library call: read, assign, check, regenerate, write, report.
+
+Every input record is accounted for: written to the output, written with its
+reason and raw response to the failures file (LLM failures, empty prompts), or
+rejected by the reader (``--on-error skip``, errors file). Outputs are written
+in input order, whatever order the responses arrive in, so a re-run over the
+same cache gives a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from itkit.dataset import RecordReader, RecordWriter, RejectLog
+from itkit.errors import ConversionError, Location
+from itkit.formats import get_format
+from itkit.formats.base import META_ID_GENERATED
+from itkit.formats.openorca import NAME as OPENORCA
+from itkit.llm.dryrun import DryRunPlan
+from itkit.llm.engine import Engine
+from itkit.llm.report import RunReport
+from itkit.methods.orca.rewrite import META_SYSTEM_MESSAGE, META_TASK_TYPE, OrcaItem, OrcaRewriter
+from itkit.records import Record
+
+COMMAND = "orca"
+DRY_RUN_LENGTH_FACTOR = 2.0
+"""A dry run expects each explained answer to be this many times the original response's length."""
+PROBE_RESPONSE = "answer"
+"""Stands in for the model's answer when checking, before any request, that the output format can hold a record."""
+
+
+@dataclass
+class OrcaResult:
+    source_format: str
+    target_format: str
+    read: int = 0
+    """Records loaded from the input (after --limit)."""
+    rejected: int = 0
+    """Input rows rejected by the reader (--on-error skip)."""
+    written: int = 0
+    failed: int = 0
+    dry_run: bool = False
+    planned: int = 0
+    by_message: Counter = field(default_factory=Counter)
+    by_type: Counter = field(default_factory=Counter)
+    found_by: Counter = field(default_factory=Counter)
+    empty_prompts: int = 0
+    """Records with nothing to ask (failed without a request)."""
+    fallbacks: int = 0
+    """by-type records whose type shares no message with --system-messages (drawn from the whole set)."""
+    plan: DryRunPlan | None = None
+    summary: dict[str, Any] | None = None
+    summary_path: str | None = None
+    failures_path: str | None = None
+    errors_path: str | None = None
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed or self.rejected)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "rejected_input": self.rejected,
+            "written": self.written,
+            "failed": self.failed,
+        }
+
+    def distribution(self) -> dict[str, Any]:
+        return {
+            "system_messages": {str(k): v for k, v in sorted(self.by_message.items())},
+            "task_types": dict(sorted(self.by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "task_type_found_by": dict(sorted(self.found_by.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "system_messages_fallback": self.fallbacks,
+        }
+
+
+def _found_by_kind(found_by: str) -> str:
+    return found_by.split(":", 1)[0]
+
+
+def check_writable(items: list[OrcaItem], rewriter: OrcaRewriter, target: str) -> None:
+    """Fail before any request when the output format cannot hold a rewritten record (system, turns)."""
+    fmt = get_format(target)
+    for item in items:
+        if item.skip_reason is not None:
+            continue
+        try:
+            fmt.dump(finalise(rewriter.rewritten(item, PROBE_RESPONSE), target))
+        except ConversionError as err:
+            raise ConversionError(
+                f"{err.reason} (choose it with --to); nothing was sent",
+                Location(f"record '{item.record.id}'"),
+                err.field,
+            ) from None
+
+
+def finalise(record: Record, target: str) -> Record:
+    """OpenOrca rows are keyed by id: write it even when itkit made it up at load time."""
+    if target == OPENORCA and record.metadata.get(META_ID_GENERATED):
+        metadata = dict(record.metadata)
+        del metadata[META_ID_GENERATED]
+        return record.model_copy(update={"metadata": metadata})
+    return record
+
+
+def run_orca(
+    source: str,
+    output: str,
+    *,
+    engine: Engine,
+    rewriter: OrcaRewriter,
+    report: RunReport,
+    from_format: str = "auto",
+    to_format: str | None = None,
+    on_error: str = "fail",
+    errors_path: str | None = None,
+) -> OrcaResult:
+    """Regenerate every record of ``source`` under its Orca system message and write ``output``."""
+    settings = engine.settings
+    rejects = RejectLog(errors_path)
+    reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)  # type: ignore[arg-type]
+    try:
+        records = list(itertools.islice(reader, settings.limit)) if settings.limit else list(reader)
+    except BaseException:
+        rejects.abort()
+        raise
+    rejects.close()
+    target = to_format or reader.format.name
+    result = OrcaResult(reader.format.name, target, read=len(records), rejected=reader.counts.rejected)
+    result.errors_path = errors_path if reader.counts.rejected else None
+    items = [rewriter.plan(record) for record in records]
+    for item in items:
+        a = item.assignment
+        result.by_message[a.number] += 1
+        result.by_type[a.task_type] += 1
+        result.found_by[_found_by_kind(a.found_by)] += 1
+        result.fallbacks += a.fallback
+        result.empty_prompts += item.skip_reason is not None
+    check_writable(items, rewriter, target)
+
+    sendable = [item for item in items if item.skip_reason is None]
+    dry_run = settings.dry_run
+    counter = engine.counter if dry_run else None
+
+    async def worker(item: OrcaItem) -> Record:
+        expected = None
+        if counter is not None and item.record.output:
+            expected = int(counter.count(item.record.output) * DRY_RUN_LENGTH_FACTOR)
+        return await rewriter.rewrite(engine, item, expected_tokens=expected)
+
+    outcomes = engine.run(sendable, worker, description="orca")
+    if dry_run:
+        result.dry_run = True
+        result.planned = sum(1 for o in outcomes if o.planned)
+        result.plan = engine.plan
+        return result
+
+    answered = iter(outcomes)  # in the order of ``sendable``, whatever order the responses came in
+    with RecordWriter(output, target) as writer:
+        for item in items:
+            a = item.assignment
+            details = {META_SYSTEM_MESSAGE: a.number, META_TASK_TYPE: a.task_type}
+            if item.skip_reason is not None:
+                report.fail(item.record.id, item.skip_reason, "", **details)
+                result.failed += 1
+                continue
+            outcome = next(answered)
+            if outcome.failure is not None:
+                report.fail(item.record.id, outcome.failure.reason, outcome.failure.raw, **details)
+                result.failed += 1
+                continue
+            writer.write(finalise(outcome.value, target))  # type: ignore[arg-type]
+            result.written += 1
+    result.failure_reasons = report.failure_reasons()
+    extra = {
+        "source_format": result.source_format,
+        "target_format": target,
+        "templates": {
+            "request": rewriter.template.ref,
+            "system_messages": rewriter.system_messages.ref,
+            "task_types": rewriter.table.ref,
+        },
+        "assignment": {
+            "mode": rewriter.assigner.mode,
+            "seed": rewriter.assigner.seed,
+            "system_messages": list(rewriter.assigner.allowed) if rewriter.assigner.allowed else None,
+        },
+        "orca": result.distribution(),
+    }
+    result.summary = report.write(engine.stats, result.counts(), extra=extra)
+    result.summary_path = report.summary_path
+    result.failures_path = report.failures_path if report.failures else None
+    return result
