@@ -43,6 +43,23 @@ META_EXTRA = "extra"
 META_LAYOUT = "layout"
 
 
+_object_new = object.__new__
+_object_setattr = object.__setattr__
+
+
+def _trusted(cls: type[BaseModel], values: dict[str, Any]) -> Any:
+    """What ``cls.model_construct(**values)`` builds, for values that are complete (every field) and already
+    checked, without model_construct's per-call overhead: it costs several microseconds and loading makes
+    three per record. Relies on pydantic v2's instance layout; tests compare the result with model_construct
+    and with full validation."""
+    obj = _object_new(cls)
+    _object_setattr(obj, "__dict__", values)
+    _object_setattr(obj, "__pydantic_fields_set__", set(values))
+    _object_setattr(obj, "__pydantic_extra__", None)
+    _object_setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
 class Turn(BaseModel):
     """One message of a conversation."""
 
@@ -50,6 +67,11 @@ class Turn(BaseModel):
 
     role: Role
     content: str
+
+    @classmethod
+    def trusted(cls, role: str, content: str) -> "Turn":
+        """A turn from values the caller has checked (role user/assistant, content a string); no validation."""
+        return _trusted(cls, {"role": role, "content": content})
 
 
 class Record(BaseModel):
@@ -72,6 +94,13 @@ class Record(BaseModel):
 
     # ---- construction -------------------------------------------------
     @classmethod
+    def trusted(
+        cls, id: str, system: str | None, turns: list[Turn], input: str, metadata: dict[str, Any]
+    ) -> "Record":
+        """A record from values the caller has checked (alternating turns...); no validation. For loaders."""
+        return _trusted(cls, {"id": id, "system": system, "turns": turns, "input": input, "metadata": metadata})
+
+    @classmethod
     def single_turn(
         cls,
         id: str,
@@ -83,16 +112,15 @@ class Record(BaseModel):
         metadata: dict[str, Any] | None = None,
     ) -> "Record":
         """Build a record from the instruction view. ``output=None`` leaves the last turn to the user."""
+        turn = Turn.trusted
         turns: list[Turn] = []
         for prompt, response in history or ():
-            turns.append(Turn.model_construct(role="user", content=prompt))
-            turns.append(Turn.model_construct(role="assistant", content=response))
-        turns.append(Turn.model_construct(role="user", content=instruction))
+            turns.append(turn("user", prompt))
+            turns.append(turn("assistant", response))
+        turns.append(turn("user", instruction))
         if output is not None:
-            turns.append(Turn.model_construct(role="assistant", content=output))
-        return cls.model_construct(
-            id=id, system=system, turns=turns, input=input, metadata=metadata or {}
-        )
+            turns.append(turn("assistant", output))
+        return cls.trusted(id, system, turns, input, metadata or {})
 
     # ---- the single-turn view -----------------------------------------
     @property
@@ -146,7 +174,8 @@ class Record(BaseModel):
 
     @property
     def provenance(self) -> list[dict[str, Any]]:
-        return list(self.metadata.get(META_PROVENANCE) or [])
+        steps = self.metadata.get(META_PROVENANCE)
+        return [step for step in steps if isinstance(step, dict)] if isinstance(steps, list) else []
 
     def user_texts(self) -> list[str]:
         """Every user turn, the last one with its input joined."""
@@ -176,9 +205,9 @@ class Record(BaseModel):
         """A copy whose final assistant turn is ``output`` (appended if the record ends with the user)."""
         turns = list(self.turns)
         if turns and turns[-1].role == "assistant":
-            turns[-1] = Turn.model_construct(role="assistant", content=output)
+            turns[-1] = Turn.trusted("assistant", output)
         else:
-            turns.append(Turn.model_construct(role="assistant", content=output))
+            turns.append(Turn.trusted("assistant", output))
         return self.model_copy(update={"turns": turns, "metadata": dict(self.metadata)})
 
     def with_provenance(self, step: dict[str, Any], **updates: Any) -> "Record":

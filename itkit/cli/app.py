@@ -20,7 +20,6 @@ DEBUG_ENV = "ITKIT_DEBUG"
 
 app = typer.Typer(
     name="itkit",
-    help="Turn instruction datasets into better fine-tuning data: load, rewrite, deduplicate, export.",
     no_args_is_help=True,
     add_completion=False,
     # never print rich tracebacks with local variables: they could show an API key

@@ -34,7 +34,7 @@ def load(row: dict, ctx: LoadContext) -> Record:
     if turn_extra:
         layout["turn_extra"] = {str(k): v for k, v in turn_extra.items()}
     meta = base_metadata(NAME, row, KNOWN, generated, layout or {"present": []})
-    return Record.model_construct(id=rid, system=system, turns=turns, input="", metadata=meta)
+    return Record.trusted(rid, system, turns, "", meta)
 
 
 def dump(record: Record) -> dict:

@@ -86,7 +86,7 @@ def parse_turns(
                 raise SchemaError("a system turn may only come first", ctx.location, f"{where}.{role_key}")
             system = content
             continue
-        turns.append(Turn.model_construct(role=role, content=content))
+        turns.append(Turn.trusted(role, content))
     if not turns:
         raise SchemaError("holds only a system turn; a conversation needs a user turn", ctx.location, key)
     problem = alternation_problem([t.role for t in turns])
@@ -114,7 +114,7 @@ def load(row: dict, ctx: LoadContext) -> Record:
         layout["turn_extra"] = {str(k): v for k, v in turn_extra.items()}
     meta = base_metadata(NAME, row, KNOWN, generated, layout)
     system = inline_system if inline_system is not None else top_system
-    return Record.model_construct(id=rid, system=system, turns=turns, input="", metadata=meta)
+    return Record.trusted(rid, system, turns, "", meta)
 
 
 def dump(record: Record) -> dict:

@@ -294,9 +294,14 @@ class _Prepend(io.RawIOBase):
         return len(data)
 
 
-def _drop_nulls(row: dict) -> dict:
-    """Columnar sources fill absent fields with null; treat them as absent."""
-    return {k: v for k, v in row.items() if v is not None}
+def _drop_nulls(value):
+    """Columnar sources fill absent fields with null, in nested objects too (a message without ``name``
+    gets ``name: null`` when another message has one); treat them as absent."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
