@@ -31,17 +31,15 @@ they are.)
 
 from __future__ import annotations
 
-import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from itkit.dataset import RecordReader, RecordWriter, RejectLog
-from itkit.errors import ConversionError, Location
+from itkit.dataset import RecordWriter
 from itkit.formats import get_format
 from itkit.llm.base import ChatResponse, RecordFailure, ResponseRejected
-from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine, sampling_from
+from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
 from itkit.records import Record
 from itkit.templates import PromptTemplate, load_template
@@ -166,7 +164,7 @@ class Simplifier:
 
 
 @dataclass
-class SimplifyResult:
+class SimplifyResult(JobResult):
     source_format: str
     target_format: str
     read: int = 0
@@ -178,13 +176,6 @@ class SimplifyResult:
     no_response: int = 0
     failed: int = 0
     written: int = 0
-    dry_run: bool = False
-    plan: DryRunPlan | None = None
-    summary: dict[str, Any] | None = None
-    summary_path: str | None = None
-    failures_path: str | None = None
-    errors_path: str | None = None
-    failure_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -206,14 +197,8 @@ def check_writable(records: list[Record], target: str) -> None:
     """Fail before any request when the output format cannot hold a record."""
     fmt = get_format(target)
     for record in records:
-        try:
+        with fails_before_sending(f"record '{record.id}'"):
             fmt.dump(record)
-        except ConversionError as err:
-            raise ConversionError(
-                f"{err.reason} (choose another with --to); nothing was sent",
-                Location(f"record '{record.id}'"),
-                err.field,
-            ) from None
 
 
 def simplify_file(
@@ -240,17 +225,11 @@ def simplify_file(
     """
     settings = engine.settings
     template = load_template(METHOD, TEMPLATE_NAME, prompts_dir)
-    rejects = RejectLog(errors_path)
-    reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)  # type: ignore[arg-type]
-    try:
-        records = list(itertools.islice(reader, settings.limit)) if settings.limit else list(reader)
-    except BaseException:
-        rejects.abort()
-        raise
-    rejects.close()
-    target = to_format or reader.format.name
-    result = SimplifyResult(reader.format.name, target, read=len(records), rejected_input=reader.counts.rejected)
-    result.errors_path = errors_path if reader.counts.rejected else None
+    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    records = read.records
+    target = to_format or read.format
+    result = SimplifyResult(read.format, target, read=len(records), rejected_input=read.rejected)
+    result.errors_path = read.errors_path
     check_writable(records, target)
 
     simplifier = Simplifier(
@@ -279,12 +258,11 @@ def simplify_file(
                 result.no_response += 1
             writer.write(done.record)
             result.written += 1
-    result.failure_reasons = report.failure_reasons()
-    result.summary = report.write(
+    file_report(
+        result,
+        report,
         engine.stats,
         result.counts(),
         extra={"template": template.ref, "source_format": result.source_format, "target_format": target},
     )
-    result.summary_path = report.summary_path
-    result.failures_path = report.failures_path if report.failures else None
     return result

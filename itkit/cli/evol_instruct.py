@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
+from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -18,16 +19,14 @@ from itkit.cli.options import (
     Output,
     Source,
     ToFormat,
-    errors_path_for,
 )
-from itkit.errors import EXIT_PARTIAL
-from itkit.llm.engine import open_engine
+from itkit.llm.engine import Engine
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.methods.evol_instruct.elimination import RULES
 from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
 from itkit.methods.evol_instruct.operations import OPERATION_GROUPS, OPERATION_NAMES, parse_ops
-from itkit.methods.evol_instruct.run import COMMAND, run_evol_instruct, split_sampling
+from itkit.methods.evol_instruct.run import COMMAND, EvolFileResult, run_evol_instruct, split_sampling
 
 
 class KeepMode(str, Enum):
@@ -111,8 +110,6 @@ def evol_instruct(
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
     chosen = parse_ops(ops)
-    skip = on_error is OnError.skip
-    errors_path = errors_path_for(output, errors) if skip else None
     seed = settings.seed if settings.seed is not None else 0
     parameters = {
         "src": src,
@@ -129,8 +126,9 @@ def evol_instruct(
         "prompts_dir": prompts_dir,
     }
     engine_settings, sampling = split_sampling(settings)
-    with open_engine(engine_settings) as engine:
-        result = run_evol_instruct(
+    return run_llm_command(
+        settings,
+        lambda engine: run_evol_instruct(
             src,
             output,
             engine=engine,
@@ -145,36 +143,33 @@ def evol_instruct(
             from_format=from_.value,
             to_format=to.value if to else None,
             on_error=on_error.value,
-            errors_path=errors_path,
+            errors_path=rejects_path(output, on_error, errors),
             eliminated_path=eliminated,
-        )
-        evolution = result.evolution
-        assert evolution is not None
-        if result.dry_run:
-            assert result.plan is not None
-            for line in result.plan.describe(engine.stats.price, settings.model):
-                out_console.print(line, markup=False, highlight=False)
-            counts = evolution.counts()["records"]
-            out_console.print(
-                f"evol-instruct: {result.read} records x {rounds} round(s), up to 3 requests each "
-                "(rewrite, equality check, response); the estimate assumes every evolution survives (an upper bound)"
-                + (f"; {counts['skipped']} records would be skipped (multi-turn or empty)" if counts["skipped"] else ""),
-                markup=False,
-            )
-            return 0
-        if not settings.quiet:
-            _print_summary(result, output, rounds, engine)
-    return EXIT_PARTIAL if result.partial else 0
+        ),
+        summary=lambda result, engine: _print_summary(result, output, rounds, engine),
+        dry_run=lambda result: _print_dry_run(result, rounds),
+        engine_settings=engine_settings,
+    )
 
 
-def _print_summary(result, output: str, rounds: int, engine) -> None:  # noqa: ANN001 - internal
+def _print_dry_run(result: EvolFileResult, rounds: int) -> None:
+    assert result.evolution is not None
+    counts = result.evolution.counts()["records"]
+    out_console.print(
+        f"evol-instruct: {result.read} records x {rounds} round(s), up to 3 requests each "
+        "(rewrite, equality check, response); the estimate assumes every evolution survives (an upper bound)"
+        + (f"; {counts['skipped']} records would be skipped (multi-turn or empty)" if counts["skipped"] else ""),
+        markup=False,
+    )
+
+
+def _print_summary(result: EvolFileResult, output: str, rounds: int, engine: Engine) -> None:
+    assert result.evolution is not None
     details = result.evolution.counts()
     c = result.counts
-    where = "stdout" if output == "-" else output
-    say = lambda text: err_console.print(text, markup=False)  # noqa: E731
     say(
         f"evol-instruct: {c['read']} records, {rounds} round(s) ({result.source_format} -> {result.target_format}), "
-        f"{c['written']} written to {where}: {c['evolved']} evolved, {c['unchanged']} unchanged (every evolution "
+        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (every evolution "
         f"eliminated), {c['failed']} failed, {c['skipped']} skipped"
     )
     e = details["evolutions"]
@@ -183,14 +178,10 @@ def _print_summary(result, output: str, rounds: int, engine) -> None:  # noqa: A
     say("  eliminated by rule: " + ", ".join(f"{rule} {rules[rule]}" for rule in RULES))
     for op, n in details["by_operation"].items():
         say(f"    {op:<19} {n['attempted']:>6} attempted {n['survived']:>6} survived {n['eliminated']:>6} eliminated {n['failed']:>4} failed")
-    for line in engine.stats.describe():
-        say(f"  {line}")
+    print_engine_stats(engine)
     if result.failures_path:
-        say(f"failures with reasons and raw responses: {result.failures_path}")
-        for reason, n in list(result.failure_reasons.items())[:5]:
-            say(f"  {n:>6}  {reason}")
+        print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)
     if result.eliminated_path:
         say(f"eliminated evolutions: {result.eliminated_path} ({result.eliminated_written})")
-    if result.rejected:
-        say(f"{result.rejected} input rows rejected, written to {result.errors_path}")
+    print_rejected(result.rejected, "input rows", result.errors_path)
     say(f"summary: {result.summary_path}")

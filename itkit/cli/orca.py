@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
+from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -19,15 +20,13 @@ from itkit.cli.options import (
     Output,
     Source,
     ToFormat,
-    errors_path_for,
 )
-from itkit.errors import EXIT_PARTIAL
-from itkit.llm.engine import open_engine
+from itkit.llm.engine import Engine
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.methods.orca.assign import BY_TYPE, UNIFORM
 from itkit.methods.orca.rewrite import OrcaRewriter
-from itkit.methods.orca.run import COMMAND, run_orca
+from itkit.methods.orca.run import COMMAND, OrcaResult, run_orca
 
 
 class AssignMode(str, Enum):
@@ -87,8 +86,6 @@ def orca(
       itkit orca data.jsonl -o out.jsonl --system-messages 2,5,7 --base-url http://localhost:8000/v1
       itkit orca data.jsonl -o out.jsonl --to openorca --dry-run --limit 100
     """
-    skip = on_error is OnError.skip
-    errors_path = errors_path_for(output, errors) if skip else None
     parameters = {
         "src": src,
         "output": output,
@@ -106,8 +103,9 @@ def orca(
         system_messages=system_messages,
         seed=settings.seed,
     )
-    with open_engine(settings) as engine:
-        result = run_orca(
+    return run_llm_command(
+        settings,
+        lambda engine: run_orca(
             src,
             output,
             engine=engine,
@@ -116,38 +114,31 @@ def orca(
             from_format=from_.value,
             to_format=to.value if to else None,
             on_error=on_error.value,
-            errors_path=errors_path,
-        )
-        if result.dry_run:
-            assert result.plan is not None
-            for line in result.plan.describe(engine.stats.price, settings.model):
-                out_console.print(line, markup=False, highlight=False)
-            out_console.print(f"system messages: {_counts_line(result.by_message, '#')}", markup=False)
-            out_console.print(f"task types: {_counts_line(result.by_type)}", markup=False)
-            if result.empty_prompts:
-                out_console.print(f"records with an empty prompt (not sent): {result.empty_prompts}", markup=False)
-            return 0
-        if not settings.quiet:
-            where = "stdout" if output == "-" else output
-            err_console.print(
-                f"orca: {result.read} records ({result.source_format} -> {result.target_format}) to {where}: "
-                f"{result.written} regenerated, {result.failed} failed",
-                markup=False,
-            )
-            err_console.print(f"  system messages: {_counts_line(result.by_message, '#')}", markup=False)
-            err_console.print(f"  task types: {_counts_line(result.by_type)}", markup=False)
-            if result.fallbacks:
-                err_console.print(
-                    f"  {result.fallbacks} records had no message of their type in --system-messages: drawn from the whole set",
-                    markup=False,
-                )
-            for line in engine.stats.describe():
-                err_console.print(f"  {line}", markup=False)
-            if result.failed:
-                err_console.print(f"failures with reasons and raw responses: {result.failures_path}", markup=False)
-                for reason, n in list(result.failure_reasons.items())[:5]:
-                    err_console.print(f"  {n:>6}  {reason}", markup=False)
-            if result.rejected:
-                err_console.print(f"{result.rejected} input rows rejected, written to {result.errors_path}", markup=False)
-            err_console.print(f"summary: {result.summary_path}", markup=False)
-    return EXIT_PARTIAL if result.partial else 0
+            errors_path=rejects_path(output, on_error, errors),
+        ),
+        summary=lambda result, engine: _print_summary(result, output, engine),
+        dry_run=_print_dry_run,
+    )
+
+
+def _print_dry_run(result: OrcaResult) -> None:
+    out_console.print(f"system messages: {_counts_line(result.by_message, '#')}", markup=False)
+    out_console.print(f"task types: {_counts_line(result.by_type)}", markup=False)
+    if result.empty_prompts:
+        out_console.print(f"records with an empty prompt (not sent): {result.empty_prompts}", markup=False)
+
+
+def _print_summary(result: OrcaResult, output: str, engine: Engine) -> None:
+    say(
+        f"orca: {result.read} records ({result.source_format} -> {result.target_format}) to {where(output)}: "
+        f"{result.written} regenerated, {result.failed} failed"
+    )
+    say(f"  system messages: {_counts_line(result.by_message, '#')}")
+    say(f"  task types: {_counts_line(result.by_type)}")
+    if result.fallbacks:
+        say(f"  {result.fallbacks} records had no message of their type in --system-messages: drawn from the whole set")
+    print_engine_stats(engine)
+    if result.failed:
+        print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)
+    print_rejected(result.rejected, "input rows", result.errors_path)
+    say(f"summary: {result.summary_path}")

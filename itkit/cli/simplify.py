@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
+from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -17,13 +18,11 @@ from itkit.cli.options import (
     Output,
     Source,
     ToFormat,
-    errors_path_for,
 )
-from itkit.errors import EXIT_PARTIAL
-from itkit.llm.engine import open_engine
+from itkit.llm.engine import Engine
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
-from itkit.simplify import COMMAND, simplify_file
+from itkit.simplify import COMMAND, SimplifyResult, simplify_file
 
 KeepOriginal = Annotated[
     bool,
@@ -66,8 +65,6 @@ def simplify(
       itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1 --model llama3.1
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
-    skip = on_error is OnError.skip
-    errors_path = errors_path_for(output, errors) if skip else None
     parameters = {
         "src": src,
         "output": output,
@@ -78,8 +75,9 @@ def simplify(
         "on_error": on_error.value,
         "prompts_dir": prompts_dir,
     }
-    with open_engine(settings) as engine:
-        result = simplify_file(
+    return run_llm_command(
+        settings,
+        lambda engine: simplify_file(
             src,
             output,
             engine=engine,
@@ -90,30 +88,26 @@ def simplify(
             reject_longer=reject_longer,
             prompts_dir=prompts_dir,
             on_error=on_error.value,
-            errors_path=errors_path,
-        )
-        if result.dry_run:
-            assert result.plan is not None
-            for line in result.plan.describe(engine.stats.price, settings.model):
-                out_console.print(line, markup=False, highlight=False)
-            if result.no_response:
-                out_console.print(f"records without a response (passed through, no request): {result.no_response}", markup=False)
-            return 0
-        if not settings.quiet:
-            where = "stdout" if output == "-" else output
-            err_console.print(
-                f"simplify: {result.read} records ({result.source_format} -> {result.target_format}) to {where}: "
-                f"{result.simplified} simplified, {result.longer_kept} kept longer (flagged), "
-                f"{result.no_response} without a response (unchanged), {result.failed} failed",
-                markup=False,
-            )
-            for line in engine.stats.describe():
-                err_console.print(f"  {line}", markup=False)
-            if result.failed:
-                err_console.print(f"failures with reasons and raw responses: {result.failures_path}", markup=False)
-                for reason, n in list(result.failure_reasons.items())[:5]:
-                    err_console.print(f"  {n:>6}  {reason}", markup=False)
-            if result.rejected_input:
-                err_console.print(f"{result.rejected_input} input rows rejected, written to {result.errors_path}", markup=False)
-            err_console.print(f"summary: {result.summary_path}", markup=False)
-    return EXIT_PARTIAL if result.partial else 0
+            errors_path=rejects_path(output, on_error, errors),
+        ),
+        summary=lambda result, engine: _print_summary(result, output, engine),
+        dry_run=_print_dry_run,
+    )
+
+
+def _print_dry_run(result: SimplifyResult) -> None:
+    if result.no_response:
+        out_console.print(f"records without a response (passed through, no request): {result.no_response}", markup=False)
+
+
+def _print_summary(result: SimplifyResult, output: str, engine: Engine) -> None:
+    say(
+        f"simplify: {result.read} records ({result.source_format} -> {result.target_format}) to {where(output)}: "
+        f"{result.simplified} simplified, {result.longer_kept} kept longer (flagged), "
+        f"{result.no_response} without a response (unchanged), {result.failed} failed"
+    )
+    print_engine_stats(engine)
+    if result.failed:
+        print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)
+    print_rejected(result.rejected_input, "input rows", result.errors_path)
+    say(f"summary: {result.summary_path}")

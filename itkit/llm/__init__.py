@@ -10,6 +10,8 @@ Modules, each holding one thing:
 - ``cache``: the SQLite response cache; ``pricing``: the price table;
 - ``stats``, ``progress``, ``dryrun``, ``report``: accounting, the progress bar,
   the dry-run estimate, the summary and failures files.
+- ``job``: what every LLM command does around its method (read the input,
+  check the output format before any request, file the summary).
 """
 
 from itkit.llm.base import (

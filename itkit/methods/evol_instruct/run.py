@@ -27,17 +27,15 @@ file.
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from itkit.dataset import RecordReader, RecordWriter, RejectLog
-from itkit.errors import ConversionError, Location
+from itkit.dataset import RecordWriter
 from itkit.formats import get_format
 from itkit.io.sinks import RowWriter
 from itkit.llm.base import Sampling
-from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine
+from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.methods.evol_instruct.elimination import EliminationRules
@@ -73,7 +71,7 @@ def split_sampling(settings: LLMSettings) -> tuple[LLMSettings, Sampling | None]
 
 
 @dataclass
-class EvolFileResult:
+class EvolFileResult(JobResult):
     source_format: str
     target_format: str
     read: int = 0
@@ -82,15 +80,8 @@ class EvolFileResult:
     """Input rows rejected by the reader (--on-error skip)."""
     written: int = 0
     eliminated_written: int = 0
-    dry_run: bool = False
     evolution: EvolResult | None = None
-    plan: DryRunPlan | None = None
-    summary: dict[str, Any] | None = None
-    summary_path: str | None = None
-    failures_path: str | None = None
-    errors_path: str | None = None
     eliminated_path: str | None = None
-    failure_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, Any]:
@@ -122,14 +113,8 @@ def check_writable(records: list[Record], evolver: Evolver, target: str, write_s
         if write_sources:
             probes.append(record)
         for probe in probes:
-            try:
+            with fails_before_sending(f"record '{record.id}'"):
                 fmt.dump(probe)
-            except ConversionError as err:
-                raise ConversionError(
-                    f"{err.reason} (choose another with --to); nothing was sent",
-                    Location(f"record '{record.id}'"),
-                    err.field,
-                ) from None
 
 
 def run_evol_instruct(
@@ -165,17 +150,11 @@ def run_evol_instruct(
     config = EvolConfig(
         rounds=rounds, ops=ops, seed=seed, rules=rules or EliminationRules(), model=settings.model, sampling=sampling
     )
-    rejects = RejectLog(errors_path)
-    reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)  # type: ignore[arg-type]
-    try:
-        records = list(itertools.islice(reader, settings.limit)) if settings.limit else list(reader)
-    except BaseException:
-        rejects.abort()
-        raise
-    rejects.close()
-    target = to_format or reader.format.name
-    result = EvolFileResult(reader.format.name, target, read=len(records), rejected=reader.counts.rejected)
-    result.errors_path = errors_path if reader.counts.rejected else None
+    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    records = read.records
+    target = to_format or read.format
+    result = EvolFileResult(read.format, target, read=len(records), rejected=read.rejected)
+    result.errors_path = read.errors_path
     check_writable(records, Evolver(engine, prompts, config), target, write_sources=not only_evolved)
 
     evolution = run_evolution(engine, records, prompts, config)
@@ -206,7 +185,6 @@ def run_evol_instruct(
     if eliminated_path is not None:
         result.eliminated_written = write_eliminated(evolution, eliminated_path)
         result.eliminated_path = eliminated_path
-    result.failure_reasons = report.failure_reasons()
     details = evolution.counts()
     extra = {
         "source_format": result.source_format,
@@ -231,9 +209,7 @@ def run_evol_instruct(
             "eliminated_file": eliminated_path,
         },
     }
-    result.summary = report.write(engine.stats, result.counts, extra=extra)
-    result.summary_path = report.summary_path
-    result.failures_path = report.failures_path if report.failures else None
+    file_report(result, report, engine.stats, result.counts, extra)
     return result
 
 

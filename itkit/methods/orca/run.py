@@ -9,18 +9,16 @@ same cache gives a byte-identical file.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from itkit.dataset import RecordReader, RecordWriter, RejectLog
-from itkit.errors import ConversionError, Location
+from itkit.dataset import RecordWriter
 from itkit.formats import get_format
 from itkit.formats.base import META_ID_GENERATED
 from itkit.formats.openorca import NAME as OPENORCA
-from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine
+from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
 from itkit.methods.orca.rewrite import META_SYSTEM_MESSAGE, META_TASK_TYPE, OrcaItem, OrcaRewriter
 from itkit.records import Record
@@ -30,10 +28,12 @@ DRY_RUN_LENGTH_FACTOR = 2.0
 """A dry run expects each explained answer to be this many times the original response's length."""
 PROBE_RESPONSE = "answer"
 """Stands in for the model's answer when checking, before any request, that the output format can hold a record."""
+CHOOSE_FORMAT = "choose it with --to"
+"""The hint when the output format cannot hold a rewritten record."""
 
 
 @dataclass
-class OrcaResult:
+class OrcaResult(JobResult):
     source_format: str
     target_format: str
     read: int = 0
@@ -42,7 +42,6 @@ class OrcaResult:
     """Input rows rejected by the reader (--on-error skip)."""
     written: int = 0
     failed: int = 0
-    dry_run: bool = False
     planned: int = 0
     by_message: Counter = field(default_factory=Counter)
     by_type: Counter = field(default_factory=Counter)
@@ -51,12 +50,6 @@ class OrcaResult:
     """Records with nothing to ask (failed without a request)."""
     fallbacks: int = 0
     """by-type records whose type shares no message with --system-messages (drawn from the whole set)."""
-    plan: DryRunPlan | None = None
-    summary: dict[str, Any] | None = None
-    summary_path: str | None = None
-    failures_path: str | None = None
-    errors_path: str | None = None
-    failure_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -89,14 +82,8 @@ def check_writable(items: list[OrcaItem], rewriter: OrcaRewriter, target: str) -
     for item in items:
         if item.skip_reason is not None:
             continue
-        try:
+        with fails_before_sending(f"record '{item.record.id}'", CHOOSE_FORMAT):
             fmt.dump(finalise(rewriter.rewritten(item, PROBE_RESPONSE), target))
-        except ConversionError as err:
-            raise ConversionError(
-                f"{err.reason} (choose it with --to); nothing was sent",
-                Location(f"record '{item.record.id}'"),
-                err.field,
-            ) from None
 
 
 def finalise(record: Record, target: str) -> Record:
@@ -122,18 +109,11 @@ def run_orca(
 ) -> OrcaResult:
     """Regenerate every record of ``source`` under its Orca system message and write ``output``."""
     settings = engine.settings
-    rejects = RejectLog(errors_path)
-    reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)  # type: ignore[arg-type]
-    try:
-        records = list(itertools.islice(reader, settings.limit)) if settings.limit else list(reader)
-    except BaseException:
-        rejects.abort()
-        raise
-    rejects.close()
-    target = to_format or reader.format.name
-    result = OrcaResult(reader.format.name, target, read=len(records), rejected=reader.counts.rejected)
-    result.errors_path = errors_path if reader.counts.rejected else None
-    items = [rewriter.plan(record) for record in records]
+    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    target = to_format or read.format
+    result = OrcaResult(read.format, target, read=len(read.records), rejected=read.rejected)
+    result.errors_path = read.errors_path
+    items = [rewriter.plan(record) for record in read.records]
     for item in items:
         a = item.assignment
         result.by_message[a.number] += 1
@@ -176,7 +156,6 @@ def run_orca(
                 continue
             writer.write(finalise(outcome.value, target))  # type: ignore[arg-type]
             result.written += 1
-    result.failure_reasons = report.failure_reasons()
     extra = {
         "source_format": result.source_format,
         "target_format": target,
@@ -192,7 +171,5 @@ def run_orca(
         },
         "orca": result.distribution(),
     }
-    result.summary = report.write(engine.stats, result.counts(), extra=extra)
-    result.summary_path = report.summary_path
-    result.failures_path = report.failures_path if report.failures else None
+    file_report(result, report, engine.stats, result.counts(), extra)
     return result
