@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from itkit.dedup.normalize import normalize_text
 from itkit.records import Record
 from itkit.tokens import TokenCounter
 
 FIELDS = ("system", "prompt", "input", "response", "total")
 """prompt = user turns (instruction text), input = Alpaca input / Dolly context, response = assistant turns."""
 BATCH = 2048
-_WS = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: the key for exact-duplicate counting."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def _digest(parts: Iterable[str]) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
-        h.update(normalise(part).encode("utf-8"))
+        h.update(normalize_text(part).encode("utf-8"))  # exact dedup's normal form
         h.update(b"\x00")
     return h.digest()
 

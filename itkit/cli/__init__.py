@@ -1,13 +1,17 @@
-"""The command line: a thin layer over the library. Each module registers its commands on ``app``."""
+"""The command line: a thin layer over the library. Each module registers its commands on ``app``.
+
+The import order is the order of ``itkit --help``: load and check, clean, rewrite, export, pipelines.
+"""
 
 from __future__ import annotations
 
 from itkit.cli.app import app
-from itkit.cli import data  # noqa: F401  (registers convert, validate, stats)
-from itkit.cli import filter as _filter  # noqa: F401  (registers filter; aliased: not the builtin)
-from itkit.cli import simplify as _simplify  # noqa: F401  (registers simplify)
-from itkit.cli import orca as _orca  # noqa: F401  (registers orca)
-from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (registers evol-instruct)
+from itkit.cli import data  # noqa: F401  (convert, validate, stats)
+from itkit.cli import filter as _filter  # noqa: F401  (filter; aliased: not the builtin)
+from itkit.cli import dedup as _dedup  # noqa: F401  (dedup)
+from itkit.cli import simplify as _simplify  # noqa: F401  (simplify)
+from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instruct)
+from itkit.cli import orca as _orca  # noqa: F401  (orca)
 
 
 def main() -> None:

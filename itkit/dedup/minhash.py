@@ -1,0 +1,437 @@
+"""Near-duplicate detection: MinHash signatures of word n-grams and LSH banding.
+
+Pipeline, all vectorised with numpy:
+
+1. *Shingles.* A normalised text is cut into sentence segments and words
+   (:func:`itkit.dedup.normalize.segments`); each word is hashed once (xxh3,
+   cached per distinct word) and the hash of the word n-gram starting at each
+   position is a random linear combination of the n word hashes (mod 2**64).
+   N-grams stay inside a sentence, so reordered sentences give the same set; a
+   sentence shorter than ``ngram`` words is one shingle made of all its words
+   (so short texts are still compared); a text without words is one fixed shingle.
+2. *Signatures.* Permutation ``k`` maps a shingle hash ``x`` to
+   ``(a_k * x mod 2**64) >> 32`` with a random odd 64-bit ``a_k``
+   (multiply-shift, Dietzfelbinger et al.'s universal family); the signature is
+   the minimum over the text's shingles, per permutation: one ``(num_perm,
+   shingles)`` product and a segmented minimum per block of texts.
+3. *LSH.* Signatures are cut in ``bands`` bands of ``rows`` values
+   (:func:`lsh_params`: datasketch's choice, minimising weighted false-positive
+   and false-negative areas; false negatives weigh more here since every
+   candidate is verified). Texts sharing a band bucket are candidates.
+4. *Verification and keep policy.* Texts are visited in priority order; a text
+   is a near duplicate when its estimated Jaccard similarity (the share of equal
+   signature values) with a candidate already kept is at least the threshold,
+   and is then reported against the best such kept text. Otherwise it is kept.
+   Because every removal points at a kept text, chains never remove a text that
+   is not itself similar to a survivor.
+
+Same seed, same input: same signatures and the same decisions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import xxhash
+
+from itkit.dedup.normalize import normalize_text, segments
+
+DEFAULT_JACCARD = 0.8
+DEFAULT_NUM_PERM = 128
+DEFAULT_NGRAM = 2
+"""Word bigrams: on instruction-length texts (10 to 100 words) one changed word removes 2 of the
+bigrams but 5 of the 5-grams (Jaccard ~0.85 instead of ~0.5 for one change in 25 words);
+``tests/test_dedup_near.py`` measures precision and recall on planted duplicates."""
+DEFAULT_SEED = 1
+FP_WEIGHT = 0.1
+FN_WEIGHT = 0.9
+"""Weights of the false-positive and false-negative areas when choosing bands (verification
+removes false positives, nothing brings back a false negative)."""
+BLOCK_SHINGLES = 8192
+"""Shingles hashed per numpy block: ``num_perm * BLOCK_SHINGLES * 8`` bytes of scratch memory."""
+TOKEN_CACHE_LIMIT = 2_000_000
+"""Distinct words whose hashes are cached; the cache is cleared when it grows past this."""
+
+_EMPTY_TEXT = "\x00itkit-empty-text\x00"
+_MASK32 = np.uint64(32)
+
+
+@functools.lru_cache(maxsize=64)
+def lsh_params(
+    threshold: float, num_perm: int, fp_weight: float = FP_WEIGHT, fn_weight: float = FN_WEIGHT
+) -> tuple[int, int]:
+    """(bands, rows) with ``bands * rows <= num_perm`` minimising the weighted error areas.
+
+    For a pair of Jaccard similarity ``s`` the probability to share a bucket is
+    ``1 - (1 - s**rows)**bands``; the false-positive area integrates it over
+    ``[0, threshold]``, the false-negative area its complement over
+    ``[threshold, 1]`` (as datasketch's ``_optimal_param``).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"the Jaccard threshold must be in (0, 1], not {threshold}")
+    best: tuple[float, int, int] | None = None
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            lo = np.linspace(0.0, threshold, 201)
+            hi = np.linspace(threshold, 1.0, 201)
+            fp = np.trapezoid(1 - (1 - lo**rows) ** bands, lo)
+            fn = np.trapezoid((1 - hi**rows) ** bands, hi)
+            error = fp * fp_weight + fn * fn_weight
+            if best is None or error < best[0] - 1e-15:
+                best = (error, bands, rows)
+    assert best is not None
+    return best[1], best[2]
+
+
+class _WordHashes(dict):
+    """word (``str``, or ASCII ``bytes``) -> the 64-bit xxh3 hash of its UTF-8 bytes, computed on first use."""
+
+    def __missing__(self, word: str | bytes) -> int:
+        data = word if isinstance(word, bytes) else word.encode("utf-8", "surrogatepass")
+        value = self[word] = xxhash.xxh3_64_intdigest(data)
+        return value
+
+
+# ASCII fast path of normalize.segments: in a normalised (lower-case) ASCII text, sentence breaks
+# become "." and every other non-word byte a space; bytes.translate + split is several times faster
+_ASCII_SEGMENT_BYTES = bytes(
+    c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39) else 0x2E if c in b".!?" else 0x20 for c in range(256)
+)
+
+
+@dataclass
+class WordBatch:
+    """Texts waiting for signatures, as word hashes.
+
+    ``segment_words[i]``: words in the i-th sentence segment (>= 1);
+    ``text_segments[j]``: segments of the j-th text (>= 1); ``hashes``: all word hashes in order.
+    """
+
+    hashes: list[int] = field(default_factory=list)
+    segment_words: list[int] = field(default_factory=list)
+    text_segments: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.text_segments)
+
+
+class MinHasher:
+    """MinHash signatures of sentence-local word n-gram sets (see the module docstring)."""
+
+    def __init__(self, num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM, seed: int = DEFAULT_SEED):
+        if num_perm < 1:
+            raise ValueError(f"num_perm must be at least 1, not {num_perm}")
+        if ngram < 1:
+            raise ValueError(f"ngram must be at least 1, not {ngram}")
+        self.num_perm = num_perm
+        self.ngram = ngram
+        rng = np.random.Generator(np.random.PCG64(seed))
+        self._perm = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        self._mix = rng.integers(0, 2**64, ngram, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        self._hashes = _WordHashes()
+        self._empty = self._hashes[_EMPTY_TEXT]
+
+    # -- text -> word hashes
+    def add(self, normalized: str, batch: WordBatch) -> None:
+        """Append a normalised text to ``batch``: the hashes of its words, segment by segment."""
+        get = self._hashes.__getitem__
+        count = 0
+        if normalized.isascii():
+            for segment in normalized.encode().translate(_ASCII_SEGMENT_BYTES).split(b"."):
+                tokens = segment.split()
+                if tokens:
+                    batch.hashes.extend(map(get, tokens))
+                    batch.segment_words.append(len(tokens))
+                    count += 1
+        else:
+            for tokens in segments(normalized):
+                batch.hashes.extend(map(get, tokens))
+                batch.segment_words.append(len(tokens))
+                count += 1
+        if not count:  # no words at all: one fixed shingle, so empty texts match each other
+            batch.hashes.append(self._empty)
+            batch.segment_words.append(1)
+            count = 1
+        batch.text_segments.append(count)
+
+    def trim_cache(self) -> None:
+        if len(self._hashes) > TOKEN_CACHE_LIMIT:
+            self._hashes.clear()
+            self._hashes[_EMPTY_TEXT] = self._empty
+
+    # -- word hashes -> signatures
+    def signatures(self, batch: WordBatch) -> np.ndarray:
+        """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch``."""
+        if not len(batch):
+            return np.empty((0, self.num_perm), dtype=np.uint32)
+        hashes = np.fromiter(batch.hashes, dtype=np.uint64, count=len(batch.hashes))
+        shingles, per_segment = self.shingles(hashes, np.asarray(batch.segment_words, dtype=np.int64))
+        text_segments = np.asarray(batch.text_segments, dtype=np.int64)
+        first_segment = np.cumsum(text_segments) - text_segments
+        return self.minhash(shingles, np.add.reduceat(per_segment, first_segment))
+
+    def shingles(self, word_hashes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shingle hashes of each segment (concatenated) and how many each segment has.
+
+        ``lengths[i]`` (>= 1) words of ``word_hashes`` form segment ``i``; an n-gram never
+        crosses segments, and a segment shorter than ``ngram`` words is one shingle.
+        """
+        n = self.ngram
+        total = len(word_hashes)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if len(lengths) and int(lengths.min()) < 1:
+            raise ValueError("every segment needs at least one word hash")
+        if int(lengths.sum()) != total:
+            raise ValueError(f"lengths add up to {int(lengths.sum())} words; {total} word hashes were given")
+        ends = np.cumsum(lengths)
+        remaining = np.repeat(ends, lengths)  # words from each position to the end of its segment
+        remaining -= np.arange(total)
+        h = word_hashes * self._mix[0]
+        for j in range(1, n):
+            if total <= j:
+                break
+            contribution = word_hashes[j:] * self._mix[j]
+            contribution[remaining[:-j] <= j] = 0  # the n-gram would cross into the next segment
+            h[:-j] += contribution
+        keep = remaining >= n  # full n-grams...
+        keep[ends - lengths] = True  # ...and the first position: a short segment's only shingle
+        counts = np.where(lengths >= n, lengths - n + 1, 1)
+        h = h[keep]
+        h ^= h >> np.uint64(29)  # spread the high bits of the combination into the low ones
+        return h, counts
+
+    def minhash(self, shingles: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Per text (``counts[i]`` consecutive shingles each), the minimum of every permutation."""
+        out = np.empty((len(counts), self.num_perm), dtype=np.uint32)
+        ends = np.cumsum(counts)
+        perm = self._perm[:, None]
+        scratch = np.empty((self.num_perm, min(BLOCK_SHINGLES, len(shingles))), dtype=np.uint64)
+        first = 0
+        while first < len(counts):
+            start = int(ends[first] - counts[first])
+            last = int(np.searchsorted(ends, start + BLOCK_SHINGLES, side="right"))
+            last = max(last, first + 1)
+            stop = int(ends[last - 1])
+            if stop - start > scratch.shape[1]:  # one text with more shingles than a block
+                scratch = np.empty((self.num_perm, stop - start), dtype=np.uint64)
+            block = scratch[:, : stop - start]
+            np.multiply(perm, shingles[start:stop], out=block)  # (num_perm, block), wraps mod 2**64
+            offsets = (ends[first:last] - counts[first:last]) - start
+            mins = np.minimum.reduceat(block, offsets, axis=1)
+            mins >>= _MASK32
+            out[first:last] = mins.T
+            first = last
+        return out
+
+    def signatures_of_texts(self, texts: Iterable[str]) -> np.ndarray:
+        """Convenience: signatures of raw texts (normalised here)."""
+        batch = WordBatch()
+        for text in texts:
+            self.add(normalize_text(text), batch)
+        return self.signatures(batch)
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Share of equal values between signature ``a`` and each row of ``b`` (or two rows)."""
+    return (a == b).mean(axis=-1)
+
+
+# ---------------------------------------------------------------- LSH and the keep policy
+
+
+@dataclass
+class NearResult:
+    """``removed[i]`` was matched to the kept ``matched[i]`` with estimated Jaccard ``score[i]``.
+
+    Indices are item numbers (rows of the signature matrix given to :func:`find_near_duplicates`).
+    """
+
+    removed: np.ndarray
+    matched: np.ndarray
+    score: np.ndarray
+    candidates: int = 0
+
+
+class SignatureStore:
+    """Signature rows kept as a list of blocks, so a growing collection is never copied whole.
+
+    ``append`` adds a block of rows; ``take(rows)`` gathers rows (any order) into one array.
+    """
+
+    def __init__(self, num_perm: int, blocks: Iterable[np.ndarray] = ()):
+        self.num_perm = num_perm
+        self._blocks: list[np.ndarray] = []
+        self._ends: list[int] = []
+        for block in blocks:
+            self.append(block)
+
+    def append(self, block: np.ndarray) -> None:
+        if block.ndim != 2 or block.shape[1] != self.num_perm:
+            raise ValueError(f"signature blocks must have {self.num_perm} columns, got shape {block.shape}")
+        if len(block):
+            self._blocks.append(block)
+            self._ends.append(len(self) + len(block))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @property
+    def blocks(self) -> list[np.ndarray]:
+        return self._blocks
+
+    def row(self, i: int) -> np.ndarray:
+        b = bisect.bisect_right(self._ends, i)
+        return self._blocks[b][i - (self._ends[b - 1] if b else 0)]
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self._blocks) == 1:
+            return self._blocks[0][rows]
+        ends = np.asarray(self._ends, dtype=np.int64)
+        which = np.searchsorted(ends, rows, side="right")
+        out = np.empty((len(rows), self.num_perm), dtype=self._blocks[0].dtype if self._blocks else np.uint32)
+        for b in np.unique(which).tolist():
+            mask = which == b
+            out[mask] = self._blocks[b][rows[mask] - (ends[b - 1] if b else 0)]
+        return out
+
+
+_KEY_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def band_keys(signatures: np.ndarray | SignatureStore, bands: int, rows: int, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """``(n, bands)`` uint64 bucket keys: a hash of each band's ``rows`` signature values.
+
+    A random linear combination of the values (mod 2**64), then mixed; two different
+    bands collide with negligible probability (and candidates are verified anyway).
+    """
+    store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
+    rng = np.random.Generator(np.random.PCG64(seed + 7919))
+    mult = rng.integers(0, 2**64, rows, dtype=np.uint64, endpoint=False) | np.uint64(1)
+    keys = np.empty((len(store), bands), dtype=np.uint64)
+    start = 0
+    for block in store.blocks:
+        values = block[:, : bands * rows].astype(np.uint64).reshape(len(block), bands, rows)
+        values *= mult
+        part = values.sum(axis=2, dtype=np.uint64)
+        part ^= part >> np.uint64(31)
+        part *= _KEY_MIX
+        part ^= part >> np.uint64(29)
+        keys[start : start + len(block)] = part
+        start += len(block)
+    return keys
+
+
+def find_near_duplicates(
+    signatures: np.ndarray | SignatureStore,
+    threshold: float = DEFAULT_JACCARD,
+    priority: np.ndarray | None = None,
+    bands: int | None = None,
+    rows: int | None = None,
+    items: np.ndarray | None = None,
+) -> NearResult:
+    """Greedy near-duplicate removal.
+
+    The items are the signature rows, or ``signatures[items[i]]`` for item ``i``
+    when ``items`` is given (several items may share a row). Items are visited
+    by ``priority`` (a permutation of item numbers: earlier means preferred;
+    default: item order). An item whose estimated Jaccard with an LSH candidate
+    kept before it is ``>= threshold`` is removed, matched to the most similar
+    such item (ties: the one visited first). ``bands``/``rows`` default to
+    :func:`lsh_params`.
+    """
+    store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
+    num_perm = store.num_perm
+    if bands is None or rows is None:
+        bands, rows = lsh_params(threshold, num_perm)
+    if bands * rows > num_perm:
+        raise ValueError(f"{bands} bands of {rows} rows need {bands * rows} permutations; there are {num_perm}")
+    row_of = np.arange(len(store)) if items is None else np.asarray(items, dtype=np.int64)
+    n = len(row_of)
+    empty = np.zeros(0, dtype=np.int64)
+    if n < 2:
+        return NearResult(empty, empty, np.zeros(0))
+    visit = np.arange(n) if priority is None else np.asarray(priority, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    rank[visit] = np.arange(n)
+
+    # buckets: for each band, runs of equal keys with at least two members
+    keys = band_keys(store, bands, rows)
+    member_items: list[np.ndarray] = []
+    member_buckets: list[np.ndarray] = []
+    next_bucket = 0
+    for band in range(bands):
+        k = keys[:, band] if items is None else keys[row_of, band]
+        order = np.argsort(k)
+        sk = k[order]
+        new_run = np.empty(n, dtype=bool)
+        new_run[0] = True
+        np.not_equal(sk[1:], sk[:-1], out=new_run[1:])
+        run_id = np.cumsum(new_run) - 1
+        run_size = np.bincount(run_id)
+        shared = run_size[run_id] > 1
+        if not shared.any():
+            continue
+        ids, local = np.unique(run_id[shared], return_inverse=True)
+        member_items.append(order[shared])
+        member_buckets.append(local + next_bucket)
+        next_bucket += len(ids)
+    del keys
+    if not member_items:
+        return NearResult(empty, empty, np.zeros(0))
+    items_all = np.concatenate(member_items)
+    buckets_all = np.concatenate(member_buckets)
+    # group each item's buckets; visit items in priority order
+    by_item = np.lexsort((buckets_all, rank[items_all]))
+    items_sorted = items_all[by_item]
+    buckets_sorted = buckets_all[by_item].tolist()
+    boundaries = np.flatnonzero(np.diff(items_sorted)) + 1
+    starts = np.concatenate([[0], boundaries]).tolist()
+    stops = np.concatenate([boundaries, [len(items_sorted)]]).tolist()
+    visit_items = items_sorted[np.concatenate([[0], boundaries])].tolist()
+
+    kept_in: list[list[int] | None] = [None] * next_bucket
+    removed: list[int] = []
+    matched: list[int] = []
+    scores: list[float] = []
+    compared = 0
+    rank_of = rank.tolist()
+    row_list = row_of.tolist()
+    row = store.row
+    for item, lo, hi in zip(visit_items, starts, stops):
+        its_buckets = buckets_sorted[lo:hi]
+        candidates: set[int] = set()
+        for b in its_buckets:
+            lst = kept_in[b]
+            if lst:
+                candidates.update(lst)
+        if candidates:
+            compared += len(candidates)
+            signature = row(row_list[item])
+            if len(candidates) == 1:
+                (best,) = candidates
+                equal = int(np.count_nonzero(signature == row(row_list[best])))
+            else:
+                cand = sorted(candidates, key=rank_of.__getitem__)
+                counts = np.count_nonzero(np.stack([row(row_list[c]) for c in cand]) == signature, axis=1)
+                j = int(np.argmax(counts))  # first maximum: the earliest-visited among equals
+                best, equal = cand[j], int(counts[j])
+            score = equal / num_perm  # the estimated Jaccard similarity
+            if score >= threshold:
+                removed.append(item)
+                matched.append(best)
+                scores.append(score)
+                continue
+        for b in its_buckets:
+            lst = kept_in[b]
+            if lst is None:
+                kept_in[b] = [item]
+            else:
+                lst.append(item)
+    return NearResult(
+        np.asarray(removed, dtype=np.int64), np.asarray(matched, dtype=np.int64), np.asarray(scores), compared
+    )

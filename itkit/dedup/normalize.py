@@ -1,0 +1,43 @@
+"""Text normalisation shared by the exact and near-duplicate stages.
+
+:func:`normalize_text` is the form exact deduplication compares: Unicode NFKC,
+case-folded, whitespace runs collapsed to one space and trimmed. So "Hello
+World" and "  hello\\u00a0WORLD " are exact duplicates; punctuation still counts.
+
+:func:`words` splits a normalised text into the words near-duplicate detection
+shingles: runs of letters/digits (punctuation and underscores dropped), with
+each Chinese/Japanese character a word of its own, since those scripts do not
+separate words with spaces. :func:`segments` first cuts the text at sentence
+ends, so shingles never span two sentences.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+SENTENCE_BREAKS = ".!?\u3002"
+"""Characters that end a sentence segment (NFKC already maps the full-width forms to ASCII)."""
+_SENTENCE_RE = re.compile(f"[{re.escape(SENTENCE_BREAKS)}]")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed (the key of exact deduplication)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
+    # casefold can leave a string that is no longer NFKC ("\u1e9e" -> "ss" is fine, but some
+    # folds produce decomposable sequences), so normalise again after folding
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join(folded.split())
+
+
+def words(normalized: str) -> list[str]:
+    """The words of a normalised text (see the module docstring)."""
+    return _WORD_RE.findall(normalized)
+
+
+def segments(normalized: str) -> list[list[str]]:
+    """The words of each sentence segment (split at ``.``, ``!``, ``?``, ``。``), empty segments left out."""
+    return [ws for part in _SENTENCE_RE.split(normalized) if (ws := _WORD_RE.findall(part))]

@@ -1,0 +1,62 @@
+"""Which text of a record deduplication compares (``--on``), and its response length (``--keep longest``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from itkit.errors import UsageError
+from itkit.records import INPUT_SEPARATOR, Record
+
+AUTO = "auto"
+ON_CHOICES = (AUTO, "instruction", "prompt", "response", "conversation")
+"""
+- ``instruction``: the last user turn with its input (Alpaca's instruction + input);
+- ``prompt``: every user turn (the last one with its input);
+- ``response``: every assistant turn;
+- ``conversation``: the system prompt and every turn;
+- ``auto`` (default): ``instruction`` for single-turn records, ``prompt`` for multi-turn ones.
+"""
+TURN_SEPARATOR = INPUT_SEPARATOR
+
+
+def _instruction(record: Record) -> str:
+    return record.prompt
+
+
+def _prompt(record: Record) -> str:
+    return TURN_SEPARATOR.join(record.user_texts())
+
+
+def _response(record: Record) -> str:
+    return TURN_SEPARATOR.join(record.assistant_texts())
+
+
+def _conversation(record: Record) -> str:
+    return TURN_SEPARATOR.join(m["content"] for m in record.to_messages(include_system=True))
+
+
+def _auto(record: Record) -> str:
+    # a single-turn record's only user turn joined with its input is its instruction + input
+    return _prompt(record) if record.is_multi_turn else _instruction(record)
+
+
+_EXTRACTORS: dict[str, Callable[[Record], str]] = {
+    AUTO: _auto,
+    "instruction": _instruction,
+    "prompt": _prompt,
+    "response": _response,
+    "conversation": _conversation,
+}
+
+
+def text_getter(on: str) -> Callable[[Record], str]:
+    """The function giving the compared text of a record for ``--on``."""
+    try:
+        return _EXTRACTORS[on]
+    except KeyError:
+        raise UsageError(f"--on must be one of {', '.join(ON_CHOICES)}, not '{on}'") from None
+
+
+def response_length(record: Record) -> int:
+    """Characters in the record's assistant turns (what ``--keep longest`` maximises)."""
+    return sum(len(t.content) for t in record.turns if t.role == "assistant")
