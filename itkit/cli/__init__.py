@@ -10,6 +10,7 @@ from itkit.cli import data  # noqa: F401  (convert, validate, stats)
 from itkit.cli import filter as _filter  # noqa: F401  (filter; aliased: not the builtin)
 from itkit.cli import dedup as _dedup  # noqa: F401  (dedup)
 from itkit.cli import simplify as _simplify  # noqa: F401  (simplify)
+from itkit.cli import self_instruct as _self_instruct  # noqa: F401  (self-instruct)
 from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instruct)
 from itkit.cli import orca as _orca  # noqa: F401  (orca)
 
