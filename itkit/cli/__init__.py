@@ -13,6 +13,7 @@ from itkit.cli import simplify as _simplify  # noqa: F401  (simplify)
 from itkit.cli import self_instruct as _self_instruct  # noqa: F401  (self-instruct)
 from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instruct)
 from itkit.cli import orca as _orca  # noqa: F401  (orca)
+from itkit.cli import export as _export  # noqa: F401  (export)
 
 
 def main() -> None:

@@ -1,0 +1,629 @@
+"""``itkit export`` as a library call: one cleaned dataset in, the LFT and SFT sets for every target out.
+
+Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
+
+1. read the source (records ending with a user turn lose that turn, as
+   FastChat does; records with no exchange left are dropped and counted);
+2. pick the response (:mod:`itkit.export.responses`, ``--prefer-simplified``);
+3. the length policy (:mod:`itkit.export.length`): drop records over
+   ``--max-tokens``, or split multi-turn ones at turn pairs (``--split-long``);
+4. LFT only: quality rules (:mod:`itkit.export.quality`), then a subset of
+   ``--lft-size`` records spread over categories or topic clusters
+   (:mod:`itkit.export.subset`);
+5. the train/validation split without leakage (:mod:`itkit.export.split`);
+6. the files of every target, a lineage file, the dataset card and the manifest,
+   built in a temporary folder renamed to OUTDIR at the end
+   (:mod:`itkit.export.outdir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from itkit import __version__
+from itkit.dataset import AUTO, RecordReader, RejectLog
+from itkit.errors import InputError, Location, UsageError
+from itkit.export import responses
+from itkit.export.card import render_card
+from itkit.export.duplicates import duplicate_index, prompt_keys
+from itkit.export.length import (
+    MESSAGE_OVERHEAD_TOKENS,
+    SPLIT_OPERATION,
+    Counter as TokenCounterLike,
+    LengthOutcome,
+    apply_length,
+    make_counter,
+)
+from itkit.export.outdir import MANIFEST, StagedDir, check_target
+from itkit.export.quality import (
+    DEFAULT_LFT_RULES,
+    DEFAULT_MAX_RESPONSE_WORDS,
+    DEFAULT_MIN_RESPONSE_WORDS,
+    QualityOutcome,
+    apply_quality,
+    lft_rules,
+    rule_settings,
+)
+from itkit.export.split import Split, split_records, val_count
+from itkit.export.subset import DIVERSITY_MODES, Coverage, category_of, select, strata_for
+from itkit.export.targets import (
+    MODES,
+    TARGET_NAMES,
+    TRAIN_FILE,
+    TRL_FORMATS,
+    VAL_FILE,
+    TargetContext,
+    TrainingDefaults,
+    get_targets,
+)
+from itkit.io.rows import display_name, is_hub
+from itkit.io.sinks import RowWriter
+from itkit.records import META_EXTRA, META_PROVENANCE, META_SOURCE, META_SOURCE_FORMAT, Record
+from itkit.stats import Distribution
+
+DEFAULT_LFT_SIZE = 1000
+"""LIMA and Ghosh et al. (2024): about 1,000 diverse examples are what LoRA fine-tuning needs."""
+DEFAULT_SEED = 0
+LINEAGE_FILE = "lineage.jsonl"
+CARD_FILE = "README.md"
+REJECTED_FILE = "rejected.jsonl"
+HASH_CHUNK = 1 << 20
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ExportSettings:
+    source: str
+    out_dir: str
+    from_format: str = AUTO
+    on_error: str = "fail"
+    modes: tuple[str, ...] = MODES
+    targets: tuple[str, ...] = TARGET_NAMES
+    lft_size: int = DEFAULT_LFT_SIZE
+    seed: int = DEFAULT_SEED
+    prefer_simplified: bool = False
+    val_ratio: float | None = None
+    val_size: int | None = None
+    max_tokens: int | None = None
+    encoding: str | None = None
+    model: str | None = None
+    tokenizer: str | None = None
+    split_long: bool = False
+    trl_format: str = "messages"
+    diversity: str = "auto"
+    clusters: int | None = None
+    lft_rules: tuple[str, ...] = DEFAULT_LFT_RULES
+    lft_min_response: int | None = DEFAULT_MIN_RESPONSE_WORDS
+    lft_max_response: int | None = DEFAULT_MAX_RESPONSE_WORDS
+    base_model: str | None = None
+    overwrite: bool = False
+    training: TrainingDefaults = field(default_factory=TrainingDefaults)
+    invoked_as: str | None = None
+    """The command line as the user typed it (the CLI sets it), recorded in the card and manifest."""
+
+    @classmethod
+    def from_options(
+        cls,
+        source: str,
+        out_dir: str,
+        *,
+        mode: str = "both",
+        target: Sequence[str] | None = None,
+        lft_rules: Iterable[str] = DEFAULT_LFT_RULES,
+        lft_min_response: int = DEFAULT_MIN_RESPONSE_WORDS,
+        lft_max_response: int = DEFAULT_MAX_RESPONSE_WORDS,
+        **settings: Any,
+    ) -> "ExportSettings":
+        """The settings of ``itkit export``'s options (and a recipe's export block).
+
+        ``mode`` both: both modes; no ``target``: every target; ``lft_rules``:
+        rule names, trimmed, ``none`` for no rules; 0 for a response bound: no
+        bound. The other settings pass through as they are.
+        """
+        rules = tuple(r.strip() for r in lft_rules if r.strip() and r.strip().lower() != "none")
+        return cls(
+            source=source,
+            out_dir=out_dir,
+            modes=MODES if mode == "both" else (mode,),
+            targets=tuple(target) if target else TARGET_NAMES,
+            lft_rules=rules,
+            lft_min_response=lft_min_response or None,
+            lft_max_response=lft_max_response or None,
+            **settings,
+        )
+
+    def check(self) -> None:
+        for mode in self.modes:
+            if mode not in MODES:
+                raise UsageError(f"unknown mode '{mode}'; choose lft, sft or both")
+        if self.lft_size < 1:
+            raise UsageError(f"--lft-size must be at least 1, got {self.lft_size}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
+        if self.split_long and self.max_tokens is None:
+            raise UsageError("--split-long needs --max-tokens (the budget each piece must fit)")
+        if self.trl_format not in TRL_FORMATS:
+            raise UsageError(f"--trl-format must be one of {', '.join(TRL_FORMATS)}, not '{self.trl_format}'")
+        if self.diversity not in DIVERSITY_MODES:
+            raise UsageError(f"--diversity must be one of {', '.join(DIVERSITY_MODES)}, not '{self.diversity}'")
+        if self.clusters is not None and self.clusters < 2:
+            raise UsageError(f"--clusters must be at least 2, got {self.clusters}")
+        if self.on_error not in ("fail", "skip"):
+            raise UsageError(f"--on-error must be fail or skip, not '{self.on_error}'")
+        if self.tokenizer and (self.encoding or self.model):
+            raise UsageError("give --tokenizer or --encoding/--model, not both")
+        if self.encoding and self.model:
+            raise UsageError("give --encoding or --model, not both")
+        val_count(10, self.val_ratio, self.val_size)  # validates the split options
+        get_targets(list(self.targets))
+        if "lft" in self.modes:
+            lft_rules(self.lft_rules, self.lft_min_response, self.lft_max_response)  # unknown rules, bad bounds
+
+    @property
+    def mode_option(self) -> str:
+        return "both" if set(self.modes) == set(MODES) else self.modes[0]
+
+    def command_line(self) -> str:
+        """An ``itkit export`` command with every setting explicit: it reproduces this export."""
+        args = ["itkit", "export", self.source, "-o", self.out_dir, "--mode", self.mode_option]
+        args += ["--target", ",".join(t.name for t in get_targets(list(self.targets)))]
+        if self.from_format != AUTO:
+            args += ["--from", self.from_format]
+        if self.on_error != "fail":
+            args += ["--on-error", self.on_error]
+        if "lft" in self.modes:
+            args += ["--lft-size", str(self.lft_size), "--diversity", self.diversity]
+            if self.clusters:
+                args += ["--clusters", str(self.clusters)]
+            args += ["--lft-rules", ",".join(self.lft_rules) or "none"]
+            args += ["--lft-min-response", _opt(self.lft_min_response), "--lft-max-response", _opt(self.lft_max_response)]
+            if self.prefer_simplified:
+                args.append("--prefer-simplified")
+        args += ["--seed", str(self.seed)]
+        if self.val_size is not None:
+            args += ["--val-size", str(self.val_size)]
+        else:
+            args += ["--val-ratio", f"{self.val_ratio if self.val_ratio is not None else 0.1:g}"]
+        if self.max_tokens is not None:
+            args += ["--max-tokens", str(self.max_tokens)]
+            if self.split_long:
+                args.append("--split-long")
+        if self.tokenizer:
+            args += ["--tokenizer", self.tokenizer]
+        elif self.model:
+            args += ["--model", self.model]
+        elif self.encoding:
+            args += ["--encoding", self.encoding]
+        if any(t.name == "trl" for t in get_targets(list(self.targets))):
+            args += ["--trl-format", self.trl_format]
+        if self.base_model:
+            args += ["--base-model", self.base_model]
+        if self.overwrite:
+            args.append("--overwrite")
+        return shlex.join(args)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "modes": list(self.modes),
+            "targets": [t.name for t in get_targets(list(self.targets))],
+            "from_format": self.from_format,
+            "on_error": self.on_error,
+            "lft_size": self.lft_size,
+            "seed": self.seed,
+            "prefer_simplified": self.prefer_simplified,
+            "val_ratio": self.val_ratio,
+            "val_size": self.val_size,
+            "max_tokens": self.max_tokens,
+            "split_long": self.split_long,
+            "message_overhead_tokens": MESSAGE_OVERHEAD_TOKENS,
+            "trl_format": self.trl_format,
+            "diversity": self.diversity,
+            "clusters": self.clusters,
+            "lft_rules": list(self.lft_rules),
+            "lft_min_response_words": self.lft_min_response,
+            "lft_max_response_words": self.lft_max_response,
+            "base_model": self.base_model,
+        }
+
+
+def _opt(value: int | None) -> str:
+    return "0" if value is None else str(value)
+
+
+@dataclass
+class FileEntry:
+    path: str
+    bytes: int
+    sha256: str
+    rows: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
+        if self.rows is not None:
+            out["rows"] = self.rows
+        return out
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    candidates: int = 0
+    """Usable records entering this mode."""
+    length_dropped: int = 0
+    split_records: int = 0
+    split_pieces: int = 0
+    split_pairs_dropped: int = 0
+    after_length: int = 0
+    quality: QualityOutcome | None = None
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    """The LFT quality rules with every parameter (for the manifest)."""
+    after_quality: int = 0
+    not_selected: int = 0
+    coverage: Coverage | None = None
+    records: int = 0
+    split: Split = field(default_factory=Split)
+    responses: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, Distribution] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def train(self) -> int:
+        return len(self.split.train)
+
+    @property
+    def val(self) -> int:
+        return len(self.split.val)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "candidates": self.candidates,
+            "length": {
+                "dropped": self.length_dropped,
+                "split_records": self.split_records,
+                "split_pieces": self.split_pieces,
+                "split_pairs_dropped": self.split_pairs_dropped,
+                "kept": self.after_length,
+            },
+        }
+        if self.quality is not None:
+            out["quality"] = {
+                "removed": sum(self.quality.removed.values()),
+                "removed_by_rule": dict(self.quality.removed),
+                "examples": dict(self.quality.examples),
+                "kept": self.after_quality,
+                "rules": self.rules,
+            }
+            out["not_selected"] = self.not_selected
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.as_dict()
+        out.update(
+            records=self.records,
+            train=self.train,
+            val=self.val,
+            split={
+                "requested_val": self.split.requested,
+                "moved_to_train": self.split.moved,
+                "refilled": self.split.refilled,
+            },
+            responses=dict(self.responses),
+            tokens={name: d.__dict__ for name, d in self.tokens.items()},
+            categories=dict(self.categories),
+            lineage=self.lineage,
+        )
+        return out
+
+
+@dataclass
+class ExportResult:
+    settings: ExportSettings
+    out_dir: str
+    source_format: str = ""
+    source_sha256: str | None = None
+    rows: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    trimmed_trailing_user: int = 0
+    no_exchange: int = 0
+    usable: int = 0
+    with_both_responses: int = 0
+    token_counter: str = ""
+    modes: dict[str, ModeResult] = field(default_factory=dict)
+    files: list[FileEntry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "itkit_version": __version__,
+            "command": self.settings.command_line(),
+            "invoked_as": self.settings.invoked_as,
+            "out_dir": self.out_dir,
+            "source": {
+                "path": display_name(self.settings.source),
+                "format": self.source_format,
+                "sha256": self.source_sha256,
+                "rows": self.rows,
+                "loaded": self.loaded,
+                "rejected": self.rejected,
+                "rejected_reasons": dict(self.reject_reasons),
+                "trimmed_trailing_user_turn": self.trimmed_trailing_user,
+                "dropped_no_exchange": self.no_exchange,
+                "usable": self.usable,
+                "with_simplified_and_original": self.with_both_responses,
+            },
+            "settings": self.settings.as_dict(),
+            "seed": self.settings.seed,
+            "token_counter": self.token_counter,
+            "modes": {mode: r.as_dict() for mode, r in self.modes.items()},
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        out = self.as_dict()
+        out.pop("out_dir")  # the manifest does not depend on where OUTDIR is
+        out["files"] = [f.as_dict() for f in self.files]
+        return out
+
+
+# ---------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def usable(record: Record) -> Record | None:
+    """The record ending with an assistant turn (a trailing user turn removed), or None if nothing is left."""
+    if record.has_output:
+        return record
+    turns = list(record.turns)
+    while turns and turns[-1].role != "assistant":
+        turns.pop()
+    if not turns:
+        return None
+    return record.model_copy(update={"turns": turns, "input": "", "metadata": dict(record.metadata)})
+
+
+def provenance_of(record: Record) -> list[dict[str, Any]]:
+    """The record's rewrite steps: a ``provenance`` field its format kept as extra, then its own provenance."""
+    extra = record.metadata.get(META_EXTRA)
+    steps: list[Any] = []
+    for found in (extra.get(META_PROVENANCE) if isinstance(extra, dict) else None, record.metadata.get(META_PROVENANCE)):
+        if isinstance(found, list):
+            steps.extend(found)
+    return [p for p in steps if isinstance(p, dict)]
+
+
+def lineage_summary(records: Sequence[Record], default_source: str) -> dict[str, Any]:
+    """Sources, source formats and rewrite steps (from provenance) of a set of records."""
+    sources: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    steps: Counter[tuple[str, str, str]] = Counter()
+    rewritten = 0
+    for r in records:
+        sources[str(r.metadata.get(META_SOURCE) or default_source)] += 1
+        formats[str(r.metadata.get(META_SOURCE_FORMAT) or "unknown")] += 1
+        prov = provenance_of(r)
+        if any(p.get("operation") != SPLIT_OPERATION for p in prov):
+            rewritten += 1
+        for p in prov:
+            steps[(str(p.get("method") or "?"), str(p.get("operation") or ""), str(p.get("model") or ""))] += 1
+    return {
+        "sources": dict(sources.most_common()),
+        "source_formats": dict(formats.most_common()),
+        "rewritten_records": rewritten,
+        "steps": [
+            {"method": m, "operation": o, "model": model, "records": n}
+            for (m, o, model), n in sorted(steps.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+    }
+
+
+def _lineage_row(record: Record, split: str, response: str, default_source: str) -> dict[str, Any]:
+    parent = record.id
+    part = 0
+    for p in provenance_of(record):
+        if isinstance(p, dict) and p.get("operation") == SPLIT_OPERATION:
+            parent = str(p.get("parent_id", parent))
+            part = int(p.get("part", 0))
+    return {
+        "id": record.id,
+        "split": split,
+        "source_id": parent,
+        "part": part,
+        "response": response,
+        "category": category_of(record) or "",
+        "source": str(record.metadata.get(META_SOURCE) or default_source),
+        "provenance": provenance_of(record),
+    }
+
+
+def _report(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def run_export(settings: ExportSettings, progress: Progress | None = None) -> ExportResult:
+    """Run the export; raises ItkitError subclasses on bad input or settings, writing nothing then."""
+    settings.check()
+    targets = get_targets(list(settings.targets))
+    out_dir = Path(settings.out_dir).resolve()
+    check_target(out_dir, settings.overwrite)
+    counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
+    result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name)
+
+    with StagedDir(out_dir, settings.overwrite) as staged:
+        # 1. read
+        _report(progress, f"reading {display_name(settings.source)}")
+        rejects = RejectLog(str(staged.path / REJECTED_FILE) if settings.on_error == "skip" else None)
+        reader = RecordReader(settings.source, settings.from_format, on_error=settings.on_error, rejects=rejects)
+        records: list[Record] = []
+        try:
+            for record in reader:
+                fixed = usable(record)
+                if fixed is None:
+                    result.no_exchange += 1
+                    continue
+                if fixed is not record:
+                    result.trimmed_trailing_user += 1
+                records.append(fixed)
+        except BaseException:
+            rejects.abort()
+            raise
+        rejects.close()
+        result.source_format = reader.format.name
+        result.rows = reader.counts.rows
+        result.loaded = reader.counts.loaded
+        result.rejected = reader.counts.rejected
+        result.reject_reasons = dict(reader.counts.reasons)
+        result.usable = len(records)
+        result.with_both_responses = sum(1 for r in records if responses.has_both(r))
+        if not is_hub(settings.source) and settings.source != "-" and Path(settings.source).is_file():
+            result.source_sha256 = file_sha256(Path(settings.source))
+        plain_file = not is_hub(settings.source) and settings.source != "-"
+        source_name = Path(settings.source).name if plain_file else display_name(settings.source)
+
+        # 2-5. each mode
+        mode_sets: dict[str, tuple[list[Record], list[str]]] = {}
+        length_cache: dict[bool, tuple[list[str], LengthOutcome]] = {}
+        for mode in settings.modes:
+            mode_result, chosen, kinds = _build_mode(mode, records, settings, counter, progress, length_cache)
+            mode_result.lineage = lineage_summary(chosen, source_name)
+            result.modes[mode] = mode_result
+            mode_sets[mode] = (chosen, kinds)
+
+        # 6. files
+        for mode, (chosen, kinds) in mode_sets.items():
+            _report(progress, f"writing {mode}")
+            split = result.modes[mode].split
+            for target in targets:
+                folder = Path(mode) / target.name
+                ctx = TargetContext(
+                    mode=mode,
+                    folder=out_dir / folder,
+                    has_val=bool(split.val),
+                    cutoff_len=settings.max_tokens or settings.training.cutoff_len,
+                    base_model=settings.base_model,
+                    trl_format=settings.trl_format,
+                    training=settings.training,
+                )
+                for name, indices in ((TRAIN_FILE, split.train), (VAL_FILE, split.val)):
+                    if not indices:
+                        continue
+                    with RowWriter(str(staged.path / folder / name), "jsonl") as writer:
+                        for i in indices:
+                            writer.write(target.row(chosen[i], ctx))
+                for name, text in target.extra_files(ctx).items():
+                    (staged.path / folder / name).write_text(text, encoding="utf-8")
+            in_val = set(split.val)
+            with RowWriter(str(staged.path / mode / LINEAGE_FILE), "jsonl") as writer:
+                for i, record in enumerate(chosen):
+                    writer.write(_lineage_row(record, "val" if i in in_val else "train", kinds[i], source_name))
+
+        result.files = _file_entries(staged.path)
+        (staged.path / CARD_FILE).write_text(render_card(result), encoding="utf-8")
+        card = staged.path / CARD_FILE
+        result.files.append(FileEntry(CARD_FILE, card.stat().st_size, file_sha256(card)))
+        result.files.sort(key=lambda f: f.path)
+        (staged.path / MANIFEST).write_text(
+            json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        _report(progress, f"moving the export into {out_dir}")
+    return result
+
+
+def _file_entries(root: Path) -> list[FileEntry]:
+    entries = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        rows = None
+        if path.suffix == ".jsonl":
+            with open(path, "rb") as fh:
+                rows = sum(1 for line in fh if line.strip())
+        entries.append(FileEntry(rel, path.stat().st_size, file_sha256(path), rows))
+    return entries
+
+
+def _none(i: int) -> set[int]:
+    return set()
+
+
+def _build_mode(
+    mode: str,
+    records: list[Record],
+    settings: ExportSettings,
+    counter: TokenCounterLike,
+    progress: Progress | None,
+    length_cache: dict[bool, tuple[list[str], LengthOutcome]],
+) -> tuple[ModeResult, list[Record], list[str]]:
+    """The counts of one mode, its records (in input order) and their response kinds."""
+    out = ModeResult(mode=mode, candidates=len(records))
+    picked = [responses.choose(r, mode, settings.prefer_simplified) for r in records]
+    # the modes share the length step when they train on the same responses
+    originals = any(kind == responses.ORIGINAL for _, kind in picked)
+    if originals not in length_cache:
+        _report(progress, f"{mode}: counting tokens")
+        length = apply_length([r for r, _ in picked], counter, settings.max_tokens, settings.split_long)
+        length_cache[originals] = ([kind for _, kind in picked], length)
+    record_kinds, length = length_cache[originals]
+    kinds = [record_kinds[i] for i in length.origins]  # a piece has the response kind of its record
+    out.length_dropped = length.dropped
+    out.split_records = length.split
+    out.split_pieces = length.pieces
+    out.split_pairs_dropped = length.pairs_dropped
+    out.after_length = len(length.records)
+    chosen, tokens = length.records, length.tokens
+
+    if mode == "lft":
+        _report(progress, "lft: grouping records for diversity")
+        strata = strata_for(chosen, settings.diversity, settings.seed, settings.lft_size, settings.clusters)
+        rules = lft_rules(settings.lft_rules, settings.lft_min_response, settings.lft_max_response)
+        _report(progress, "lft: quality filters")
+        out.quality = apply_quality(chosen, rules)
+        out.rules = rule_settings(rules)
+        kept = out.quality.kept
+        out.after_quality = len(kept)
+        _report(progress, "lft: choosing the subset")
+        pool = [chosen[i] for i in kept]
+        sub = [strata.sublabels[i] for i in kept] if strata.sublabels is not None else None
+        picks = select([strata.labels[i] for i in kept], settings.lft_size, settings.seed, prompt_keys(pool), sub)
+        selected = [kept[j] for j in picks]
+        out.not_selected = len(kept) - len(selected)
+        out.coverage = Coverage.of(strata.kind, strata.labels, [strata.labels[i] for i in selected])
+        chosen = [chosen[i] for i in selected]
+        tokens = [tokens[i] for i in selected]
+        kinds = [kinds[i] for i in selected]
+
+    if not chosen:
+        raise InputError(
+            f"no record is left for the {mode.upper()} set ({out.candidates} usable, {out.length_dropped} over "
+            f"--max-tokens" + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
+            + "); nothing was written",
+            Location(display_name(settings.source)),
+        )
+    _report(progress, f"{mode}: finding duplicates for the split")
+    n_val = val_count(len(chosen), settings.val_ratio, settings.val_size)
+    index = duplicate_index(chosen) if n_val else None
+    out.split = split_records([r.id for r in chosen], n_val, settings.seed, index.neighbours if index else _none)
+    out.records = len(chosen)
+    out.responses = dict(Counter(kinds))
+    out.tokens = {
+        "train": Distribution.of([tokens[i] for i in out.split.train]),
+        "val": Distribution.of([tokens[i] for i in out.split.val]),
+        "all": Distribution.of(tokens),
+    }
+    out.categories = dict(Counter(category_of(r) or "(none)" for r in chosen).most_common())
+    return out, chosen, kinds
+
+
+__all__ = ["DEFAULT_LFT_SIZE", "DEFAULT_SEED", "ExportResult", "ExportSettings", "ModeResult", "run_export"]
