@@ -14,6 +14,7 @@ from itkit.cli import self_instruct as _self_instruct  # noqa: F401  (self-instr
 from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instruct)
 from itkit.cli import orca as _orca  # noqa: F401  (orca)
 from itkit.cli import export as _export  # noqa: F401  (export)
+from itkit.cli import run as _run  # noqa: F401  (run)
 
 
 def main() -> None:

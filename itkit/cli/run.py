@@ -1,0 +1,206 @@
+"""run: a whole pipeline from a recipe (YAML), resumable, with a summary across steps."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.options import AsJson, Quiet
+from itkit.recipes.runner import RUNS_FOLDER, run_recipe
+from itkit.recipes.schema import load_recipe
+from itkit.recipes.steps import DRY_RUN_SAMPLES, STEPS
+from itkit.recipes.summary import STATUS_PLANNED, STATUS_RAN, RunSummary, StepRow
+
+REASONS_SHOWN = 3
+"""Removal reasons named in a table cell (the rest are in run_summary.json)."""
+
+
+def _help() -> str:
+    steps = "\n".join(f"  {name:<14}{adapter.description}" for name, adapter in STEPS.items())
+    return f"""Run a recipe: merge its sources, run its steps in order, export; resume where it stopped.
+
+\b
+A recipe (YAML) names its sources, its steps with their options, the LLM settings
+(once for the recipe, overridable per step; the API key only from OPENAI_API_KEY)
+and the export. It is checked in full before anything runs: a problem is one error
+naming the recipe's line (exit 2). Paths in a recipe are relative to its folder.
+
+\b
+Step types (options: those of the command, with underscores: keep_original):
+{steps}
+
+\b
+Each step writes its output, its summary and (last) a fingerprint into the run
+folder (default: {RUNS_FOLDER}/<recipe name> in the current folder). Re-running resumes: a step
+whose options, LLM settings, prompts and input are unchanged is skipped; a changed
+step and every step after it run again; LLM steps get finished responses back from
+the cache. --from re-runs from a step anyway. run_summary.json and the table on
+stderr give records in/out, removals by reason, requests, tokens, cost and time per
+step. Exit 3 when records failed in an LLM step (or source rows were rejected).
+
+\b
+Examples:
+  itkit run data_samples/recipes/quickstart.yaml
+  itkit run my.yaml --dry-run                      # prompts, requests, tokens, cost
+  OPENAI_BASE_URL=http://localhost:11434/v1 itkit run data_samples/recipes/simplify.yaml
+  itkit run my.yaml --from dedup                   # re-run dedup and what follows
+"""
+
+
+@app.command("run", help=_help())
+@handle_errors
+def run_command(
+    recipe: Annotated[str, typer.Argument(help="The recipe: a YAML file.", show_default=False)],
+    run_dir: Annotated[
+        Optional[str],
+        typer.Option("--run-dir", help=f"Run folder \\[default: {RUNS_FOLDER}/<recipe name> in the current folder].", show_default=False),
+    ] = None,
+    from_step: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from",
+            help="Run this step and every later one even if unchanged: its number (0 = sources), folder name (02-dedup) or type (dedup).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Check the recipe, count the records, show sample prompts and estimate each LLM step's tokens and cost; send nothing, write nothing."),
+    ] = False,
+    samples: Annotated[int, typer.Option("--samples", min=0, help="Dry run: rendered prompts shown per LLM step.")] = DRY_RUN_SAMPLES,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> int:
+    loaded = load_recipe(recipe)
+    summary = run_recipe(
+        loaded,
+        run_dir,
+        from_step=from_step,
+        dry_run=dry_run,
+        quiet=quiet,
+        samples=samples,
+        events=None if quiet or as_json else _print_event,
+    )
+    if dry_run and not as_json:
+        _print_plan(summary)
+    if as_json:
+        out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
+    elif not quiet:
+        err_console.print(_table(summary))
+        where = summary.run_dir
+        if summary.dry_run:
+            err_console.print(f"dry run: nothing was sent and nothing written (a run would use {where})", markup=False)
+        else:
+            err_console.print(f"run folder: {where} (run_summary.json)", markup=False)
+            for row in summary.rows:
+                if row.type == "export" and row.output:
+                    err_console.print(f"datasets: {where}/{row.folder}/output", markup=False)
+    return summary.exit_code
+
+
+def _print_event(kind: str, stage: str, message: str) -> None:
+    if kind == "start":
+        err_console.print(Text(f"> {stage}" + (f" ({message})" if message else ""), style="bold"))
+    elif kind == "skip":
+        err_console.print(f"  {stage}: skipped, {message}", markup=False)
+    elif kind == "done":
+        err_console.print(f"  {stage}: {message}", markup=False)
+    else:
+        err_console.print(f"  {stage}: {message}", markup=False)
+
+
+def _print_plan(summary: RunSummary) -> None:
+    """The dry run's details on stdout: records per source, then each LLM step's sample prompts and estimate."""
+    for row in summary.rows:
+        lines = list(row.outcome.plan_lines) + list(row.outcome.notes)
+        if not lines:
+            continue
+        out_console.print(f"=== {row.step} ({row.status}) ===", markup=False, highlight=False)
+        for line in lines:
+            out_console.print(line, markup=False, highlight=False)
+
+
+def _removed(row: StepRow) -> str:
+    removed = row.outcome.removed
+    if not removed:
+        return ""
+    total = sum(removed.values())
+    top = sorted(removed.items(), key=lambda kv: (-kv[1], kv[0]))
+    named = ", ".join(f"{k} {v}" for k, v in top[:REASONS_SHOWN])
+    more = ", ..." if len(top) > REASONS_SHOWN else ""
+    return f"{total} ({named}{more})"
+
+
+def _out(row: StepRow) -> str:
+    o = row.outcome
+    if o.records_out is not None:
+        return str(o.records_out)
+    if row.type == "export" and o.outputs:
+        return ", ".join(f"{k} {v}" for k, v in o.outputs.items())
+    return "-"
+
+
+def _cost(value: float | None) -> str:
+    return "?" if value is None else f"${value:,.4f}"
+
+
+def _llm_cells(row: StepRow) -> tuple[str, str, str]:
+    """requests, tokens and cost of a row: spent in this run, or estimated in a dry run ("" when none)."""
+    estimate = row.outcome.estimate if row.status == STATUS_PLANNED else None
+    if estimate is not None:
+        cached = f" (+{estimate['cached']} cached)" if estimate.get("cached") else ""
+        tokens = estimate["prompt_tokens"] + estimate["completion_tokens_estimated"]
+        return f"~{estimate['requests']}{cached}", f"~{tokens:,}", "~" + _cost(estimate.get("estimated_cost_usd"))
+    if row.status == STATUS_RAN and row.outcome.engine:
+        prompt, completion = row.tokens
+        requests = str(row.requests) + (f" (+{row.cache_hits} cached)" if row.cache_hits else "")
+        return requests, f"{prompt + completion:,}", _cost(row.cost) if row.requests else "$0"
+    return "", "", ""
+
+
+def _table(summary: RunSummary) -> Table:
+    title = f"itkit run {summary.name}" + (" (dry run)" if summary.dry_run else "")
+    table = Table(title=Text(title))
+    llm = any(STEPS[row.type].uses_llm for row in summary.rows if row.type in STEPS)
+    failures = any(row.outcome.failed or row.outcome.rejected for row in summary.rows)
+    table.add_column("step", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("in", justify="right", no_wrap=True)
+    table.add_column("out", justify="right")
+    table.add_column("removed")
+    if failures:
+        table.add_column("failed", justify="right", no_wrap=True)
+    if llm:
+        table.add_column("requests", justify="right")
+        table.add_column("tokens", justify="right", no_wrap=True)
+        table.add_column("cost", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in summary.rows:
+        o = row.outcome
+        cells = [row.step, row.status + (" (--from)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
+        if failures:
+            cells.append(str(o.failed + o.rejected) if (o.failed or o.rejected) else "")
+        if llm:
+            cells.extend(_llm_cells(row))
+        cells.append(f"{row.seconds:.1f} s" if row.status in (STATUS_RAN, STATUS_PLANNED) else "")
+        table.add_row(*cells)
+    totals = summary.totals()
+    total = ["total", "", "", "", ""]
+    if failures:
+        total.append(str(totals["failed"]) if totals["failed"] else "")
+    if llm:
+        if summary.dry_run and "estimate" in totals:
+            e = totals["estimate"]
+            tokens = e["prompt_tokens"] + e["completion_tokens_estimated"]
+            total.extend([f"~{e['requests']}", f"~{tokens:,}", "~" + _cost(e["estimated_cost_usd"])])
+        else:
+            tokens = totals["tokens"]["prompt"] + totals["tokens"]["completion"]
+            total.extend([str(totals["requests"]), f"{tokens:,}", _cost(totals["cost_usd"]) if totals["requests"] else "$0"])
+    total.append(f"{totals['seconds']:.1f} s")
+    table.add_row(*total, style="bold")
+    return table

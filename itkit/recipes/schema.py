@@ -1,0 +1,666 @@
+"""The recipe format: pydantic models for every block, and loading a recipe file with errors that name its line.
+
+A recipe is a YAML mapping::
+
+    name: my-pipeline              # the run folder's name (default: the file's stem)
+    sources:                       # one or more, merged in order
+      - {path: data/alpaca.json, format: alpaca}
+      - {path: hf://databricks/databricks-dolly-15k, format: dolly}
+    llm: {model: llama3.1:8b, temperature: 0.7, concurrency: 8}   # defaults of every LLM step
+    steps:                         # in order; each one mapping {<step type>: {options}}
+      - filter: {max_response: 800}
+      - simplify: {keep_original: true, llm: {temperature: 0.2}}
+      - dedup: {near: true}
+    export: {mode: both, target: [trl, llama-factory]}
+
+Step options are the options of the step's command, with underscores
+(``keep_original``, not ``keep-original``). Options that name the command's
+input and output files (``src``, ``-o``, ``--from``, ``--to``, ``--report``,
+``--errors``...) are the runner's business and are not accepted. Paths in a
+recipe are relative to the recipe file's folder. The API key is never part of
+a recipe: it comes from ``OPENAI_API_KEY`` only.
+
+Every model forbids unknown keys and is strict about types (``"3"`` is not a
+number), so a typo or a wrong type is caught before anything runs, with the
+recipe's line (:class:`RecipeError`, exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+
+from itkit.dedup import DEFAULT_NGRAM, DEFAULT_NUM_PERM
+from itkit.dedup.pipeline import KEEP_CHOICES
+from itkit.dedup.texts import ON_CHOICES
+from itkit.errors import ItkitError, UsageError
+from itkit.export import DEFAULT_LFT_SIZE, DEFAULT_SEED, TRL_FORMATS
+from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
+from itkit.export.subset import DIVERSITY_MODES
+from itkit.formats import FORMAT_NAMES
+from itkit.io.rows import is_hub
+from itkit.llm.settings import LLMSettings
+from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
+from itkit.methods.orca.assign import BY_TYPE, UNIFORM
+from itkit.methods.self_instruct.filters import MAX_WORDS, MIN_WORDS, MOST_SIMILAR, ROUGE_THRESHOLD
+from itkit.methods.self_instruct.generate import ALPACA_TASKS, BATCH_SIZE, MACHINE_DEMOS, STYLES
+from itkit.methods.self_instruct.instances import MAX_INSTANCES
+from itkit.recipes.yaml_lines import LocatedYAML
+
+LLM_KEY = "llm"
+"""The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
+FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet")
+"""LLMSettings fields a recipe may not set: the key comes from the environment only; dry-run and quiet are
+options of ``itkit run``."""
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SUGGEST_CUTOFF = 0.6
+"""How close an unknown name must be to a known one to be suggested."""
+
+
+class RecipeError(UsageError):
+    """The recipe is invalid: one line naming the recipe file and the line (exit 2)."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = f"{path}, line {line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+# ---------------------------------------------------------------------------
+# value types shared by the option models
+# ---------------------------------------------------------------------------
+
+
+def _comma_list(value: Any) -> Any:
+    """``"a, b"`` -> ``["a", "b"]``; lists pass through (their items are checked as strings)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single string is a list of one (for repeatable options such as ``placeholder``)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _number_list(value: Any) -> Any:
+    """Orca's ``system_messages``: ``"2,5,7"``, ``"1-4,9"`` or ``[2, 5, 7]``, given to the library as a string."""
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
+"""A list of names, also accepted as one comma-separated string (``rules: empty,refusal``)."""
+Repeated = Annotated[list[str], BeforeValidator(_one_or_many)]
+"""A repeatable option: a list of strings, or one string."""
+NumberSet = Annotated[str, BeforeValidator(_number_list)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Options(BaseModel):
+    """Base of every block: unknown keys are errors, types are strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---------------------------------------------------------------------------
+# sources, LLM settings
+# ---------------------------------------------------------------------------
+
+
+class SourceOptions(Options):
+    path: str = Field(min_length=1)
+    """A file (relative to the recipe's folder) or ``hf://org/name[/config][:split]``."""
+    format: Literal[("auto", *FORMAT_NAMES)] = "auto"  # type: ignore[valid-type]
+    on_error: Literal["fail", "skip"] = "fail"
+    """skip: bad rows go to 00-sources/rejected.jsonl with their reason (the run then exits 3)."""
+
+
+def _llm_block_model() -> type[BaseModel]:
+    """Every LLMSettings field (but the key, dry_run and quiet) as an optional setting, plus prompts_dir."""
+    fields: dict[str, Any] = {}
+    for name, info in LLMSettings.model_fields.items():
+        if name in FORBIDDEN_LLM_FIELDS:
+            continue
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (Optional[annotation], None)
+    fields["prompts_dir"] = (Optional[str], None)
+    return create_model("LLMBlock", __base__=Options, **fields)
+
+
+LLMBlock = _llm_block_model()
+"""The ``llm:`` block: the engine settings of ``itkit <llm command> --help`` (underscored), all optional."""
+LLM_BLOCK_FIELDS = tuple(LLMBlock.model_fields)
+
+
+# ---------------------------------------------------------------------------
+# step options: the options of each command, minus its input/output plumbing
+# ---------------------------------------------------------------------------
+
+
+class FilterOptions(Options):
+    """``itkit filter``. The removed records always go to the step's removed.jsonl."""
+
+    rules: Optional[CommaList] = None
+    min_instruction: Optional[NonNegativeInt] = None
+    max_instruction: Optional[NonNegativeInt] = None
+    min_input: Optional[NonNegativeInt] = None
+    max_input: Optional[NonNegativeInt] = None
+    min_response: Optional[NonNegativeInt] = None
+    max_response: Optional[NonNegativeInt] = None
+    length_unit: Optional[Literal["words", "tokens"]] = None
+    encoding: Optional[str] = None
+    model: Optional[str] = None
+    placeholder: Optional[Repeated] = None
+    keep_requested_placeholders: Optional[bool] = None
+    refusal_pattern: Optional[Repeated] = None
+    boilerplate_pattern: Optional[Repeated] = None
+    non_text_pattern: Optional[Repeated] = None
+    scripts: Optional[CommaList] = None
+    min_script_share: Optional[Share] = None
+    min_letters: Optional[NonNegativeInt] = None
+    ignore_code: Optional[bool] = None
+
+
+class DedupOptionsModel(Options):
+    """``itkit dedup``. The removed records (with what they duplicate) always go to the step's removed.jsonl."""
+
+    exact: bool = True
+    near: bool = False
+    near_threshold: Optional[float] = None
+    num_perm: int = DEFAULT_NUM_PERM
+    ngram: int = DEFAULT_NGRAM
+    rouge: bool = False
+    rouge_threshold: Optional[float] = None
+    on: Literal[ON_CHOICES] = "auto"  # type: ignore[valid-type]
+    keep: Literal[KEEP_CHOICES] = "first"  # type: ignore[valid-type]
+
+
+class SimplifyOptions(Options):
+    """``itkit simplify``."""
+
+    keep_original: bool = False
+    reject_longer: bool = False
+
+
+class EvolInstructOptions(Options):
+    """``itkit evol-instruct``. ``eliminated: true`` writes the step's eliminated.jsonl."""
+
+    rounds: PositiveInt = DEFAULT_ROUNDS
+    ops: Optional[CommaList] = None
+    keep: Literal["final", "all"] = "final"
+    only_evolved: bool = False
+    eliminated: bool = False
+
+
+class OrcaOptions(Options):
+    """``itkit orca``."""
+
+    assign: Literal[BY_TYPE, UNIFORM] = BY_TYPE  # type: ignore[valid-type]
+    system_messages: Optional[NumberSet] = None
+
+
+class SelfInstructOptions(Options):
+    """``itkit self-instruct``: the step's input records are the seed tasks; its output is the new tasks."""
+
+    num: PositiveInt
+    style: Literal[STYLES] = "self-instruct"  # type: ignore[valid-type]
+    instances: bool = True
+    batch_size: PositiveInt = BATCH_SIZE
+    demos: Optional[PositiveInt] = None
+    machine_demos: NonNegativeInt = MACHINE_DEMOS
+    num_tasks: int = ALPACA_TASKS
+    max_instances: PositiveInt = MAX_INSTANCES
+    min_words: NonNegativeInt = MIN_WORDS
+    max_words: int = MAX_WORDS
+    blacklist: Optional[Repeated] = None
+    rouge_threshold: Share = ROUGE_THRESHOLD
+    most_similar: NonNegativeInt = MOST_SIMILAR
+
+
+class ExportOptions(Options):
+    """``itkit export``: written into the run folder's NN-export/output/ (replaced on every re-run)."""
+
+    mode: Literal["lft", "sft", "both"] = "both"
+    target: Optional[CommaList] = None
+    lft_size: PositiveInt = DEFAULT_LFT_SIZE
+    seed: int = DEFAULT_SEED
+    prefer_simplified: bool = False
+    val_ratio: Optional[float] = None
+    val_size: Optional[NonNegativeInt] = None
+    max_tokens: Optional[PositiveInt] = None
+    encoding: Optional[str] = None
+    model: Optional[str] = None
+    tokenizer: Optional[str] = None
+    """A local tokenizer.json or its folder, relative to the recipe."""
+    split_long: bool = False
+    trl_format: Literal[TRL_FORMATS] = "messages"  # type: ignore[valid-type]
+    diversity: Literal[DIVERSITY_MODES] = "auto"  # type: ignore[valid-type]
+    clusters: Optional[int] = None
+    lft_rules: CommaList = list(DEFAULT_LFT_RULES)
+    lft_min_response: NonNegativeInt = DEFAULT_MIN_RESPONSE_WORDS
+    lft_max_response: NonNegativeInt = DEFAULT_MAX_RESPONSE_WORDS
+    base_model: Optional[str] = None
+
+
+class RecipeModel(Options):
+    """The top level; sources, steps and export are checked item by item (see :func:`load_recipe`)."""
+
+    name: Optional[str] = None
+    description: Optional[str] = None
+    sources: list[Any] = Field(min_length=1)
+    llm: Optional[dict[str, Any]] = None
+    steps: list[Any] = Field(default_factory=list)
+    export: Optional[dict[str, Any]] = None
+
+
+# ---------------------------------------------------------------------------
+# the validated recipe
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    path: str
+    """As written in the recipe (kept in each record's metadata ``source``)."""
+    location: str
+    """What to read: the path resolved against the recipe's folder, or the hf:// URI."""
+    format: str
+    on_error: str
+    line: int
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    index: int
+    """1-based position among the steps (the number of its folder)."""
+    type: str
+    options: BaseModel
+    line: int
+    llm: dict[str, Any] | None = None
+    """The effective LLM settings (recipe defaults, then the step's own), None for a step without an LLM."""
+    prompts_dir: str | None = None
+    """Resolved against the recipe's folder."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.index:02d}-{self.type}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    name: str
+    sources: list[SourceSpec]
+    steps: list[StepSpec]
+    export: ExportOptions | None
+    export_line: int = 0
+    description: str | None = None
+    text_sha256: str = ""
+    """Hash of the recipe file as read (recorded in the run summary)."""
+    shown: str = ""
+    """The recipe's path as the user gave it (for messages)."""
+    located: LocatedYAML | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> str:
+        """A path of the recipe, relative to its folder (hf:// URIs and absolute paths as they are)."""
+        if is_hub(value):
+            return value
+        return str((self.folder / Path(value).expanduser()).resolve())
+
+
+# ---------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    underscored = name.replace("-", "_")
+    if underscored != name and underscored in known:
+        return f"; did you mean '{underscored}'? (recipe options are written with underscores)"
+    close = difflib.get_close_matches(underscored, known, n=1, cutoff=SUGGEST_CUTOFF)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _existing_prefix(data: Any, loc: tuple) -> tuple:
+    """The part of ``loc`` that names values present in ``data`` (pydantic adds union tags and keys that are missing)."""
+    out = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        out.append(part)
+    return tuple(out)
+
+
+def _describe(path: tuple) -> str:
+    """``("steps", 1, "dedup", "near")`` -> ``step 2 (dedup): near``."""
+    parts: list[str] = []
+    rest = list(path)
+    if len(rest) >= 2 and rest[0] == "steps" and isinstance(rest[1], int):
+        step = f"step {rest[1] + 1}"
+        rest = rest[2:]
+        if rest:
+            step += f" ({rest[0]})"
+            rest = rest[1:]
+        parts.append(step)
+    elif len(rest) >= 2 and rest[0] == "sources" and isinstance(rest[1], int):
+        parts.append(f"source {rest[1] + 1}")
+        rest = rest[2:]
+    dotted = ".".join(str(p) for p in rest)
+    if dotted:
+        parts.append(dotted)
+    return ": ".join(parts)
+
+
+def _type_word(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+class _Checker:
+    """Collects problems as (location path, message); the one on the earliest line is raised."""
+
+    def __init__(self, path: str, located: LocatedYAML):
+        self.path = path
+        self.located = located
+        self.problems: list[tuple[int, int, str]] = []
+
+    def add(self, loc: tuple, message: str, line: int | None = None, where: tuple | None = None) -> None:
+        """A problem at ``loc`` (its line), described as being in ``where`` (default: ``loc``)."""
+        at = line if line is not None else self.located.key_line_of(loc)
+        where = _describe(_existing_prefix(self.located.data, loc if where is None else where))
+        text = f"{where}: {message}" if where else message
+        self.problems.append((at, len(self.problems), text))
+
+    def add_validation(self, prefix: tuple, exc: ValidationError, data: Any, known: list[str]) -> None:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            full = prefix + loc
+            kind = err["type"]
+            if kind == "extra_forbidden":
+                name = str(loc[-1])
+                self.add(full, f"unknown option '{name}'{_suggest(name, known)}", where=full[:-1])
+            elif kind == "missing":
+                parent = prefix + loc[:-1]
+                self.add(parent, f"'{loc[-1]}' is required", where=parent)
+            else:
+                value = err.get("input")
+                message = err["msg"].removeprefix("Value error, ")
+                if isinstance(value, (str, int, float, bool)):
+                    message += f" (got {value!r})"
+                elif value is not None:
+                    message += f" (got {_type_word(value)})"
+                self.add(full, message)
+
+    def raise_first(self) -> None:
+        if self.problems:
+            line, _, text = min(self.problems)
+            raise RecipeError(self.path, line, text)
+
+
+def _read(path: Path, shown: str) -> tuple[str, LocatedYAML]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecipeError(shown, None, "no such recipe file") from None
+    except OSError as exc:
+        raise RecipeError(shown, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(shown, None, f"not UTF-8 (byte {exc.start})") from None
+    try:
+        located = LocatedYAML(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
+            mark = exc.context_mark  # "got '<stream end>'": the unclosed bracket or quote is where the problem is
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise RecipeError(shown, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(shown, None, f"not valid YAML: {exc}") from None
+    return text, located
+
+
+def load_recipe(path: str | Path, check_files: bool = True) -> Recipe:
+    """Read and validate a recipe; raise :class:`RecipeError` (exit 2) naming the line of the first problem.
+
+    Checks the structure, every option's name and type, that source files
+    exist (``check_files``), that no API key is in it, and (through each
+    step adapter's ``prepare``) what the step's library checks: rule names,
+    operations, thresholds, export targets, prompt templates.
+    """
+    shown = str(path)
+    file = Path(path)
+    text, located = _read(file, shown)
+    data = located.data
+    if not isinstance(data, dict):
+        raise RecipeError(shown, 1, f"a recipe is a YAML mapping (name, sources, steps, export), not {_type_word(data)}")
+    check = _Checker(shown, located)
+    try:
+        top = RecipeModel.model_validate(data)
+    except ValidationError as exc:
+        check.add_validation((), exc, data, list(RecipeModel.model_fields))
+        check.raise_first()
+        raise AssertionError("unreachable") from None  # pragma: no cover
+
+    folder = file.resolve().parent
+    if top.name is not None and not NAME_PATTERN.match(top.name):
+        check.add(("name",), f"'{top.name}' cannot name a folder: use letters, digits, '.', '_' and '-'")
+    sources = [
+        spec for i, raw in enumerate(top.sources) if (spec := _source(check, i, raw, folder, check_files)) is not None
+    ]
+    defaults = _llm_block(check, (LLM_KEY,), top.llm)
+    steps = [spec for i, item in enumerate(top.steps) if (spec := _step(check, i, item, defaults, folder)) is not None]
+    export = _export(check, top.export, folder, check_files) if top.export is not None else None
+    check.raise_first()
+    return Recipe(
+        path=file.resolve(),
+        name=top.name if top.name is not None else file.stem,
+        sources=sources,
+        steps=steps,
+        export=export,
+        export_line=located.key_line_of(("export",)),
+        description=top.description,
+        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        shown=shown,
+        located=located,
+    )
+
+
+def _resolve(folder: Path, value: str) -> str:
+    return str((folder / Path(value).expanduser()).resolve())
+
+
+def _source(check: _Checker, i: int, raw: Any, folder: Path, check_files: bool) -> SourceSpec | None:
+    loc = ("sources", i)
+    try:
+        source = SourceOptions.model_validate(raw)
+    except ValidationError as exc:
+        check.add_validation(loc, exc, raw, list(SourceOptions.model_fields))
+        return None
+    location = source.path if is_hub(source.path) else _resolve(folder, source.path)
+    if check_files and not is_hub(source.path) and not Path(location).is_file():
+        what = "is a folder, not a file" if Path(location).is_dir() else "no such file"
+        check.add(loc + ("path",), f"{source.path}: {what} (paths are relative to the recipe's folder {folder})")
+        return None
+    return SourceSpec(source.path, location, source.format, source.on_error, check.located.line_of(loc + ("path",)))
+
+
+def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, folder: Path) -> StepSpec | None:
+    """One item of ``steps:``: ``{<type>: {options, llm: {...}}}`` checked with the step's options model and library."""
+    from itkit.recipes.steps import STEPS  # the one table of step types (imported here: it imports this module)
+
+    loc = ("steps", i)
+    types = list(STEPS)
+    if not isinstance(item, dict) or len(item) != 1:
+        got = f"a mapping with {len(item)} keys ({', '.join(map(str, item))})" if isinstance(item, dict) else _type_word(item)
+        check.add(loc, f"a step is a mapping with one key, the step type ({', '.join(types)}), got {got}")
+        return None
+    ((kind, raw),) = item.items()
+    if kind not in STEPS:
+        check.add(loc, f"unknown step type '{kind}'{_suggest(str(kind), types)}; step types: {', '.join(types)}")
+        return None
+    adapter = STEPS[kind]
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        check.add(loc + (kind,), f"the options of a {kind} step are a mapping, got {_type_word(raw)}")
+        return None
+    raw = dict(raw)
+    has_llm = LLM_KEY in raw
+    step_llm = raw.pop(LLM_KEY, None)
+    try:
+        options = adapter.options.model_validate(raw)
+    except ValidationError as exc:
+        known = list(adapter.options.model_fields) + ([LLM_KEY] if adapter.uses_llm else [])
+        check.add_validation(loc + (kind,), exc, raw, known)
+        return None
+    line = check.located.line_of(loc)
+    if not adapter.uses_llm:
+        if has_llm:
+            check.add(loc + (kind, LLM_KEY), f"a {kind} step calls no LLM, so it takes no '{LLM_KEY}' settings")
+            return None
+        ok = _library_check(check, loc + (kind,), line, adapter.prepare, options, None, None)
+        return StepSpec(i + 1, kind, options, line) if ok else None
+
+    own_loc = loc + (kind, LLM_KEY)
+    own = _llm_block(check, own_loc, step_llm)
+    if own is None and step_llm is not None:
+        return None
+    merged = {**(defaults or {}), **(own or {})}
+    prompts_dir = merged.pop("prompts_dir", None)
+    if merged.get("cache_dir"):
+        merged["cache_dir"] = _resolve(folder, merged["cache_dir"])
+    if not _settings_valid(check, merged, own_loc, own or {}):
+        return None
+    if prompts_dir is not None:
+        resolved = _resolve(folder, prompts_dir)
+        if not Path(resolved).is_dir():
+            where = own_loc + ("prompts_dir",) if own and "prompts_dir" in own else (LLM_KEY, "prompts_dir")
+            check.add(where, f"{prompts_dir}: no such folder (paths are relative to the recipe's folder {folder})")
+            return None
+        prompts_dir = resolved
+    if not _library_check(check, loc + (kind,), line, adapter.prepare, options, merged, prompts_dir):
+        return None
+    return StepSpec(i + 1, kind, options, line, merged, prompts_dir)
+
+
+def _export(check: _Checker, raw: dict[str, Any], folder: Path, check_files: bool) -> ExportOptions | None:
+    from itkit.recipes.steps import prepare_export
+
+    try:
+        export = ExportOptions.model_validate(raw)
+    except ValidationError as exc:
+        check.add_validation(("export",), exc, raw, list(ExportOptions.model_fields))
+        return None
+    if export.tokenizer is not None and check_files and not (folder / Path(export.tokenizer).expanduser()).exists():
+        message = f"{export.tokenizer}: no such file or folder (paths are relative to the recipe's folder {folder})"
+        check.add(("export", "tokenizer"), message)
+        return None
+    line = check.located.key_line_of(("export",))
+    prepare = lambda options, _settings, _prompts: prepare_export(options, lambda v: _resolve(folder, v))  # noqa: E731
+    return export if _library_check(check, ("export",), line, prepare, export, None, None) else None
+
+
+def _library_check(
+    check: _Checker,
+    loc: tuple,
+    line: int,
+    prepare: Any,
+    options: BaseModel,
+    llm: dict[str, Any] | None,
+    prompts_dir: str | None,
+) -> bool:
+    """Let the step's library check its configuration (rule names, operations, thresholds, prompt files)."""
+    try:
+        settings = LLMSettings.resolve(**llm) if llm is not None else None
+        prepare(options, settings, prompts_dir)
+    except ItkitError as exc:
+        check.add(loc, str(exc), line=line)
+        return False
+    return True
+
+
+def _llm_block(check: _Checker, loc: tuple, value: Any) -> dict[str, Any] | None:
+    """The settings one ``llm:`` block gives (None when absent or invalid; problems go to ``check``)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        check.add(loc, f"'{LLM_KEY}' is a mapping of LLM settings, got {_type_word(value)}")
+        return None
+    for key in ("api_key", "api-key"):
+        if key in value:
+            check.add(
+                loc + (key,),
+                "an API key must not be written in a recipe (recipes end up in version control and run folders); "
+                "set OPENAI_API_KEY in the environment",
+            )
+            return None
+    for key in ("dry_run", "quiet"):
+        if key in value:
+            check.add(loc + (key,), f"'{key}' is an option of itkit run (--{key.replace('_', '-')}), not a recipe setting")
+            return None
+    try:
+        block = LLMBlock.model_validate(value)
+    except ValidationError as exc:
+        check.add_validation(loc, exc, value, list(LLM_BLOCK_FIELDS))
+        return None
+    return {k: v for k, v in block.model_dump().items() if k in value and v is not None}
+
+
+def _settings_valid(check: _Checker, merged: dict[str, Any], step_loc: tuple, own: dict[str, Any]) -> bool:
+    """Check the merged settings with LLMSettings' own validators; the problem's line is where the value was set."""
+    try:
+        LLMSettings(**merged)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            where = step_loc + (name,) if name in own else (LLM_KEY, name)
+            check.add(where, err["msg"].removeprefix("Value error, "))
+        return False
+    return True
+
+
+__all__ = [
+    "DedupOptionsModel",
+    "EvolInstructOptions",
+    "ExportOptions",
+    "FilterOptions",
+    "LLMBlock",
+    "OrcaOptions",
+    "Recipe",
+    "RecipeError",
+    "RecipeModel",
+    "SelfInstructOptions",
+    "SimplifyOptions",
+    "SourceOptions",
+    "SourceSpec",
+    "StepSpec",
+    "load_recipe",
+]
