@@ -9,7 +9,6 @@ import sys
 import traceback
 from typing import Callable, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -33,6 +32,22 @@ out_console = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable)
 
+# Typer's own exits and usage errors pass through untouched. Typer >= 0.25 ships its own copy of
+# click, so its classes are not click's: list both (typer.BadParameter's base is the usage error).
+def _framework_exceptions() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    found += [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    try:  # click itself, when installed (older Typer uses it directly)
+        import click
+
+        found += [click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort]
+    except ImportError:
+        pass
+    return tuple(dict.fromkeys(found))
+
+
+_FRAMEWORK_EXCEPTIONS = _framework_exceptions()
+
 
 def error_line(message: str) -> None:
     """One plain line on stderr (no markup: messages quote user data)."""
@@ -51,7 +66,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             code = fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except _FRAMEWORK_EXCEPTIONS:
             raise
         except ItkitError as exc:
             if os.environ.get(DEBUG_ENV):
