@@ -165,14 +165,16 @@ def test_words_and_signatures_depend_only_on_the_text():
     together = MinHasher().signatures_of_texts(texts)
     alone = np.vstack([MinHasher().signatures_of_texts([t]) for t in reversed(texts)])[::-1]
     assert np.array_equal(together, alone)
-    # the ASCII fast path and the Unicode path cut segments and words the same way
-    ascii_text = "it's 2 o'clock - time_to go. next! really? 3.5"
-    for hasher in (MinHasher(), MinHasher(ngram=3)):
-        fast, slow = WordBatch(), WordBatch()
-        hasher.add(normalize_text(ascii_text), fast)
-        hasher.add(normalize_text(ascii_text + " é"), slow)
-        assert slow.hashes[:-1] == fast.hashes and slow.text_segments == fast.text_segments
-        assert slow.segment_words[:-1] == fast.segment_words[:-1] and slow.segment_words[-1] == fast.segment_words[-1] + 1
+    # the ASCII fast path and the Unicode path cut segments and words the same way: "¿" is no
+    # word character, so adding it only sends the text down the Unicode path
+    for ngram in (1, 2, 3):
+        hasher = MinHasher(ngram=ngram)
+        for text in ["it's 2 o'clock - time_to go.. next! really? 3.5 .", "one. two three", "...", "a"]:
+            ascii_path, unicode_path = hasher.signatures_of_texts([text, text + " \u00bf"])
+            assert np.array_equal(ascii_path, unicode_path), (ngram, text)
+    batch = WordBatch()
+    MinHasher().add(normalize_text("One two. Three"), batch)
+    assert batch.text_tokens == [4]  # three words and one break
 
 
 def test_reordered_sentences_give_the_same_signature():

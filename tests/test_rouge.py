@@ -250,11 +250,13 @@ def test_filter_with_an_order_and_existing_state():
     assert result.kept == [1, 2]
     assert result.dropped[0].index == 1 and not result.dropped[0].is_seed
     assert isinstance(result, FilterResult)
+    with pytest.raises(ValueError, match="permutation"):
+        RougeNoveltyFilter(0.7).filter(texts, order=[0, 0, 2])
     # a second batch is compared with what the first kept
     f = RougeNoveltyFilter(0.7)
     f.filter(texts[:1])
     second = f.filter(texts[1:])
-    assert second.kept == [1] and 0 in second.dropped
+    assert second.kept == [1] and second.dropped[0].earlier and second.dropped[0].index == 0
     assert f.kept_texts == [texts[0], texts[2]]
 
 

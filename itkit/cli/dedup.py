@@ -128,38 +128,41 @@ def dedup_command(
 ) -> int:
     if as_json and (output == "-" or report == "-"):
         raise UsageError("--json prints the summary to stdout, where the records would go too; give -o FILE (and --report FILE)")
-    if report is not None and report == output and output != "-":
-        raise UsageError("--report and -o name the same file; give the report its own path")
-    if (near or near_threshold is not None) is False and (num_perm != DEFAULT_NUM_PERM or ngram != DEFAULT_NGRAM):
+    if report is not None and report == output:
+        raise UsageError("--report and -o name the same file (or both stdout); give the report its own path")
+    near_on = near or near_threshold is not None
+    rouge_on = rouge or rouge_threshold is not None
+    if not near_on and (num_perm != DEFAULT_NUM_PERM or ngram != DEFAULT_NGRAM):
         raise UsageError("--num-perm and --ngram tune the near-duplicate stage; add --near")
     options = DedupOptions(
         exact=exact,
-        near=(near_threshold if near_threshold is not None else DEFAULT_JACCARD) if (near or near_threshold is not None) else None,
+        near=(DEFAULT_JACCARD if near_threshold is None else near_threshold) if near_on else None,
         num_perm=num_perm,
         ngram=ngram,
-        rouge=(rouge_threshold if rouge_threshold is not None else DEFAULT_ROUGE_THRESHOLD)
-        if (rouge or rouge_threshold is not None)
-        else None,
+        rouge=(DEFAULT_ROUGE_THRESHOLD if rouge_threshold is None else rouge_threshold) if rouge_on else None,
         keep=keep.value,
     )
     skip = on_error is OnError.skip
-    run = lambda progress=None: dedup_file(  # noqa: E731
-        src,
-        output,
-        options=options,
-        on=on.value,
-        from_format=from_.value,
-        to_format=to.value if to else None,
-        report=report,
-        on_error=on_error.value,
-        errors=errors_path_for(output, errors) if skip else None,
-        progress=progress,
-    )
+
+    def run(progress=None) -> DedupSummary:
+        return dedup_file(
+            src,
+            output,
+            options=options,
+            on=on.value,
+            from_format=from_.value,
+            to_format=to.value if to else None,
+            report=report,
+            on_error=on_error.value,
+            errors=errors_path_for(output, errors) if skip else None,
+            progress=progress,
+        )
+
     if quiet or as_json:
         summary = run()
     else:
         with err_console.status("deduplicating: reading records") as status:
-            summary = run(lambda n: status.update(f"deduplicating: read {n:,} records"))
+            summary = run(lambda message: status.update(f"deduplicating: {message}"))
     if as_json:
         out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
     elif not quiet:

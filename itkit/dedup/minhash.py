@@ -57,7 +57,7 @@ TOKEN_CACHE_LIMIT = 2_000_000
 """Distinct words whose hashes are cached; the cache is cleared when it grows past this."""
 
 _EMPTY_TEXT = "\x00itkit-empty-text\x00"
-_MASK32 = np.uint64(32)
+_HIGH_HALF = np.uint64(32)  # shift that keeps the high 32 bits of a 64-bit product
 
 
 @functools.lru_cache(maxsize=64)
@@ -101,22 +101,22 @@ class _WordHashes(dict):
 _ASCII_SEGMENT_BYTES = bytes(
     c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39) else 0x2E if c in b".!?" else 0x20 for c in range(256)
 )
+_BREAK = "."
+"""The token standing for a sentence break in a :class:`WordBatch` (no word contains it)."""
 
 
 @dataclass
 class WordBatch:
-    """Texts waiting for signatures, as word hashes.
+    """Texts waiting for signatures: the hashes of their tokens (words and sentence breaks).
 
-    ``segment_words[i]``: words in the i-th sentence segment (>= 1);
-    ``text_segments[j]``: segments of the j-th text (>= 1); ``hashes``: all word hashes in order.
+    ``text_tokens[j]``: how many of ``hashes`` belong to the j-th text.
     """
 
     hashes: list[int] = field(default_factory=list)
-    segment_words: list[int] = field(default_factory=list)
-    text_segments: list[int] = field(default_factory=list)
+    text_tokens: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.text_segments)
+        return len(self.text_tokens)
 
 
 class MinHasher:
@@ -134,29 +134,27 @@ class MinHasher:
         self._mix = rng.integers(0, 2**64, ngram, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._hashes = _WordHashes()
         self._empty = self._hashes[_EMPTY_TEXT]
+        self._break = np.uint64(self._hashes[_BREAK])
 
-    # -- text -> word hashes
+    # -- text -> token hashes
     def add(self, normalized: str, batch: WordBatch) -> None:
-        """Append a normalised text to ``batch``: the hashes of its words, segment by segment."""
-        get = self._hashes.__getitem__
-        count = 0
+        """Append a normalised text to ``batch``: the hashes of its words, with sentence breaks."""
         if normalized.isascii():
-            for segment in normalized.encode().translate(_ASCII_SEGMENT_BYTES).split(b"."):
-                tokens = segment.split()
-                if tokens:
-                    batch.hashes.extend(map(get, tokens))
-                    batch.segment_words.append(len(tokens))
-                    count += 1
+            tokens: list = normalized.encode().translate(_ASCII_SEGMENT_BYTES).replace(b".", b" . ").split()
+            words = len(tokens) - tokens.count(b".")
         else:
-            for tokens in segments(normalized):
-                batch.hashes.extend(map(get, tokens))
-                batch.segment_words.append(len(tokens))
-                count += 1
-        if not count:  # no words at all: one fixed shingle, so empty texts match each other
+            tokens = []
+            words = 0
+            for segment in segments(normalized):
+                tokens.extend(segment)
+                tokens.append(_BREAK)
+                words += len(segment)
+        if not words:  # no words at all: one fixed shingle, so empty texts match each other
             batch.hashes.append(self._empty)
-            batch.segment_words.append(1)
-            count = 1
-        batch.text_segments.append(count)
+            batch.text_tokens.append(1)
+            return
+        batch.hashes.extend(map(self._hashes.__getitem__, tokens))
+        batch.text_tokens.append(len(tokens))
 
     def trim_cache(self) -> None:
         if len(self._hashes) > TOKEN_CACHE_LIMIT:
@@ -169,10 +167,23 @@ class MinHasher:
         if not len(batch):
             return np.empty((0, self.num_perm), dtype=np.uint32)
         hashes = np.fromiter(batch.hashes, dtype=np.uint64, count=len(batch.hashes))
-        shingles, per_segment = self.shingles(hashes, np.asarray(batch.segment_words, dtype=np.int64))
-        text_segments = np.asarray(batch.text_segments, dtype=np.int64)
-        first_segment = np.cumsum(text_segments) - text_segments
-        return self.minhash(shingles, np.add.reduceat(per_segment, first_segment))
+        text_tokens = np.asarray(batch.text_tokens, dtype=np.int64)
+        # segments start at each text and after each break; breaks themselves are dropped
+        is_break = hashes == self._break
+        starts_segment = np.zeros(len(hashes), dtype=bool)
+        starts_segment[np.cumsum(text_tokens) - text_tokens] = True
+        starts_segment[1:] |= is_break[:-1]
+        segment_of = np.cumsum(starts_segment)[~is_break]
+        text_of = np.repeat(np.arange(len(text_tokens)), text_tokens)[~is_break]
+        words = hashes[~is_break]
+        new_segment = np.ones(len(words), dtype=bool)
+        new_segment[1:] = segment_of[1:] != segment_of[:-1]
+        firsts = np.flatnonzero(new_segment)
+        segment_words = np.diff(np.append(firsts, len(words)))
+        shingles, per_segment = self.shingles(words, segment_words)
+        # every text has at least one word (add() gives a wordless text the empty-text token)
+        per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(text_tokens)).astype(np.int64)
+        return self.minhash(shingles, per_text)
 
     def shingles(self, word_hashes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shingle hashes of each segment (concatenated) and how many each segment has.
@@ -222,7 +233,7 @@ class MinHasher:
             np.multiply(perm, shingles[start:stop], out=block)  # (num_perm, block), wraps mod 2**64
             offsets = (ends[first:last] - counts[first:last]) - start
             mins = np.minimum.reduceat(block, offsets, axis=1)
-            mins >>= _MASK32
+            mins >>= _HIGH_HALF
             out[first:last] = mins.T
             first = last
         return out

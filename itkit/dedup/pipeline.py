@@ -3,8 +3,8 @@
 :class:`Deduplicator` takes texts one at a time (with a response length for
 ``keep="longest"``) and holds only what the enabled stages need: a 128-bit hash
 per distinct normalised text, a group number per text, MinHash signatures per
-distinct text (computed in a background thread while the caller keeps reading)
-and, for the ROUGE-L stage only, the texts themselves. :meth:`Deduplicator.finish`
+distinct text (computed in vectorised batches of :data:`SIGNATURE_CHUNK` texts
+as they arrive) and, for the ROUGE-L stage only, the texts themselves. :meth:`Deduplicator.finish`
 applies the stages in order, each to the survivors of the previous one:
 
 - ``exact``: texts equal after normalisation form a group; one survives;
@@ -27,9 +27,8 @@ import os
 import pickle
 import tempfile
 from array import array
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -57,9 +56,7 @@ from itkit.io.sinks import RowWriter
 STAGES = ("exact", "near", "rouge")
 KEEP_CHOICES = ("first", "longest")
 SIGNATURE_CHUNK = 8192
-"""Distinct texts hashed per background MinHash job."""
-MAX_PENDING_CHUNKS = 2
-"""MinHash jobs queued before the reader waits (bounds the memory of pending word hashes)."""
+"""Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
 PROGRESS_EVERY = 10_000
 
 
@@ -122,7 +119,8 @@ class Decisions:
 class Deduplicator:
     """Collects texts one by one, then decides which survive (see the module docstring).
 
-    Use as a context manager (or call :meth:`close`) so the hashing thread stops.
+    :meth:`finish` can be called once. Use as a context manager (or call :meth:`close`)
+    to free the collected signatures and texts early.
     """
 
     def __init__(self, options: DedupOptions = DedupOptions()):
@@ -134,18 +132,19 @@ class Deduplicator:
         self._lengths = array("q") if options.keep == "longest" else None
         self._texts: list[str] | None = [] if options.rouge is not None else None
         self._hasher: MinHasher | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._store: SignatureStore | None = None
         if options.near is not None:
             self._hasher = MinHasher(options.num_perm, options.ngram, options.seed)
+            self._store = SignatureStore(options.num_perm)
             lsh_params(options.near, options.num_perm)  # fail early on impossible settings
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="itkit-minhash")
         self._pending = WordBatch()
-        self._chunks: list[Future] = []
-        self._done_chunks: list[np.ndarray] = []
+        self._finished = False
 
     # -- collecting
     def add(self, text: str, response_length: int = 0) -> int:
         """Add the next text; returns its index."""
+        if self._finished:
+            raise RuntimeError("cannot add texts after Deduplicator.finish()")
         normalized = normalize_text(text)
         group, new = self._groups.add_normalized(normalized)
         self._group_of.append(group)
@@ -169,28 +168,25 @@ class Deduplicator:
                 self.add(text, length)
 
     def _submit(self) -> None:
-        assert self._hasher is not None and self._pool is not None
-        if not len(self._pending):
-            return
-        batch, self._pending = self._pending, WordBatch()
-        self._hasher.trim_cache()
-        self._chunks.append(self._pool.submit(self._hasher.signatures, batch))
-        while sum(1 for f in self._chunks if not f.done()) > MAX_PENDING_CHUNKS:
-            next(f for f in self._chunks if not f.done()).result()
+        assert self._hasher is not None and self._store is not None
+        if len(self._pending):
+            batch, self._pending = self._pending, WordBatch()
+            self._store.append(self._hasher.signatures(batch))
+            self._hasher.trim_cache()
 
     def _signatures(self) -> SignatureStore:
-        """All signatures, one row per exact group, in blocks as the hashing thread made them."""
-        assert self._hasher is not None
+        """All signatures, one row per exact group."""
+        assert self._store is not None
         self._submit()
-        store = SignatureStore(self._hasher.num_perm)
-        chunks, self._chunks = self._chunks, []
-        for future in chunks:
-            store.append(future.result())
-        assert len(store) == len(self._groups)
-        return store
+        assert len(self._store) == len(self._groups)
+        return self._store
 
     # -- deciding
     def finish(self) -> Decisions:
+        """Apply the stages in order; returns the decisions (once: the collected data is released)."""
+        if self._finished:
+            raise RuntimeError("Deduplicator.finish() was already called")
+        self._finished = True
         opts = self.options
         n = self.count
         index = np.arange(n, dtype=np.int64)
@@ -227,6 +223,7 @@ class Deduplicator:
 
         if opts.near is not None:
             signatures = self._signatures()
+            self._store = None
             items = np.flatnonzero(alive)
             priority = np.argsort(rank[items], kind="stable")
             result = find_near_duplicates(signatures, opts.near, priority=priority, items=group_of[items])
@@ -237,6 +234,7 @@ class Deduplicator:
             assert self._texts is not None
             items = np.flatnonzero(alive)
             texts = [self._texts[i] for i in items.tolist()]
+            self._texts = None
             priority = np.argsort(rank[items], kind="stable").tolist()
             outcome = RougeNoveltyFilter(opts.rouge).filter(texts, order=priority)
             dropped = sorted(outcome.dropped.items())
@@ -260,9 +258,10 @@ class Deduplicator:
         return Decisions(alive, removals, removed)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Free the signatures and texts (the decisions stay valid)."""
+        self._store = None
+        self._texts = None
+        self._pending = WordBatch()
 
     def __enter__(self) -> "Deduplicator":
         return self
@@ -307,7 +306,8 @@ class DedupSummary:
         return asdict(self)
 
 
-ProgressFn = Callable[[int], None]
+ProgressFn = Callable[[str], None]
+"""Called with a short status message while a file run progresses."""
 
 
 class _Spool:
@@ -394,12 +394,14 @@ def dedup_file(
                 if ids is not None and rows_of is not None:
                     ids.append(record.id)
                     rows_of.append(reader.counts.rows - 1)
-                multi_turn = multi_turn or record.is_multi_turn
+                multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 if progress is not None and dedup.count % PROGRESS_EVERY == 0:
-                    progress(dedup.count)
+                    progress(f"read {dedup.count:,} records")
             if progress is not None:
-                progress(dedup.count)
+                progress(f"read {dedup.count:,} records; comparing ({', '.join(options.stages)})")
             decisions = dedup.finish()
+        if progress is not None:
+            progress(f"writing {decisions.kept:,} records")
         keep = decisions.keep.tolist()
         for row, kept in zip(spool.rows(), keep):
             if kept:
@@ -414,7 +416,7 @@ def dedup_file(
                         "id": ids[r.index],
                         "kept_index": rows_of[r.kept_index],
                         "kept_id": ids[r.kept_index],
-                        "score": round(r.score, 6),
+                        "score": r.score,  # unrounded: a ROUGE-L F1 of 0.7000000000000001 is above 0.7
                     }
                 )
         # commit the output, then the report and the errors file (each atomically)

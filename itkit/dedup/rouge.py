@@ -26,6 +26,7 @@ dynamic programme:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import operator
@@ -172,12 +173,18 @@ class TokenCodec:
 
 @dataclass(frozen=True)
 class Match:
-    """A text a candidate was compared with: its position, whether it is a seed, and the F1."""
+    """A text a candidate was compared with, and their ROUGE-L F1.
+
+    ``index``: the seed number when ``is_seed``; otherwise the kept number (texts are
+    numbered from 0 in the order they were kept) or, in :class:`FilterResult`, the index
+    in the filtered list unless ``earlier`` (kept before that ``filter`` call).
+    """
 
     index: int
     score: float
     is_seed: bool = False
     text: str | None = None
+    earlier: bool = False
 
 
 class NoveltyCheck(NamedTuple):
@@ -196,7 +203,8 @@ class FilterResult:
     """Outcome of :meth:`RougeNoveltyFilter.filter` over a list of texts.
 
     ``kept``: indices of kept texts, in processing order; ``dropped``: for each dropped
-    index, the best match (a kept index of the same list, or a seed) and its F1.
+    index, the best match and its F1: an index of the same list, a seed
+    (``is_seed``), or a text kept before this call (``earlier``, by kept number).
     """
 
     kept: list[int] = field(default_factory=list)
@@ -283,13 +291,15 @@ class RougeNoveltyFilter:
         return self._scan(self._prepare(text), k).matches
 
     def filter(self, texts: Sequence[str], order: Iterable[int] | None = None) -> FilterResult:
-        """Greedy filter: visit ``texts`` in ``order`` (default: input order), keep each novel one.
+        """Greedy filter: visit ``texts`` in ``order`` (a permutation; default: input order), keep each novel one.
 
         A text is dropped when it scores above the threshold against a seed, a
         text kept before by this filter, or one kept earlier in this same loop.
         Kept texts stay in the filter. Indices in the result refer to ``texts``.
         """
-        visit = range(len(texts)) if order is None else order
+        visit = range(len(texts)) if order is None else list(order)
+        if order is not None and sorted(visit) != list(range(len(texts))):
+            raise ValueError("order must be a permutation of the text indices")
         docs = [self._prepare(t) for t in texts]
         self._rank_rarest_first(docs)
         result = FilterResult()
@@ -305,7 +315,8 @@ class RougeNoveltyFilter:
             if pos in local:
                 result.dropped[i] = Match(local[pos], score, False, self._texts[pos])
             else:
-                result.dropped[i] = self._match(pos, score)
+                match = self._match(pos, score)
+                result.dropped[i] = match if match.is_seed else dataclasses.replace(match, earlier=True)
         return result
 
     # -- preparing texts

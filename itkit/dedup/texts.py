@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from itkit.errors import UsageError
-from itkit.records import INPUT_SEPARATOR, Record
+from itkit.records import INPUT_SEPARATOR, Record, join_input
 
 AUTO = "auto"
 ON_CHOICES = (AUTO, "instruction", "prompt", "response", "conversation")
@@ -36,8 +36,10 @@ def _conversation(record: Record) -> str:
 
 
 def _auto(record: Record) -> str:
-    # a single-turn record's only user turn joined with its input is its instruction + input
-    return _prompt(record) if record.is_multi_turn else _instruction(record)
+    turns = record.turns
+    if len(turns) <= 2:  # turns alternate from the user: at most one exchange, so a single-turn record
+        return join_input(turns[0].content if turns else "", record.input)
+    return _prompt(record)
 
 
 _EXTRACTORS: dict[str, Callable[[Record], str]] = {
