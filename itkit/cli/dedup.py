@@ -12,6 +12,7 @@ from rich.text import Text
 
 from itkit.cli.app import app, err_console, handle_errors, out_console
 from itkit.cli.options import (
+    check_stdout_use,
     AsJson,
     ErrorsPath,
     FromFormat,
@@ -126,8 +127,7 @@ def dedup_command(
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> int:
-    if as_json and (output == "-" or report == "-"):
-        raise UsageError("--json prints the summary to stdout, where the records would go too; give -o FILE (and --report FILE)")
+    check_stdout_use(as_json, output, report)
     if report is not None and report == output:
         raise UsageError("--report and -o name the same file (or both stdout); give the report its own path")
     near_on = near or near_threshold is not None

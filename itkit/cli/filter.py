@@ -13,6 +13,7 @@ from rich.text import Text
 
 from itkit.cli.app import app, err_console, handle_errors, out_console
 from itkit.cli.options import (
+    check_stdout_use,
     AsJson,
     Encoding,
     ErrorsPath,
@@ -170,8 +171,7 @@ def filter_command(
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> int:
-    if as_json and (output == "-" or report == "-"):
-        raise UsageError("--json prints the summary to stdout, where the records would go too; give -o FILE (and --report FILE)")
+    check_stdout_use(as_json, output, report)
     if (encoding or model) and length_unit is not LengthUnit.tokens:
         raise UsageError("--encoding and --model set the tokenizer of --length-unit tokens; add --length-unit tokens")
     given = rule_params(

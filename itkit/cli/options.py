@@ -70,3 +70,11 @@ def errors_path_for(output: str, errors: str | None) -> str:
     if output == "-":
         return "itkit-errors.jsonl"
     return f"{output}.errors.jsonl"
+
+
+def check_stdout_use(as_json: bool, output: str, report: str | None) -> None:
+    """Refuse a --json summary on the stdout that the records (or the report) also go to."""
+    from itkit.errors import UsageError
+
+    if as_json and (output == "-" or report == "-"):
+        raise UsageError("--json prints the summary to stdout, where the records would go too; give -o FILE (and --report FILE)")

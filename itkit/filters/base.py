@@ -10,6 +10,7 @@ records, so one rule object can check any number of records.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Sequence
@@ -22,14 +23,15 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 
 @dataclass
-class Rule:
+class Rule(ABC):
     """A named quality check; subclasses add their parameters as dataclass fields."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
-    def check(self, record: Record) -> str | None:  # pragma: no cover - every rule overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, record: Record) -> str | None:
+        """The reason ``record`` must be removed, or None to keep it."""
 
     @classmethod
     def parameters(cls) -> dict[str, Any]:
