@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import SHARED, invoke
 from llm_server import TEST_API_KEY, fake_llm  # noqa: F401  (fixture)
 
 from itkit.methods.evol_instruct.elimination import RULES
 from itkit.methods.evol_instruct.operations import OPERATION_NAMES, choose_operation
 
-TIKTOKEN_DIR = Path("/work/shared/tiktoken")
+TIKTOKEN_DIR = SHARED / "tiktoken"  # ../shared beside the repository
 
 ALPACA = [
     {"id": "a", "instruction": "Give three tips for staying healthy.", "input": "", "output": "Eat well."},

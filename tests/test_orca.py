@@ -33,10 +33,11 @@ from itkit.methods.orca.system_messages import load_system_messages, parse_syste
 from itkit.methods.orca.task_types import load_task_table, parse_task_table
 from itkit.records import Record
 from itkit.templates import PromptError, builtin_prompts_dir
+from conftest import SHARED
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "orca"
 UPDATE_GOLDEN = os.environ.get("ITKIT_UPDATE_GOLDEN") == "1"
-TIKTOKEN_DIR = Path("/work/shared/tiktoken")
+TIKTOKEN_DIR = SHARED / "tiktoken"  # ../shared beside the repository
 MODEL = "teacher-model"
 
 # the paper's assignment by collection (../shared/reference/methods.md)

@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import SHARED, invoke
 from llm_server import TEST_API_KEY, echo_text, fake_llm  # noqa: F401  (fake_llm: a fixture)
 
 from itkit.methods.orca.system_messages import load_system_messages
 from itkit.methods.orca.task_types import load_task_table
 
-TIKTOKEN_DIR = Path("/work/shared/tiktoken")
+TIKTOKEN_DIR = SHARED / "tiktoken"  # ../shared beside the repository
 MESSAGES = load_system_messages()
 TEXT_TO_NUMBER = {MESSAGES.text(n): n for n in MESSAGES.numbers}
 TABLE = load_task_table(MESSAGES.numbers)

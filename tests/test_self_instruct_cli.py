@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import SHARED, invoke
 from llm_server import TEST_API_KEY, Fault, fake_llm  # noqa: F401  (fixture)
 from self_instruct_fakes import answer_text, kind_of
 
-TIKTOKEN_DIR = Path("/work/shared/tiktoken")
+TIKTOKEN_DIR = SHARED / "tiktoken"  # ../shared beside the repository
 
 SEEDS = [
     {"id": f"seed_task_{i}", "name": name, "instruction": text, "instances": [{"input": inp, "output": out}], "is_classification": clf}
