@@ -32,7 +32,7 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -127,6 +127,28 @@ def template_path(method: str, name: str, prompts_dir: str | Path | None = None)
     return path
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_prompt_file(raw: bytes, path: str, model: type[M], what: str) -> M:
+    """The YAML mapping in ``raw`` validated as ``model``; errors name the file and the field.
+
+    Shared by every data file under ``prompts/`` (templates, Orca's system messages and task table).
+    """
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PromptError(f"{path}: not valid UTF-8 YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise PromptError(f"{path}: {what} must be a YAML mapping")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PromptError(f"{path}: field '{where}': {first['msg']}") from None
+
+
 @lru_cache(maxsize=256)
 def _load_file(path: str, mtime_ns: int, size: int) -> PromptTemplate:
     """Parse and validate a template file; cached per (path, mtime, size), so an edited file is read again."""
@@ -134,18 +156,7 @@ def _load_file(path: str, mtime_ns: int, size: int) -> PromptTemplate:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise PromptError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: not valid UTF-8 YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise PromptError(f"{path}: a template must be a YAML mapping")
-    try:
-        template = PromptTemplate.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PromptError(f"{path}: field '{where}': {first['msg']}") from None
+    template = parse_prompt_file(raw, path, PromptTemplate, "a template")
     template.path = path
     template.hash = hashlib.sha256(raw).hexdigest()[:HASH_LENGTH]
     template.check()

@@ -11,10 +11,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from itkit.templates import HASH_LENGTH, PromptError, template_path
+from itkit.templates import HASH_LENGTH, PromptError, parse_prompt_file, template_path
 
 METHOD = "orca"
 FILE_NAME = "system_messages"
@@ -68,18 +67,7 @@ class SystemMessages:
 
 def parse_system_messages(raw: bytes, path: str) -> SystemMessages:
     """Validate the bytes of a system-messages file; errors name the file and the field."""
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: not valid UTF-8 YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise PromptError(f"{path}: a system-messages file must be a YAML mapping")
-    try:
-        parsed = _SystemMessagesFile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PromptError(f"{path}: field '{where}': {first['msg']}") from None
+    parsed = parse_prompt_file(raw, path, _SystemMessagesFile, "a system-messages file")
     by_number: dict[int, SystemMessage] = {}
     for message in parsed.messages:
         if message.number in by_number:

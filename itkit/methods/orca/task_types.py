@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from itkit.records import Record
-from itkit.templates import HASH_LENGTH, PromptError, template_path
+from itkit.templates import HASH_LENGTH, PromptError, parse_prompt_file, template_path
 
 METHOD = "orca"
 FILE_NAME = "task_types"
@@ -163,18 +162,7 @@ def id_prefix(record_id: str) -> str | None:
 
 def parse_task_table(raw: bytes, path: str, valid_messages: tuple[int, ...]) -> TaskTable:
     """Validate a task-types file against the numbers of the loaded system messages."""
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: not valid UTF-8 YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise PromptError(f"{path}: a task-types file must be a YAML mapping")
-    try:
-        parsed = _TaskTypesFile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PromptError(f"{path}: field '{where}': {first['msg']}") from None
+    parsed = parse_prompt_file(raw, path, _TaskTypesFile, "a task-types file")
 
     known = set(valid_messages)
     types: dict[str, tuple[int, ...]] = {}
