@@ -137,6 +137,8 @@ def records_by(path: Path | None, *, ids: Iterable[str] = (), indices: Iterable[
     by_index: dict[int, Any] = {}
     if not want_ids and not want_idx:
         return by_id, by_index
+    if not want_ids:
+        return by_id, _rows_at(path, want_idx)
     for index, record in iter_records(path):
         if index in want_idx:
             by_index[index] = record
@@ -145,6 +147,30 @@ def records_by(path: Path | None, *, ids: Iterable[str] = (), indices: Iterable[
         if len(by_index) == len(want_idx) and len(by_id) == len(want_ids):
             break
     return by_id, by_index
+
+
+def _rows_at(path: Path | None, wanted: set[int]) -> dict[int, Any]:
+    """The records at these row indices, loading only those rows (the others are not parsed into records)."""
+    from itkit.dataset import RecordReader, source_stem
+    from itkit.io.rows import iter_rows
+
+    out: dict[int, Any] = {}
+    if path is None or not path.is_file():
+        return out
+    try:
+        fmt = RecordReader(str(path), on_error="skip").format
+        stem = source_stem(str(path))
+        for ordinal, raw in enumerate(iter_rows(str(path))):
+            if ordinal in wanted and raw.error is None and isinstance(raw.data, dict):
+                try:
+                    out[ordinal] = fmt.load(raw.data, LoadContext(raw.location, f"{stem}-{ordinal}"))
+                except (ItkitError, ValueError, TypeError, KeyError):
+                    pass
+                if len(out) == len(wanted):
+                    break
+    except (ItkitError, OSError, ValueError):
+        return out
+    return out
 
 
 def record_view(record: Any) -> dict[str, Any]:
