@@ -246,3 +246,44 @@ def test_samples_stay_small_however_many_records_were_removed(runner, tmp_path):
     assert s["table"]["total"] == 1000 and len(s["table"]["rows"]) == 300
     again = section(collect(tmp_path / "filter.json"), "filter")
     assert again["table"]["rows"] == s["table"]["rows"]  # the same sample every time
+
+
+def test_simplify_fact_checks_and_flagged_records_from_the_summary_and_metadata(tmp_path):
+    """The simplify summary's ``simplify`` block and ``metadata.simplify_violations`` (issue 16's names)."""
+    rows = [
+        {"id": "a", "instruction": "Add 2 and 3.", "output": "Two plus three is five, so 5.",
+         "metadata": {"original_output": "If we add two and three we get five. The answer is 5.",
+                      "provenance": [{"method": "simplify", "parent_id": "a"}]}},
+        {"id": "b", "instruction": "When?", "output": "In 1999 it began, long ago, before the year 2000.",
+         "metadata": {"simplify_violations": {"numbers": ["2001"]}}},  # kept its original: no simplify step
+    ]
+    out = tmp_path / "simple.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    block = {
+        "length_unit": "tokens", "length_ratio": {"median": 0.55, "mean": 0.55, "min": 0.55, "max": 0.55},
+        "ratio_distribution": [{"range": "[0.5, 0.75)", "records": 1}, {"range": "1", "records": 1}],
+        "violations_first_try": {"numbers": 2, "answer": 1}, "violations_final": {"numbers": 1, "answer": 0},
+        "retried": 2, "fixed_by_retry": 1, "kept_original": 1, "flagged": 0, "failed_checks": 0,
+        "on_violation": "keep-original",
+    }
+    summary = {"command": "simplify", "output": str(out), "parameters": {"src": str(tmp_path / "gone.jsonl")},
+               "counts": {"read": 2, "simplified": 1, "written": 2}, "engine": {"requests": 3}, "simplify": block}
+    (tmp_path / "simple.jsonl.summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    data = collect(tmp_path / "simple.jsonl.summary.json")
+    s = section(data, "simplify")
+    assert s["fact_checks"]["violations"] == [("numbers", 2, 1), ("answer", 1, 0)]
+    assert s["fact_checks"]["distribution"] == [("[0.5, 0.75)", 1), ("1", 1)]
+    assert s["flagged"]["total"] == 1 and s["flagged"]["rows"][0]["id"] == "b" and "numbers: 2001" in s["flagged"]["rows"][0]["flags"]
+    assert [p["id"] for p in s["pairs"]] == ["a"] and s["ratio"]["stats"]["count"] == 1
+    page = render(data)
+    assert "Fact checks" in page and "after the retry" in page and "numbers: 2001" in page
+
+
+def test_record_text_cannot_inject_markup(runner, tmp_path):
+    rows = [{"instruction": '<script>alert("x")</script><img src=http://evil.example/x.png>', "input": "", "output": ""}]
+    src = tmp_path / "evil.json"
+    src.write_text(json.dumps(rows), encoding="utf-8")
+    result = invoke(runner, "filter", src, "-o", tmp_path / "clean.jsonl", "--report", tmp_path / "removed.jsonl", "--json")
+    (tmp_path / "filter.json").write_text(result.stdout, encoding="utf-8")
+    page = render(collect(tmp_path / "filter.json"))
+    assert "<script>alert" not in page and "<img" not in page and "&lt;script&gt;alert" in page

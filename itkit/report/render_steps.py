@@ -87,6 +87,18 @@ def simplify_html(s: dict[str, Any], anchor: str) -> str:
             + f'. Originals {e(s["originals"])}.')
     out = [_head("Simplify: original vs simplified", s["step"], anchor, note)]
     sh = ratio["shares"]
+    fc = s.get("fact_checks")
+    if fc and fc["distribution"]:
+        unit = fc["unit"] or "tokens"
+        out.append(f'<h3>Length ratio ({e(unit)}, from the summary)</h3>'
+                   + (f'<p class="note">median {fc["median_ratio"]:.2f}.</p>' if isinstance(fc["median_ratio"], (int, float)) else "")
+                   + svg.hbars(fc["distribution"], label="records per length ratio", total=sum(n for _, n in fc["distribution"])))
+    if fc and (fc["violations"] or fc["outcomes"]):
+        policy = f'; policy on a violation: {e(fc["on_violation"])}' if fc.get("on_violation") else ""
+        out.append(f'<h3>Fact checks</h3><p class="note">Checks that the rewrite adds no fact and keeps the answer{policy}.</p>'
+                   '<div class="grid2"><div>' + table(["check", "first try", "after the retry"], fc["violations"], numeric=(1, 2))
+                   + "</div><div>" + table(["outcome", "records"], [(k.replace("_", " "), v) for k, v in fc["outcomes"].items()], numeric=(1,))
+                   + "</div></div>")
     chart = svg.histogram(ratio["histogram"], label="length ratio", x_label=f"simplified / original length (words; ≥{ratio['capped_at']:g} in the last bin)",
                           classes={"ratio": "kept"}, height=180)
     side = table(["", "records"], [("shorter", sh["shorter"]), ("unchanged length", sh["unchanged"]), ("longer", sh["longer"])], numeric=(1,))
@@ -102,7 +114,7 @@ def simplify_html(s: dict[str, Any], anchor: str) -> str:
                    f'<div class="stay"><h4>simplified</h4><div class="txt">{segments(p["simplified"])}</div></div></div>')
     flagged = s["flagged"]
     if flagged["total"]:
-        rows = [(r["id"], r["flags"] if isinstance(r["flags"], str) else ", ".join(map(str, r["flags"])) if isinstance(r["flags"], list) else str(r["flags"]), r["response"]) for r in flagged["rows"]]
+        rows = [(r["id"], r["flags"], r["response"]) for r in flagged["rows"]]
         out.append(f'<h3>Flagged by the fact checks <span class="badge bad">{num(flagged["total"])}</span></h3>')
         out.append(table(["id", "flags", "response"], rows, total=flagged["total"], search=True, what="flagged records"))
     return "".join(out) + "</section>"

@@ -44,11 +44,11 @@ def simplify_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
     ratios: list[float] = []
     shares = {"shorter": 0, "unchanged": 0, "longer": 0}
     for _, record in iter_records(step.output):
+        flag = _flags(record)
+        if flag:  # flagged rewrites, and originals kept because every rewrite broke a check
+            flagged.add((record, flag))
         if not _simplified(record):
             continue
-        flag = _flags(record)
-        if flag:
-            flagged.add((record, flag))
         original = record.metadata.get(ORIGINAL_KEY)
         if isinstance(original, str):
             kept_inline = True
@@ -85,8 +85,21 @@ def simplify_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
         })
     counts = summary.get("counts") if isinstance(summary.get("counts"), dict) else {}
     checks = {k: counts_of(v) for k, v in counts.items() if isinstance(v, dict) and ("check" in k or "violation" in k)}
+    block = summary.get("simplify") if isinstance(summary.get("simplify"), dict) else {}
+    distribution = [(str(r.get("range")), r.get("records")) for r in block.get("ratio_distribution") or []
+                    if isinstance(r, dict) and isinstance(r.get("records"), int)]
+    first, final = counts_of(block.get("violations_first_try")), counts_of(block.get("violations_final"))
     return {
         "kind": "simplify",
+        "fact_checks": {
+            "unit": block.get("length_unit"),
+            "median_ratio": get(block, "length_ratio", "median"),
+            "distribution": distribution,
+            "violations": [(c, first.get(c, 0), final.get(c, 0)) for c in dict.fromkeys([*first, *final])],
+            "outcomes": {k: block[k] for k in ("retried", "fixed_by_retry", "kept_original", "flagged", "failed_checks")
+                         if isinstance(block.get(k), int)},
+            "on_violation": block.get("on_violation"),
+        } if block else None,
         "step": step.label,
         "counts": counts_of(counts),
         "checks": {k: v for k, v in checks.items() if v},
@@ -96,8 +109,18 @@ def simplify_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
                   "capped_at": RATIO_CAP, "shares": shares, "summary": get(summary, "length_ratio")},
         "pairs": pairs,
         "flagged": {"total": flagged.seen,
-                    "rows": [{"id": r.id, "flags": f, "response": clip(r.output, 600)} for r, f in flagged.items]},
+                    "rows": [{"id": r.id, "flags": _flag_text(f), "response": clip(r.output, 600)}
+                             for r, f in sorted(flagged.items, key=lambda item: item[0].id)]},
     }
+
+
+def _flag_text(flags: Any) -> str:
+    """``{check: [problems]}`` (or a list, or text) as one line."""
+    if isinstance(flags, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in flags.items())
+    if isinstance(flags, list):
+        return ", ".join(map(str, flags))
+    return str(flags)
 
 
 def _count_ratio(original: int, simplified: int, ratios: list[float], shares: dict[str, int]) -> None:
