@@ -158,7 +158,7 @@ def _command(path: Path, limits: Limits, progress: Progress) -> dict[str, Any]:
     progress(f"reading {path.name}")
     section = _section(step, limits)
     return {
-        **_header("command", f"itkit {kind}", path, {"summary_file": str(path)}),
+        **_header("command", (output or path).name if kind != "export" else folder.name, path, {"summary_file": str(path)}),
         "funnel": [row],
         "totals": totals([row]),
         "sections": [section] if section is not None else [],

@@ -175,7 +175,7 @@ def render(data: dict[str, Any]) -> str:
         cls, word = ("ok", "finished") if code == 0 else ("warn", "finished, some records failed") if code == 3 else ("bad", "stopped")
         status = f' <span class="badge {cls}">{word}</span>'
     error = f'<p class="note"><b>Error:</b> {e(data["error"])}</p>' if data.get("error") else ""
-    kind = "run" if data["kind"] == "run" else "command"
+    kind = "run" if data["kind"] == "run" else (data["sections"][0]["kind"] if data["sections"] else "command")
     nav_html = "".join(f'<a href="#{e(a)}">{e(t)}</a>' for a, t in nav)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{GENERATOR}<meta name="viewport" content="width=device-width, initial-scale=1">

@@ -80,31 +80,35 @@ def simplify_html(s: dict[str, Any], anchor: str) -> str:
     c = s["counts"]
     ratio = s["ratio"]
     stats = ratio["stats"]
+    fc = s.get("fact_checks")
+    if fc and isinstance(fc["median_ratio"], (int, float)):
+        median = f'; median length ratio {fc["median_ratio"]:.2f} (simplified / original {e(fc["unit"] or "tokens")})'
+    else:
+        median = f'; median length ratio {stats["median"]:.2f} (simplified / original words)' if stats else ""
     note = (f'{num(c.get("simplified"))} of {num(c.get("read"))} responses simplified'
             + (f', {num(c.get("longer_kept"))} kept because the rewrite was longer' if c.get("longer_kept") else "")
             + (f', {num(c.get("failed"))} failed' if c.get("failed") else "")
-            + (f'; median length ratio {stats["median"]:.2f} (simplified / original words)' if stats else "")
-            + f'. Originals {e(s["originals"])}.')
+            + f'{median}. Originals {e(s["originals"])}.')
     out = [_head("Simplify: original vs simplified", s["step"], anchor, note)]
     sh = ratio["shares"]
-    fc = s.get("fact_checks")
     if fc and fc["distribution"]:
-        unit = fc["unit"] or "tokens"
-        out.append(f'<h3>Length ratio ({e(unit)}, from the summary)</h3>'
-                   + (f'<p class="note">median {fc["median_ratio"]:.2f}.</p>' if isinstance(fc["median_ratio"], (int, float)) else "")
-                   + svg.hbars(fc["distribution"], label="records per length ratio", total=sum(n for _, n in fc["distribution"])))
+        chart = svg.hbars(fc["distribution"], label="records per length ratio", total=sum(n for _, n in fc["distribution"]))
+        title = f'Length ratio ({e(fc["unit"] or "tokens")})'
+    else:
+        chart = svg.histogram(ratio["histogram"], label="length ratio", classes={"ratio": "kept"}, height=180,
+                              x_label=f"simplified / original length (words; ≥{ratio['capped_at']:g} in the last bin)")
+        title = "Length ratio (words)"
+    side = table(["", "records"], [("shorter", sh["shorter"]), ("unchanged length", sh["unchanged"]), ("longer", sh["longer"])], numeric=(1,))
+    out.append(f'<div class="grid2"><div><h3>{title}</h3>{chart}</div><div><h3>Lengths</h3>{side}</div></div>')
     if fc and (fc["violations"] or fc["outcomes"]):
         policy = f'; policy on a violation: {e(fc["on_violation"])}' if fc.get("on_violation") else ""
         out.append(f'<h3>Fact checks</h3><p class="note">Checks that the rewrite adds no fact and keeps the answer{policy}.</p>'
                    '<div class="grid2"><div>' + table(["check", "first try", "after the retry"], fc["violations"], numeric=(1, 2))
                    + "</div><div>" + table(["outcome", "records"], [(k.replace("_", " "), v) for k, v in fc["outcomes"].items()], numeric=(1,))
                    + "</div></div>")
-    chart = svg.histogram(ratio["histogram"], label="length ratio", x_label=f"simplified / original length (words; ≥{ratio['capped_at']:g} in the last bin)",
-                          classes={"ratio": "kept"}, height=180)
-    side = table(["", "records"], [("shorter", sh["shorter"]), ("unchanged length", sh["unchanged"]), ("longer", sh["longer"])], numeric=(1,))
     if s["checks"]:
-        side += "".join(f"<h3>{e(k)}</h3>" + table(["check", "records"], sorted(v.items(), key=lambda kv: -kv[1]), numeric=(1,)) for k, v in s["checks"].items())
-    out.append(f'<div class="grid2"><div>{chart}</div><div>{side}</div></div>')
+        out.append("".join(f"<h3>{e(k)}</h3>" + table(["check", "records"], sorted(v.items(), key=lambda kv: -kv[1]), numeric=(1,))
+                           for k, v in s["checks"].items()))
     out.append(legend([("deleted words", "del-bg"), ("inserted words", "ins-bg")]))
     for p in s["pairs"]:
         head = (f'<div class="pairhead"><span class="badge">{e(p["id"])}</span><span class="reasons">{num(p["words"][0])} → '

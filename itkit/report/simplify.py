@@ -89,6 +89,9 @@ def simplify_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
     distribution = [(str(r.get("range")), r.get("records")) for r in block.get("ratio_distribution") or []
                     if isinstance(r, dict) and isinstance(r.get("records"), int)]
     first, final = counts_of(block.get("violations_first_try")), counts_of(block.get("violations_final"))
+    lengths = counts_of(block.get("lengths"))
+    if {"shortened", "unchanged", "longer"} <= set(lengths):  # the summary's own count (in its unit) wins
+        shares = {"shorter": lengths["shortened"], "unchanged": lengths["unchanged"], "longer": lengths["longer"]}
     return {
         "kind": "simplify",
         "fact_checks": {
