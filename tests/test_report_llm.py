@@ -159,3 +159,31 @@ def test_a_single_commands_summary_shows_that_commands_part(run_dir, tmp_path):
     s = data["sections"][0]
     assert s["ratio"]["stats"]["count"] == len(s["pairs"]) or s["ratio"]["stats"]["count"] >= len(s["pairs"])
     assert "Simplify" in render(data)
+
+
+FAILING = """
+name: failing
+sources:
+  - {path: SAMPLES/alpaca.json, format: alpaca}
+llm: {model: teacher, max_retries: 0, concurrency: 2}
+steps:
+  - simplify: {}
+report: true
+"""
+
+
+def test_failed_records_and_their_reasons_in_the_funnel(runner, tmp_path, monkeypatch):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(FAILING.replace("SAMPLES", str(SAMPLES)), encoding="utf-8")
+    fails = lambda request, attempt: "empty" if "capital" in json.dumps(request.body or {}) else None  # noqa: E731
+    with FakeLLMServer(api_key=TEST_API_KEY, reply=llm.teacher, faults=fails) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
+        result = invoke(runner, "run", recipe, "--run-dir", tmp_path / "run", "-q")
+    assert result.exit_code == 3, result.stderr
+    data = collect(tmp_path / "run")
+    row = next(r for r in data["funnel"] if r["type"] == "simplify")
+    failures = summary(tmp_path / "run", "01-simplify")["failures"]
+    assert row["failed"] == failures["count"] > 0 and row["failure_reasons"] == failures["reasons"]
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "finished, some records failed" in page and next(iter(failures["reasons"])) in page

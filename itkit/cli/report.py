@@ -13,32 +13,17 @@ from itkit.report import Limits, default_output, write_report
 
 HELP = """Write an HTML report of a run folder, or of one command's summary and side files.
 
-\b
-One self-contained file (inline CSS, JavaScript and SVG; no network, opens from
-file://, printable): the funnel (records in, out, removed by reason, failed; LLM
-requests, tokens, cost and failure reasons per step); removed records per filter
-rule and duplicate pairs side by side with the shared text highlighted; original
-and simplified responses with a word-level diff and the length-ratio histogram;
-Evol-Instruct lineages and eliminations per rule and operation; Orca's system
-messages and task types; Self-Instruct's new tasks with their most similar
-instructions; and for the exported sets, length histograms (tokens), categories,
-scores, the validation split and the LFT subset against the whole. Tables are
-searchable. Large runs are shown through samples (fixed seed), so the page stays
-a few MB. A recipe with `report: true` writes RUN_DIR/report.html at the end of
-itkit run.
+One self-contained file (inline CSS, JavaScript and SVG; no network, opens from file://, printable): the funnel (records in, out, removed by reason, failed; LLM requests, tokens, cost and failure reasons per step); removed records per filter rule and duplicate pairs side by side with the shared text highlighted; original and simplified responses with a word-level diff and the length-ratio histogram; Evol-Instruct lineages and eliminations per rule and operation; Orca's system messages and task types; Self-Instruct's new tasks with their most similar instructions; and for the exported sets, length histograms (tokens), categories, scores, the validation split and the LFT subset against the whole. Tables are searchable. Large runs are shown through samples (fixed seed), so the page stays a few MB. A recipe with `report: true` writes RUN_DIR/report.html at the end of itkit run.
 
-\b
-TARGET is a run folder (run_summary.json), one of its step folders, an
-OUT.summary.json of simplify / evol-instruct / orca / self-instruct, the --json
-summary of filter or dedup saved to a file (its --report file is read when it is
-still where the summary says), or an export folder (manifest.json).
+TARGET is a run folder (run_summary.json), one of its step folders, an OUT.summary.json of simplify, evol-instruct, orca or self-instruct, the --json summary of filter or dedup saved to a file (with the --report file it names), or an export folder (manifest.json).
 
 \b
 Examples:
-  itkit report runs/quickstart                       # writes runs/quickstart/report.html
+  itkit report runs/quickstart          # runs/quickstart/report.html
   itkit report runs/quickstart -o ~/quickstart.html
-  itkit report simple.jsonl.summary.json             # writes simple.jsonl.report.html
-  itkit filter data.json -o clean.json --report removed.jsonl --json > filter.json && itkit report filter.json
+  itkit report simple.jsonl.summary.json   # simple.jsonl.report.html
+  itkit dedup a.json -o b.json --report pairs.jsonl --json > dedup.json
+  itkit report dedup.json               # dedup.report.html
 """
 
 
