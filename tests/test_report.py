@@ -287,3 +287,16 @@ def test_record_text_cannot_inject_markup(runner, tmp_path):
     (tmp_path / "filter.json").write_text(result.stdout, encoding="utf-8")
     page = render(collect(tmp_path / "filter.json"))
     assert "<script>alert" not in page and "<img" not in page and "&lt;script&gt;alert" in page
+
+
+def test_score_distributions_of_both_sets_when_records_carry_scores(runner, tmp_path):
+    rows = [{"instruction": f"Write about topic {i} in some detail", "input": "", "output": f"An answer about topic {i}.",
+             "quality_score": round(1 + (i % 5) * 0.9, 1)} for i in range(60)]
+    src = tmp_path / "data.json"
+    src.write_text(json.dumps(rows), encoding="utf-8")
+    result = invoke(runner, "export", src, "-o", tmp_path / "out", "--mode", "both", "--target", "trl", "--lft-size", "20", "-q")
+    assert result.exit_code == 0, result.stderr
+    s = section(collect(tmp_path / "out"), "export")
+    hist = s["scores"]["quality_score"]
+    assert {mode: sum(counts) for mode, counts in hist["series"].items()} == {"lft": 20, "sft": 60}
+    assert hist["edges"][0] <= 1.0 and hist["edges"][-1] >= 4.6
