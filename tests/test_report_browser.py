@@ -115,3 +115,12 @@ def test_a_screenshot_of_the_first_screen(report, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real picture, not a blank page
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 900)
+
+
+def test_it_prints(report, tmp_path):
+    pdf = tmp_path / "report.pdf"
+    result = chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = pdf.read_bytes()
+    pages = [int(n) for n in re.findall(rb"/Count (\d+)", data)]
+    assert data.startswith(b"%PDF") and pages and 2 <= max(pages) <= 30  # the whole page, on a handful of sheets

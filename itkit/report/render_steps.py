@@ -20,13 +20,14 @@ def filter_html(s: dict[str, Any], anchor: str) -> str:
                  "each record is removed by the first rule that finds a problem.")]
     bars = [(r["rule"], r["removed"]) for r in sorted(s["rules"], key=lambda r: -r["removed"])]
     out.append(svg.hbars(bars, label="records removed per rule", cls="removed", total=s["records_in"]))
+    largest = max(s["rules"], key=lambda r: r["removed"], default=None)
     for rule in s["rules"]:
         if not rule["removed"]:
             continue
         cards = "".join(record_card(x["record"], why=x["reason"], label=f'{x["id"]} · row {x["index"]}') for x in rule["examples"])
         shown = f"{len(rule['examples'])} of {rule['removed']:,} shown" if rule["examples"] else "no examples in the removed file"
         out.append(details(f'{e(rule["rule"])} <span class="badge">{num(rule["removed"])}</span> '
-                           f'<span class="reasons">{e(shown)}</span>', cards or '<p class="empty">no examples</p>'))
+                           f'<span class="reasons">{e(shown)}</span>', cards or '<p class="empty">no examples</p>', open_=rule is largest))
     t = s["table"]
     out.append(table(["id", "row", "rule", "reason", "instruction"], t["rows"], numeric=(1,), total=t["total"], search=True,
                      what="removed records"))
