@@ -24,7 +24,7 @@ from itkit.report.cleaning import dedup_section, filter_section
 from itkit.report.context import Limits, StepFiles
 from itkit.report.evolution import evol_section
 from itkit.report.files import locate, read_json
-from itkit.report.funnel import command_row, run_row, totals
+from itkit.report.funnel import command_row, failure_examples, run_row, totals
 from itkit.report.generation import orca_section, self_instruct_section
 from itkit.report.simplify import simplify_section
 from itkit.report.training import export_section
@@ -115,7 +115,7 @@ def _run(run_dir: Path, limits: Limits, progress: Progress) -> dict[str, Any]:
         output = run_dir / row["output"] if isinstance(row.get("output"), str) else None
         step = StepFiles(label, str(row.get("type") or ""), read_json(folder / STEP_SUMMARY) or {}, folder,
                          input=previous, output=output, row=row)
-        rows.append(run_row(step))
+        rows.append({**run_row(step), "failure_examples": failure_examples(step, limits) if row.get("failed") else []})
         if step.summary and row.get("status") != "dry-run":
             progress(f"reading {label}")
             section = _section(step, limits)
@@ -155,6 +155,7 @@ def _command(path: Path, limits: Limits, progress: Progress) -> dict[str, Any]:
     output = locate(summary.get("output") or params.get("output"), folder)
     step = StepFiles(kind, kind, summary, folder, input=input_path, output=output)
     row = command_row(step)
+    row["failure_examples"] = failure_examples(step, limits) if row["failed"] else []
     progress(f"reading {path.name}")
     section = _section(step, limits)
     return {

@@ -4,8 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from itkit.report.context import StepFiles
-from itkit.report.files import counts_of, get
+from itkit.report.context import Limits, StepFiles
+from itkit.report.files import Reservoir, clip, counts_of, get, iter_jsonl, locate
+
+FAILURES_FILE = "failures.jsonl"
+RAW_SHOWN = 300
+"""Characters of a failed record's raw response shown."""
+
+
+def failure_examples(step: StepFiles, limits: Limits) -> list[dict[str, Any]]:
+    """A sample of the records an LLM step could not process, from its failures file (id, reason, raw response)."""
+    recorded = get(step.summary, "failures", "file")
+    path = locate(recorded, step.folder) or locate(str(step.folder / FAILURES_FILE))
+    sample = Reservoir(limits.examples, limits.seed)
+    for row in iter_jsonl(path):
+        sample.add(row)
+    return [{"id": str(r.get("id") or ""), "reason": str(r.get("reason") or ""), "raw": clip(r.get("raw") or "", RAW_SHOWN)}
+            for r in sample.items]
 
 
 def _int(value: Any) -> int | None:

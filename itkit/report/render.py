@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from itkit.report import svg
-from itkit.report.html import cost, e, num, share, table
+from itkit.report.html import cost, details, e, num, share, table
 from itkit.report.render_steps import dedup_html, evol_html, filter_html, orca_html, self_instruct_html, simplify_html
 
 ASSETS = Path(__file__).parent / "assets"
@@ -64,7 +64,8 @@ def _funnel(data: dict[str, Any]) -> str:
         name = f'<a href="#s-{e(r["step"])}">{e(r["step"])}</a>' if r["step"] in anchors else e(r["step"])
         fails = num(r["failed"]) if r["failed"] else ""
         if r["failure_reasons"]:
-            fails += f'<div class="reasons">{e(", ".join(f"{k} {v:,}" for k, v in r["failure_reasons"].items()))}</div>'
+            failed = "failed: " + ", ".join(f"{k} {v:,}" for k, v in r["failure_reasons"].items())
+            reasons = f"{reasons}; {failed}" if reasons else failed
         llm = r["llm"]
         tokens = r["tokens"]["prompt"] + r["tokens"]["completion"]
         earlier = ' <span class="badge" title="reused from an earlier run; figures from then">earlier</span>' if r.get("spent_earlier") else ""
@@ -83,8 +84,14 @@ def _funnel(data: dict[str, Any]) -> str:
                 f'<td class="n">{num(t["requests"])}</td><td class="n">{num(t["tokens"])}</td><td class="n">{cost(t["cost_usd"])}</td><td></td></tr>')
     head = "".join(f'<th class="{c}">{h}</th>' for h, c in (("step", ""), ("status", ""), ("in", "n"), ("out", "n"), ("removed", "n"),
                    ("reasons", ""), ("failed", "n"), ("rejected", "n"), ("requests", "n"), ("tokens", "n"), ("cost", "n"), ("time", "n")))
-    out.append(f'<table class="funnel-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>')
-    return "".join(out)
+    out.append(f'<table class="funnel-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    for r in rows:
+        if r.get("failure_examples"):
+            shown = f'{len(r["failure_examples"])} of {r["failed"]:,} shown; all of them are in its failures file'
+            out.append(details(f'{e(r["step"])}: failed records <span class="badge warn">{num(r["failed"])}</span> '
+                               f'<span class="reasons">{e(shown)}</span>',
+                               table(["id", "reason", "raw response"], [(x["id"], x["reason"], x["raw"]) for x in r["failure_examples"]])))
+    return "".join(out) + "</section>"
 
 
 def _seconds(value: Any) -> str:
