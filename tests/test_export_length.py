@@ -159,13 +159,13 @@ def test_tokenizer_errors(runner, tmp_path, monkeypatch):
     (tmp_path / "tokenizer.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "tokenizers", None)
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(TokenizerError, match=r"pip install 'itkit\[hf-tokenizer\]'"):
+    with pytest.raises(TokenizerError, match=r"pip install tokenizers"):
         HFTokenCounter(str(tmp_path / "tokenizer.json"))
     src = tmp_path / "chats.json"
     src.write_text(json.dumps([conversation("a", [("q", "a")])]))
     result = invoke(runner, "export", src, "-o", tmp_path / "out", "--tokenizer", str(tmp_path), "--max-tokens", "9")
     assert result.exit_code == 1
-    assert "hf-tokenizer" in result.stderr and not (tmp_path / "out").exists()
+    assert "pip install tokenizers" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_broken_tokenizer_file_is_a_clear_error(tmp_path):

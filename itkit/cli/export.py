@@ -71,7 +71,7 @@ def export(
     model: TokenModel = None,
     tokenizer: Annotated[
         Optional[str],
-        typer.Option("--tokenizer", help="Count tokens with a local Hugging Face tokenizer (tokenizer.json or its folder); needs the optional tokenizers library (pip install tokenizers).", show_default=False),
+        typer.Option("--tokenizer", help="The model's tokenizer folder (or its tokenizer.json): exact lengths from its own chat template in tokenizer_config.json, generation markers and EOS included.", show_default=False),
     ] = None,
     split_long: Annotated[bool, typer.Option("--split-long", help="Split over-long multi-turn conversations at turn pairs instead of dropping them.")] = False,
     trl_format: Annotated[TrlFormat, typer.Option("--trl-format", help="TRL rows: messages, or conversational prompt/completion.")] = TrlFormat.messages,
@@ -86,7 +86,8 @@ def export(
     ] = ",".join(DEFAULT_LFT_RULES),
     lft_min_response: Annotated[int, typer.Option("--lft-min-response", help="LFT: fewest words in a response (0: no minimum).")] = DEFAULT_MIN_RESPONSE_WORDS,
     lft_max_response: Annotated[int, typer.Option("--lft-max-response", help="LFT: most words in a response (0: no maximum).")] = DEFAULT_MAX_RESPONSE_WORDS,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Model to fine-tune, written into the LLaMA-Factory and Axolotl configs.", show_default=False)] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Model to fine-tune, written into the LLaMA-Factory and Axolotl configs (and LLaMA-Factory's template: for known families).", show_default=False)] = None,
+    relative_paths: Annotated[bool, typer.Option("--relative-paths", help="Configs name their data relative to their own folder, so OUTDIR can be moved or copied as is (run the trainer from that folder).")] = False,
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it holds a previous export.")] = False,
@@ -131,6 +132,7 @@ def export(
         lft_min_response=lft_min_response,
         lft_max_response=lft_max_response,
         base_model=base_model,
+        relative_paths=relative_paths,
         overwrite=overwrite,
         invoked_as=_typed_command(),
     )
@@ -139,6 +141,8 @@ def export(
     else:
         with err_console.status("exporting") as status:
             result = run_export(settings, progress=lambda message: status.update(message))
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if as_json:
         out_console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
     elif not quiet:
@@ -172,6 +176,8 @@ def _print_summary(result: ExportResult) -> None:
 
     row("candidates", [m.candidates for m in modes])
     row("dropped: over --max-tokens", [m.length_dropped for m in modes])
+    if any(m.unrenderable for m in modes):
+        row("dropped: chat template refuses", [m.unrenderable for m in modes])
     if any(m.split_records for m in modes):
         row("split into pieces", [f"{m.split_records} -> {m.split_pieces}" for m in modes])
     if any(m.quality is not None for m in modes):
@@ -201,4 +207,12 @@ def _print_summary(result: ExportResult) -> None:
         if len(c.rows) > SUMMARY_STRATA:
             cov.add_row(f"({len(c.rows) - SUMMARY_STRATA} more)", "", "")
         err.print(cov)
+    if result.no_trained_turn:
+        err.print(f"{result.no_trained_turn} records left out: every assistant turn has weight 0", markup=False)
+    if not result.exact_lengths:
+        err.print(
+            f"token lengths are estimates ({result.token_counter}); the configs allow a margin "
+            "(pass --tokenizer with the model's folder for exact lengths)",
+            markup=False,
+        )
     err.print(f"wrote {len(result.files)} files to {result.out_dir} (README.md, manifest.json)", markup=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from itkit.export.length import (
     Counter as TokenCounterLike,
     LengthOutcome,
     apply_length,
+    is_exact,
     make_counter,
 )
 from itkit.export.outdir import MANIFEST, StagedDir, check_target
@@ -61,6 +63,7 @@ from itkit.export.targets import (
     TargetContext,
     TrainingDefaults,
     get_targets,
+    trained_pattern,
 )
 from itkit.io.rows import display_name, is_hub
 from itkit.io.sinks import RowWriter
@@ -103,6 +106,7 @@ class ExportSettings:
     lft_min_response: int | None = DEFAULT_MIN_RESPONSE_WORDS
     lft_max_response: int | None = DEFAULT_MAX_RESPONSE_WORDS
     base_model: str | None = None
+    relative_paths: bool = False
     overwrite: bool = False
     training: TrainingDefaults = field(default_factory=TrainingDefaults)
     invoked_as: str | None = None
@@ -205,6 +209,8 @@ class ExportSettings:
             args += ["--trl-format", self.trl_format]
         if self.base_model:
             args += ["--base-model", self.base_model]
+        if self.relative_paths:
+            args.append("--relative-paths")
         if self.overwrite:
             args.append("--overwrite")
         return shlex.join(args)
@@ -230,6 +236,7 @@ class ExportSettings:
             "lft_min_response_words": self.lft_min_response,
             "lft_max_response_words": self.lft_max_response,
             "base_model": self.base_model,
+            "relative_paths": self.relative_paths,
         }
 
 
@@ -260,6 +267,9 @@ class ModeResult:
     split_records: int = 0
     split_pieces: int = 0
     split_pairs_dropped: int = 0
+    unrenderable: int = 0
+    """Records the model's chat template refuses, left out."""
+    render_errors: dict[str, str] = field(default_factory=dict)
     after_length: int = 0
     quality: QualityOutcome | None = None
     rules: list[dict[str, Any]] = field(default_factory=list)
@@ -273,6 +283,16 @@ class ModeResult:
     tokens: dict[str, Distribution] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    cutoff_len: int = 0
+    """The sequence length written into the configs."""
+    tool_records: int = 0
+    weighted_records: int = 0
+    """Records whose weights leave some assistant turn untrained."""
+    notes: list[str] = field(default_factory=list)
+    """What a target cannot honour (per-turn weights...), for the card."""
+    warnings: list[str] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
+    """Data files that are hard links to an identical file of another target."""
 
     @property
     def train(self) -> int:
@@ -290,6 +310,8 @@ class ModeResult:
                 "split_records": self.split_records,
                 "split_pieces": self.split_pieces,
                 "split_pairs_dropped": self.split_pairs_dropped,
+                "not_rendered": self.unrenderable,
+                "not_rendered_examples": dict(self.render_errors),
                 "kept": self.after_length,
             },
         }
@@ -317,6 +339,11 @@ class ModeResult:
             tokens={name: d.__dict__ for name, d in self.tokens.items()},
             categories=dict(self.categories),
             lineage=self.lineage,
+            cutoff_len=self.cutoff_len,
+            tool_records=self.tool_records,
+            weighted_records=self.weighted_records,
+            notes=list(self.notes),
+            warnings=list(self.warnings),
         )
         return out
 
@@ -333,9 +360,12 @@ class ExportResult:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     trimmed_trailing_user: int = 0
     no_exchange: int = 0
+    no_trained_turn: int = 0
+    """Records whose every assistant turn has weight 0: nothing to train on."""
     usable: int = 0
     with_both_responses: int = 0
     token_counter: str = ""
+    exact_lengths: bool = False
     modes: dict[str, ModeResult] = field(default_factory=dict)
     files: list[FileEntry] = field(default_factory=list)
 
@@ -355,14 +385,20 @@ class ExportResult:
                 "rejected_reasons": dict(self.reject_reasons),
                 "trimmed_trailing_user_turn": self.trimmed_trailing_user,
                 "dropped_no_exchange": self.no_exchange,
+                "dropped_no_trained_turn": self.no_trained_turn,
                 "usable": self.usable,
                 "with_simplified_and_original": self.with_both_responses,
             },
             "settings": self.settings.as_dict(),
             "seed": self.settings.seed,
             "token_counter": self.token_counter,
+            "exact_lengths": self.exact_lengths,
             "modes": {mode: r.as_dict() for mode, r in self.modes.items()},
         }
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for m in self.modes.values() for w in m.warnings]
 
     def manifest(self) -> dict[str, Any]:
         out = self.as_dict()
@@ -460,7 +496,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
     counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
-    result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name)
+    result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name, exact_lengths=is_exact(counter))
 
     with StagedDir(out_dir, settings.overwrite) as staged:
         # 1. read
@@ -476,6 +512,9 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     continue
                 if fixed is not record:
                     result.trimmed_trailing_user += 1
+                if not any(t.trained for t in fixed.turns):
+                    result.no_trained_turn += 1
+                    continue
                 records.append(fixed)
         except BaseException:
             rejects.abort()
@@ -502,29 +541,49 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
             result.modes[mode] = mode_result
             mode_sets[mode] = (chosen, kinds)
 
+        _check_targets(targets, mode_sets)
+
         # 6. files
         for mode, (chosen, kinds) in mode_sets.items():
             _report(progress, f"writing {mode}")
-            split = result.modes[mode].split
+            mode_result = result.modes[mode]
+            split = mode_result.split
+            patterns = [trained_pattern(r) for r in chosen]
+            mode_result.tool_records = sum(1 for r in chosen if r.uses_tools)
+            mode_result.weighted_records = sum(1 for _, partial in patterns if partial)
+            mode_result.cutoff_len = cutoff_len(settings, result.exact_lengths, mode_result)
+            mode_result.warnings += validation_warnings(mode, mode_result)
+            written: dict[str, Path] = {}
             for target in targets:
                 folder = Path(mode) / target.name
                 ctx = TargetContext(
                     mode=mode,
                     folder=out_dir / folder,
                     has_val=bool(split.val),
-                    cutoff_len=settings.max_tokens or settings.training.cutoff_len,
+                    cutoff_len=mode_result.cutoff_len,
                     base_model=settings.base_model,
                     trl_format=settings.trl_format,
                     training=settings.training,
+                    train_rows=len(split.train),
+                    exact_lengths=result.exact_lengths,
+                    relative_paths=settings.relative_paths,
+                    uses_tools=mode_result.tool_records > 0,
+                    has_weights=any(r.has_weights for r in chosen),
+                    last_turn_only=all(last for last, _ in patterns),
+                    weighted_records=mode_result.weighted_records,
                 )
                 for name, indices in ((TRAIN_FILE, split.train), (VAL_FILE, split.val)):
                     if not indices:
                         continue
-                    with RowWriter(str(staged.path / folder / name), "jsonl") as writer:
+                    path = staged.path / folder / name
+                    with RowWriter(str(path), "jsonl") as writer:
                         for i in indices:
                             writer.write(target.row(chosen[i], ctx))
+                    if _link_if_same(path, written):
+                        mode_result.linked.append((folder / name).as_posix())
                 for name, text in target.extra_files(ctx).items():
                     (staged.path / folder / name).write_text(text, encoding="utf-8")
+                mode_result.notes += ctx.notes
             in_val = set(split.val)
             with RowWriter(str(staged.path / mode / LINEAGE_FILE), "jsonl") as writer:
                 for i, record in enumerate(chosen):
@@ -540,6 +599,63 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
         )
         _report(progress, f"moving the export into {out_dir}")
     return result
+
+
+def _check_targets(targets: list, mode_sets: dict[str, tuple[list[Record], list[str]]]) -> None:
+    """Refuse, before writing anything, a target that cannot hold an exported record."""
+    for target in targets:
+        for chosen, _ in mode_sets.values():
+            for record in chosen:
+                reason = target.refuses(record)
+                if reason:
+                    raise UsageError(
+                        f"--target {target.name} cannot hold record '{record.id}': {reason}; "
+                        "leave that target out (--target ...) or change the record; nothing was written"
+                    )
+
+
+def cutoff_len(settings: ExportSettings, exact: bool, mode: ModeResult) -> int:
+    """The sequence length the configs get: every exported record fits, with a margin when lengths are estimates."""
+    longest = mode.tokens["all"].max if mode.tokens.get("all") and mode.tokens["all"].count else 0
+    longest = int(longest)
+    if exact:
+        return settings.max_tokens if settings.max_tokens is not None else max(settings.training.cutoff_len, longest)
+    base = settings.max_tokens if settings.max_tokens is not None else settings.training.cutoff_len
+    return max(base, settings.training.with_margin(longest))
+
+
+def validation_warnings(mode: str, m: ModeResult) -> list[str]:
+    """A validation set far below what was asked, or larger than the training set."""
+    out = []
+    if m.split.requested and m.val < m.split.requested / 2:
+        why = f", {m.split.moved} moved to train as duplicates of training records" if m.split.moved else ""
+        out.append(f"{mode}: the validation set has {m.val} records, under half of the {m.split.requested} asked{why}")
+    if m.val > m.train:
+        out.append(f"{mode}: the validation set ({m.val}) is larger than the training set ({m.train}); lower --val-size or --val-ratio")
+    if m.unrenderable:
+        example = next(iter(m.render_errors.items()), None)
+        out.append(
+            f"{mode}: {m.unrenderable} records left out: the chat template cannot render them"
+            + (f" (e.g. '{example[0]}': {example[1]})" if example else "")
+        )
+    return out
+
+
+def _link_if_same(path: Path, written: dict[str, Path]) -> bool:
+    """Make ``path`` a hard link to an identical data file written before (one copy on disk), where links work."""
+    digest = file_sha256(path)
+    first = written.get(digest)
+    if first is None:
+        written[digest] = path
+        return False
+    temp = path.with_name(path.name + ".link")
+    try:
+        os.link(first, temp)
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _file_entries(root: Path) -> list[FileEntry]:
@@ -581,6 +697,8 @@ def _build_mode(
     out.split_records = length.split
     out.split_pieces = length.pieces
     out.split_pairs_dropped = length.pairs_dropped
+    out.unrenderable = length.unrenderable
+    out.render_errors = dict(length.render_errors)
     out.after_length = len(length.records)
     chosen, tokens = length.records, length.tokens
 
@@ -607,7 +725,7 @@ def _build_mode(
     if not chosen:
         raise InputError(
             f"no record is left for the {mode.upper()} set ({out.candidates} usable, {out.length_dropped} over "
-            f"--max-tokens" + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
+            f"--max-tokens" + (f", {out.unrenderable} the chat template cannot render" if out.unrenderable else "") + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
             + "); nothing was written",
             Location(display_name(settings.source)),
         )

@@ -195,7 +195,9 @@ def observation_value(contents: list[str]) -> str:
     return json.dumps(items, ensure_ascii=False)
 
 
-def sharegpt_turns(record: Record, tags: dict[str, str], where: str) -> list[dict[str, Any]]:
+def sharegpt_turns(
+    record: Record, tags: dict[str, str], where: str, keys: tuple[str, str] = ("from", "value"), weights: bool = True
+) -> list[dict[str, Any]]:
     """The record's turns as ShareGPT ``{from, value}`` messages (no system), tool calls in LLaMA-Factory's layout.
 
     ``tags`` maps user/assistant/tool/function_call to the tag to write. Raises
@@ -208,7 +210,7 @@ def sharegpt_turns(record: Record, tags: dict[str, str], where: str) -> list[dic
             pending.append(m["content"])
             continue
         if pending:
-            out.append({"from": tags["tool"], "value": observation_value(pending)})
+            out.append({keys[0]: tags["tool"], keys[1]: observation_value(pending)})
             pending = []
         turn = record.turns[i]
         if turn.tool_calls:
@@ -219,14 +221,14 @@ def sharegpt_turns(record: Record, tags: dict[str, str], where: str) -> list[dic
                     None,
                     "turns",
                 )
-            msg: dict[str, Any] = {"from": tags["function_call"], "value": function_call_value(turn.tool_calls)}
+            msg: dict[str, Any] = {keys[0]: tags["function_call"], keys[1]: function_call_value(turn.tool_calls)}
         else:
-            msg = {"from": tags[m["role"]], "value": m["content"]}
-        if turn.weight is not None:
+            msg = {keys[0]: tags[m["role"]], keys[1]: m["content"]}
+        if weights and turn.weight is not None:
             msg["weight"] = turn.weight
         out.append(msg)
     if pending:
-        out.append({"from": tags["tool"], "value": observation_value(pending)})
+        out.append({keys[0]: tags["tool"], keys[1]: observation_value(pending)})
     return out
 
 

@@ -255,6 +255,7 @@ class ExportOptions(Options):
     lft_min_response: NonNegativeInt = DEFAULT_MIN_RESPONSE_WORDS
     lft_max_response: NonNegativeInt = DEFAULT_MAX_RESPONSE_WORDS
     base_model: Optional[str] = None
+    relative_paths: bool = False
 
 
 class RecipeModel(Options):
