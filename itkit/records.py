@@ -110,6 +110,12 @@ class Turn(BaseModel):
         return bool(self.tool_calls)
 
     @property
+    def text_with_calls(self) -> str:
+        """The content, then each tool call as ``name(arguments)`` on its own line (what dedup compares)."""
+        calls = [f"{c['function']['name']}({c['function']['arguments']})" for c in self.tool_calls or ()]
+        return "\n".join([self.content, *calls]) if calls else self.content
+
+    @property
     def trained(self) -> bool:
         """An assistant turn the model is trained on (weight not 0)."""
         return self.role == "assistant" and self.weight != 0

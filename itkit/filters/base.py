@@ -112,6 +112,8 @@ def iter_fields(record: Record, user: bool = True, input: bool = True, assistant
 
     The input (Alpaca ``input``, Dolly ``context``) comes right after the last
     user turn it belongs to. The system prompt is not a field any rule checks.
+    Tool results are data, not text a rule judges, and an assistant turn that
+    only calls tools has no response text: neither is a field.
     """
     last_user = record.last_user_index
     for i, turn in enumerate(record.turns):
@@ -120,7 +122,7 @@ def iter_fields(record: Record, user: bool = True, input: bool = True, assistant
                 yield "instruction", turn_label(record, i), turn.content
             if input and i == last_user and record.input:
                 yield "input", "input", record.input
-        elif assistant:
+        elif turn.role == "assistant" and assistant and not (turn.tool_calls and is_blank(turn.content)):
             yield "response", turn_label(record, i), turn.content
 
 
