@@ -55,8 +55,8 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
         text = f"- Length budget {s.max_tokens} tokens: {m.length_dropped} records over it dropped"
         if s.split_long:
             text += (
-                f"; {m.split_records} multi-turn records split at turn pairs into {m.split_pieces} pieces"
-                f" ({m.split_pairs_dropped} single turn pairs over the budget left out)"
+                f"; {m.split_records} multi-turn records split at exchanges into {m.split_pieces} pieces"
+                f" ({m.split_pairs_dropped} single exchanges over the budget left out)"
             )
         lines.append(text + f"; {m.after_length} kept.")
     else:
