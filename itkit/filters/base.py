@@ -128,10 +128,13 @@ def iter_fields(record: Record, user: bool = True, input: bool = True, assistant
 
 def prompt_before(record: Record, index: int) -> str:
     """The user text an assistant turn answers (with the input when it is the last exchange)."""
-    if index <= 0:
+    user = index - 1
+    while user >= 0 and record.turns[user].role != "user":  # past tool calls and results
+        user -= 1
+    if user < 0:
         return ""
-    prompt = record.turns[index - 1].content
-    if index - 1 == record.last_user_index and record.input:
+    prompt = record.turns[user].content
+    if user == record.last_user_index and record.input:
         prompt = f"{prompt}\n{record.input}"
     return prompt
 
