@@ -182,9 +182,19 @@ def test_trained_mask_covers_the_weighted_assistant_turns(tmp_path):
         mask = counter.trained_mask(r)
         return tok.decode([i for i, m in zip(ids, mask) if m], skip_special_tokens=False)
 
-    assert trained_text(sample) == "Paris.<|im_end|>\nRome.<|im_end|>\n"
+    # ChatML here has {% generation %} around the reply and its end token: the span TRL's assistant mask trains
+    assert trained_text(sample) == "Paris.<|im_end|>Rome.<|im_end|>"
     first_untrained = sample.model_copy(update={"turns": [*sample.turns[:1], sample.turns[1].replace(weight=0), *sample.turns[2:]]})
-    assert trained_text(first_untrained) == "Rome.<|im_end|>\n"
+    assert trained_text(first_untrained) == "Rome.<|im_end|>"
+
+
+def test_trained_mask_without_generation_tag_is_each_turn_after_its_prompt(tmp_path):
+    tok = build_tokenizer(tmp_path / "llama3", "llama3")
+    counter = make_counter(tokenizer=str(tmp_path / "llama3"))
+    sample = record()
+    ids = tok.encode(counter.render(sample), add_special_tokens=False).ids
+    mask = counter.trained_mask(sample)
+    assert tok.decode([i for i, m in zip(ids, mask) if m], skip_special_tokens=False) == "Paris.<|eot_id|>Rome.<|eot_id|>"
 
 
 def test_export_with_the_models_template_drops_none_the_trainer_would(runner, tmp_path):

@@ -148,6 +148,11 @@ def test_tool_calls_in_each_targets_convention(runner, tmp_path):
     refused = invoke(runner, "export", src, "-o", tmp_path / "alp", "--target", "alpaca", "--quiet")
     assert refused.exit_code == 2 and "--target alpaca cannot hold record 'tool-0'" in refused.stderr
     assert not (tmp_path / "alp").exists()
+    bad = tool_row(9)
+    bad["messages"][2]["tool_calls"][0]["function"]["arguments"] = "city=Paris"
+    refused = invoke(runner, "export", write(tmp_path, [bad] + [plain_row(i) for i in range(5)]), "-o", tmp_path / "ax",
+                     "--target", "trl,axolotl", "--quiet")
+    assert refused.exit_code == 2 and "arguments that are not JSON" in refused.stderr and not (tmp_path / "ax").exists()
 
 
 def test_weights_are_written_where_the_target_honours_them(runner, tmp_path):

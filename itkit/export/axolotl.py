@@ -53,6 +53,16 @@ def row(record: Record, ctx: TargetContext) -> dict:
     return out
 
 
+def refuses(record: Record) -> str | None:
+    for i, turn in enumerate(record.turns):
+        for call in turn.tool_calls or ():
+            try:
+                json.loads(call["function"]["arguments"])
+            except ValueError:
+                return f"turn {i + 1} calls {call['function']['name']} with arguments that are not JSON, which Axolotl cannot parse"
+    return None
+
+
 def dataset_entry(path: str, ctx: TargetContext, test: bool = False) -> dict:
     entry: dict = {"path": path, "ds_type": "json"}
     if test:
@@ -123,4 +133,5 @@ TARGET = Target(
     description="Axolotl: messages JSONL + YAML fragment (type: chat_template, field_messages: messages)",
     row=row,
     extra_files=extra_files,
+    refuses=refuses,
 )

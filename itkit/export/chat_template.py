@@ -31,6 +31,7 @@ from itkit.records import Record
 
 CONFIG_FILE = "tokenizer_config.json"
 TEMPLATE_FILE = "chat_template.jinja"
+COUNT_BATCH = 1024
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -87,9 +88,15 @@ class ChatTemplate:
             raise TokenizerError("rendering a chat template needs the 'jinja2' library (pip install jinja2)") from None
 
         class GenerationTag(Extension):
-            """``{% generation %}...{% endgeneration %}``: marks assistant text; renders its body."""
+            """``{% generation %}...{% endgeneration %}``: marks assistant text (the spans TRL's assistant masks
+            come from); renders its body, noting where it starts and ends while a render tracks them."""
 
             tags = {"generation"}
+
+            def __init__(self, environment: Any):
+                super().__init__(environment)
+                self.blocks: list[str] | None = None
+                self.spans: list[tuple[int, int]] | None = None
 
             def parse(self, parser: Any) -> Any:
                 lineno = next(parser.stream).lineno
@@ -97,7 +104,11 @@ class ChatTemplate:
                 return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
 
             def _body(self, caller: Any) -> str:
-                return caller()
+                text = caller()
+                if self.spans is not None and self.blocks is not None:
+                    start = len("".join(self.blocks))
+                    self.spans.append((start, start + len(text)))
+                return text
 
         def raise_exception(message: str) -> None:
             raise TemplateRenderError(message)
@@ -117,7 +128,9 @@ class ChatTemplate:
         except jinja2.TemplateError as exc:
             raise TokenizerError(f"the chat template does not compile: {exc}") from None
         self._errors = (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError)
+        self._tracker = next(e for e in env.extensions.values() if isinstance(e, GenerationTag))
         self.variables = dict(variables or {})
+        self.has_generation_tag = "generation" in source and self._tracker is not None
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False) -> str:
         """The text of a conversation; raises :class:`TemplateRenderError` when the template refuses it."""
@@ -129,6 +142,27 @@ class ChatTemplate:
             raise
         except self._errors as exc:
             raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
+
+    def render_with_spans(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> tuple[str, list[tuple[int, int]]]:
+        """The text and the character spans of its ``{% generation %}`` blocks (as transformers tracks them)."""
+        blocks: list[str] = []
+        spans: list[tuple[int, int]] = []
+        tracker = self._tracker
+        tracker.blocks, tracker.spans = blocks, spans
+        try:
+            for block in self._template.generate(
+                messages=messages, tools=tools, documents=None, add_generation_prompt=False, **self.variables
+            ):
+                blocks.append(block)
+        except TemplateRenderError:
+            raise
+        except self._errors as exc:
+            raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            tracker.blocks, tracker.spans = None, None
+        return "".join(blocks), spans
 
 
 def template_messages(record: Record) -> list[dict[str, Any]]:
@@ -145,8 +179,10 @@ class TemplateCounter:
 
     exact = True
 
-    def __init__(self, path: str, template: ChatTemplate, encode: Any, count_texts: Any):
+    def __init__(self, path: str, template: ChatTemplate, encode: Any, count_texts: Any, tokenizer: Any = None):
         self.path = path
+        self._tokenizer = tokenizer
+        """The ``tokenizers.Tokenizer`` (for character offsets), when the counter has one."""
         self.name = f"hf:{Path(path).name or path} (chat template)"
         self.template = template
         self._encode = encode
@@ -168,26 +204,59 @@ class TemplateCounter:
     def count_records(self, records: Sequence[Record]) -> list[int | str]:
         """Each record's tokens, or why the template cannot render it."""
         out: list[int | str] = []
+        texts: list[str] = []
+        where: list[int] = []
         for record in records:
             try:
-                out.append(self.count_record(record))
+                texts.append(self.render(record))
+                where.append(len(out))
+                out.append(0)
             except TemplateRenderError as exc:
                 out.append(str(exc) or "the template refused the conversation")
+        for start in range(0, len(texts), COUNT_BATCH):  # the tokenizer encodes a batch at once
+            for i, n in zip(where[start : start + COUNT_BATCH], self._count_texts(texts[start : start + COUNT_BATCH])):
+                out[i] = n
         return out
 
     def trained_mask(self, record: Record) -> list[bool]:
-        """Which tokens of the rendered record are trained: the assistant turns with weight 1, as the trainers
-        find them (the conversation up to a turn, with the generation prompt, is its context)."""
+        """Which tokens of the rendered record are trained: those of the assistant turns with weight 1.
+
+        With a ``{% generation %}`` template, the tokens of its generation blocks, one per assistant turn (what
+        TRL's ``assistant_only_loss`` trains, mapped to tokens as transformers maps them); otherwise each turn's
+        tokens after the conversation before it with the generation prompt (as LLaMA-Factory and Axolotl find
+        a turn)."""
         messages = template_messages(record)
+        assistant = [t for t in record.turns if t.role == "assistant"]
+        if self.template.has_generation_tag and self._tokenizer is not None:
+            text, spans = self.template.render_with_spans(messages, record.tools)
+            if len(spans) == len(assistant):
+                encoding = self._tokenizer.encode(text, add_special_tokens=False)
+                mask = [False] * len(encoding.ids)
+                for (start, end), turn in zip(spans, assistant):
+                    first = encoding.char_to_token(start)
+                    last = encoding.char_to_token(end - 1) if end > start else None
+                    if not turn.trained or first is None:
+                        continue
+                    for j in range(first, (last + 1) if last is not None else len(mask)):
+                        mask[j] = True
+                return mask
         offset = len(messages) - len(record.turns)
-        ids = self._encode(self.template.render(messages, record.tools))
-        mask = [False] * len(ids)
+        text = self.template.render(messages, record.tools)
+        spans = []
         for i, turn in enumerate(record.turns):
             if not turn.trained:
                 continue
             k = offset + i
-            before = len(self._encode(self.template.render(messages[:k], record.tools, add_generation_prompt=True)))
-            upto = len(self._encode(self.template.render(messages[: k + 1], record.tools)))
-            for j in range(before, min(upto, len(ids))):
+            before = self.template.render(messages[:k], record.tools, add_generation_prompt=True)
+            upto = self.template.render(messages[: k + 1], record.tools)
+            if text.startswith(upto) and upto.startswith(before):
+                spans.append((len(before), len(upto)))
+        if self._tokenizer is not None:  # by characters: a token is trained when it starts inside a turn
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+            return [any(a <= start < b for a, b in spans) for start, _ in encoding.offsets]
+        ids = self._encode(text)
+        mask = [False] * len(ids)
+        for a, b in spans:
+            for j in range(len(self._encode(text[:a])), min(len(self._encode(text[:b])), len(ids))):
                 mask[j] = True
         return mask

@@ -85,6 +85,11 @@ class HFTokenCounter:
         except Exception as exc:
             raise TokenizerError(f"--tokenizer {path}: transformers cannot load it: {exc}") from None
 
+    @property
+    def raw_tokenizer(self) -> object | None:
+        """The ``tokenizers.Tokenizer``, when it is the one in use (not transformers)."""
+        return self._tokenizer
+
     def encode(self, text: str) -> list[int]:
         """Token ids of a text, special-token markup matched, nothing added (as transformers encodes a chat)."""
         if self._tokenizer is not None:
@@ -119,7 +124,7 @@ def make_counter(encoding: str | None = None, model: str | None = None, tokenize
             compiled = ChatTemplate(template, variables)
         except TokenizerError as exc:
             raise TokenizerError(f"--tokenizer {tokenizer}: {exc}") from None
-        return TemplateCounter(tokenizer, compiled, base.encode, base.count_many)
+        return TemplateCounter(tokenizer, compiled, base.encode, base.count_many, base.raw_tokenizer)
     return counter_for(model, encoding)
 
 
