@@ -73,7 +73,7 @@ def export(
         Optional[str],
         typer.Option("--tokenizer", help="The model's tokenizer folder (or its tokenizer.json): exact lengths from its own chat template in tokenizer_config.json, generation markers and EOS included.", show_default=False),
     ] = None,
-    split_long: Annotated[bool, typer.Option("--split-long", help="Split over-long multi-turn conversations at turn pairs instead of dropping them.")] = False,
+    split_long: Annotated[bool, typer.Option("--split-long", help="Split over-long multi-turn conversations at exchanges instead of dropping them.")] = False,
     trl_format: Annotated[TrlFormat, typer.Option("--trl-format", help="TRL rows: messages, or conversational prompt/completion.")] = TrlFormat.messages,
     diversity: Annotated[
         Diversity,
@@ -105,7 +105,7 @@ def export(
     Examples:
       itkit export clean.jsonl -o out
       itkit export clean.jsonl -o out --mode lft --lft-size 1000 --target trl,llama-factory
-      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./tokenizer.json
+      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./Qwen2.5-0.5B-Instruct
       itkit export simplified.jsonl -o out --prefer-simplified --val-size 200 --overwrite
     """
     settings = ExportSettings.from_options(
@@ -210,9 +210,10 @@ def _print_summary(result: ExportResult) -> None:
     if result.no_trained_turn:
         err.print(f"{result.no_trained_turn} records left out: every assistant turn has weight 0", markup=False)
     if not result.exact_lengths:
-        err.print(
-            f"token lengths are estimates ({result.token_counter}); the configs allow a margin "
-            "(pass --tokenizer with the model's folder for exact lengths)",
-            markup=False,
+        how = (
+            f"{result.settings.tokenizer} has no chat template (chat_template in tokenizer_config.json, or chat_template.jinja)"
+            if result.settings.tokenizer
+            else "pass --tokenizer with the model's folder for exact lengths"
         )
+        err.print(f"token lengths are estimates ({result.token_counter}); the configs allow a margin ({how})", markup=False)
     err.print(f"wrote {len(result.files)} files to {result.out_dir} (README.md, manifest.json)", markup=False)

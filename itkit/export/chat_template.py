@@ -127,7 +127,7 @@ class ChatTemplate:
             self._template = env.from_string(source)
         except jinja2.TemplateError as exc:
             raise TokenizerError(f"the chat template does not compile: {exc}") from None
-        self._errors = (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError)
+        self._errors = (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError)
         self._tracker = next(e for e in env.extensions.values() if isinstance(e, GenerationTag))
         self.variables = dict(variables or {})
         self.has_generation_tag = "generation" in source and self._tracker is not None

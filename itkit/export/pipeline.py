@@ -3,15 +3,19 @@
 Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
 
 1. read the source (records ending with a user turn lose that turn, as
-   FastChat does; records with no exchange left are dropped and counted);
+   FastChat does; records with no exchange left, or whose every assistant turn
+   has weight 0, are dropped and counted);
 2. pick the response (:mod:`itkit.export.responses`, ``--prefer-simplified``);
 3. the length policy (:mod:`itkit.export.length`): drop records over
-   ``--max-tokens``, or split multi-turn ones at turn pairs (``--split-long``);
+   ``--max-tokens`` (exact with the model's chat template, ``--tokenizer``), or split
+   multi-turn ones at exchanges (``--split-long``);
 4. LFT only: quality rules (:mod:`itkit.export.quality`), then a subset of
    ``--lft-size`` records spread over categories or topic clusters
    (:mod:`itkit.export.subset`);
 5. the train/validation split without leakage (:mod:`itkit.export.split`);
-6. the files of every target, a lineage file, the dataset card and the manifest,
+6. refuse a target that cannot hold a record (before writing anything); the
+   files of every target (identical data files hard-linked), a lineage file,
+   the dataset card and the manifest,
    built in a temporary folder renamed to OUTDIR at the end
    (:mod:`itkit.export.outdir`).
 """

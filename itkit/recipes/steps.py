@@ -539,9 +539,13 @@ def run_export_step(o: ExportOptions, io: StepIO, resolve: Callable[[str], str])
     removed: dict[str, int] = {}
     if result.no_exchange:
         removed["no exchange"] = result.no_exchange
+    if result.no_trained_turn:
+        removed["every assistant turn weighted 0"] = result.no_trained_turn
     for mode, m in result.modes.items():
         if m.length_dropped:
             removed[f"{mode}: over max_tokens"] = m.length_dropped
+        if m.unrenderable:
+            removed[f"{mode}: the chat template cannot render"] = m.unrenderable
         if m.quality is not None:
             for rule, n in m.quality.removed.items():
                 if n:
