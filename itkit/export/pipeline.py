@@ -22,9 +22,7 @@ Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from itkit.export.length import (
     make_counter,
 )
 from itkit.export.outdir import MANIFEST, StagedDir, check_target
+from itkit.export.written import check_targets, cutoff_len, file_sha256, link_if_same, validation_warnings
 from itkit.export.quality import (
     DEFAULT_LFT_RULES,
     DEFAULT_MAX_RESPONSE_WORDS,
@@ -80,7 +79,6 @@ DEFAULT_SEED = 0
 LINEAGE_FILE = "lineage.jsonl"
 CARD_FILE = "README.md"
 REJECTED_FILE = "rejected.jsonl"
-HASH_CHUNK = 1 << 20
 
 Progress = Callable[[str], None]
 
@@ -414,14 +412,6 @@ class ExportResult:
 # ---------------------------------------------------------------------------
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def usable(record: Record) -> Record | None:
     """The record ending with an assistant turn (a trailing user turn removed), or None if nothing is left."""
     if record.has_output:
@@ -545,7 +535,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
             result.modes[mode] = mode_result
             mode_sets[mode] = (chosen, kinds)
 
-        _check_targets(targets, mode_sets)
+        check_targets(targets, [chosen for chosen, _ in mode_sets.values()])
 
         # 6. files
         for mode, (chosen, kinds) in mode_sets.items():
@@ -555,8 +545,12 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
             patterns = [trained_pattern(r) for r in chosen]
             mode_result.tool_records = sum(1 for r in chosen if r.uses_tools)
             mode_result.weighted_records = sum(1 for _, partial in patterns if partial)
-            mode_result.cutoff_len = cutoff_len(settings, result.exact_lengths, mode_result)
-            mode_result.warnings += validation_warnings(mode, mode_result)
+            mode_result.cutoff_len = cutoff_len(
+                settings.max_tokens, settings.training, result.exact_lengths, mode_result.tokens.get("all")
+            )
+            mode_result.warnings += validation_warnings(
+                mode, mode_result.train, mode_result.val, mode_result.split, mode_result.unrenderable, mode_result.render_errors
+            )
             written: dict[str, Path] = {}
             for target in targets:
                 folder = Path(mode) / target.name
@@ -583,7 +577,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     with RowWriter(str(path), "jsonl") as writer:
                         for i in indices:
                             writer.write(target.row(chosen[i], ctx))
-                    if _link_if_same(path, written):
+                    if link_if_same(path, written):
                         mode_result.linked.append((folder / name).as_posix())
                 for name, text in target.extra_files(ctx).items():
                     (staged.path / folder / name).write_text(text, encoding="utf-8")
@@ -603,63 +597,6 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
         )
         _report(progress, f"moving the export into {out_dir}")
     return result
-
-
-def _check_targets(targets: list, mode_sets: dict[str, tuple[list[Record], list[str]]]) -> None:
-    """Refuse, before writing anything, a target that cannot hold an exported record."""
-    for target in targets:
-        for chosen, _ in mode_sets.values():
-            for record in chosen:
-                reason = target.refuses(record)
-                if reason:
-                    raise UsageError(
-                        f"--target {target.name} cannot hold record '{record.id}': {reason}; "
-                        "leave that target out (--target ...) or change the record; nothing was written"
-                    )
-
-
-def cutoff_len(settings: ExportSettings, exact: bool, mode: ModeResult) -> int:
-    """The sequence length the configs get: every exported record fits, with a margin when lengths are estimates."""
-    longest = mode.tokens["all"].max if mode.tokens.get("all") and mode.tokens["all"].count else 0
-    longest = int(longest)
-    if exact:
-        return settings.max_tokens if settings.max_tokens is not None else max(settings.training.cutoff_len, longest)
-    base = settings.max_tokens if settings.max_tokens is not None else settings.training.cutoff_len
-    return max(base, settings.training.with_margin(longest))
-
-
-def validation_warnings(mode: str, m: ModeResult) -> list[str]:
-    """A validation set far below what was asked, or larger than the training set."""
-    out = []
-    if m.split.requested and m.val < m.split.requested / 2:
-        why = f", {m.split.moved} moved to train as duplicates of training records" if m.split.moved else ""
-        out.append(f"{mode}: the validation set has {m.val} records, under half of the {m.split.requested} asked{why}")
-    if m.val > m.train:
-        out.append(f"{mode}: the validation set ({m.val}) is larger than the training set ({m.train}); lower --val-size or --val-ratio")
-    if m.unrenderable:
-        example = next(iter(m.render_errors.items()), None)
-        out.append(
-            f"{mode}: {m.unrenderable} records left out: the chat template cannot render them"
-            + (f" (e.g. '{example[0]}': {example[1]})" if example else "")
-        )
-    return out
-
-
-def _link_if_same(path: Path, written: dict[str, Path]) -> bool:
-    """Make ``path`` a hard link to an identical data file written before (one copy on disk), where links work."""
-    digest = file_sha256(path)
-    first = written.get(digest)
-    if first is None:
-        written[digest] = path
-        return False
-    temp = path.with_name(path.name + ".link")
-    try:
-        os.link(first, temp)
-        os.replace(temp, path)
-    except OSError:
-        temp.unlink(missing_ok=True)
-        return False
-    return True
 
 
 def _file_entries(root: Path) -> list[FileEntry]:
