@@ -239,7 +239,8 @@ def _usage(result: "ExportResult") -> list[str]:
             "```python",
             "from datasets import load_dataset",
             f'ds = load_dataset("json", data_files={files})',
-            "# SFTTrainer(model=..., train_dataset=ds[\"train\"], ...)",
+            "# TRL truncates at max_length (default 1024): give it the exported set's length",
+            f"# SFTTrainer(model=..., train_dataset=ds[\"train\"], args=SFTConfig(max_length={m.cutoff_len}, ...))",
             "```",
             "",
         ]
