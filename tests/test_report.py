@@ -98,6 +98,9 @@ def test_dedup_pairs_point_at_the_removed_record_and_its_survivor(quickstart, da
         assert gone["id"] not in kept and stay["id"] in kept
         assert text_of(gone["prompt"]) == source[gone["index"]]["instruction"] + _input(source[gone["index"]])
         assert text_of(stay["response"]) == source[stay["index"]]["output"]
+        for side in (gone, stay):  # turn by turn, in order (the last exchange: the instruction with its input, the answer)
+            record = source[side["index"]]
+            assert [text_of(t["segments"]) for t in side["turns"]][-2:] == [record["instruction"] + _input(record), record["output"]]
     exact = next(p for p in pairs if p["stage"] == "exact")
     assert exact["shared"]["prompt"] == 1.0 and [k for k, _ in exact["removed"]["prompt"]] == ["same"]
     near = next(st for st in s["stages"] if st["stage"] == "near")

@@ -78,18 +78,41 @@ def _texts(view: dict[str, Any]) -> tuple[str, str]:
     return user, assistant
 
 
+def _turn_texts(view: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(t["role"], t["content"] + ("\n\n" + t["input"] if t.get("input") else "")) for t in view.get("turns", [])]
+
+
+def _turns(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each record's turns in order, each compared with the other record's turn at the same place."""
+    ta, tb = _turn_texts(a), _turn_texts(b)
+    left: list[dict[str, Any]] = []
+    right: list[dict[str, Any]] = []
+    for i in range(max(len(ta), len(tb))):
+        ra, xa = ta[i] if i < len(ta) else ("", "")
+        rb, xb = tb[i] if i < len(tb) else ("", "")
+        sa, sb, _ = shared_text(xa, xb)
+        if i < len(ta):
+            left.append({"role": ra, "segments": sa})
+        if i < len(tb):
+            right.append({"role": rb, "segments": sb})
+    return left, right
+
+
 def _pair(row: dict[str, Any], removed: Any, kept: Any) -> dict[str, Any]:
     a, b = record_view(removed), record_view(kept)
     (pa, ra), (pb, rb) = _texts(a), _texts(b)
     prompt_a, prompt_b, prompt_share = shared_text(pa, pb)
     resp_a, resp_b, resp_share = shared_text(ra, rb)
+    turns_a, turns_b = _turns(a, b)
     return {
         "stage": str(row.get("stage") or ""),
         "score": row.get("score"),
         "removed": {"id": str(row.get("id") or ""), "index": row.get("index"), "found": removed is not None,
-                    "system": a.get("system", ""), "prompt": prompt_a, "response": resp_a, "source": a.get("source", "")},
+                    "system": a.get("system", ""), "prompt": prompt_a, "response": resp_a, "turns": turns_a,
+                    "source": a.get("source", "")},
         "kept": {"id": str(row.get("kept_id") or ""), "index": row.get("kept_index"), "found": kept is not None,
-                 "system": b.get("system", ""), "prompt": prompt_b, "response": resp_b, "source": b.get("source", "")},
+                 "system": b.get("system", ""), "prompt": prompt_b, "response": resp_b, "turns": turns_b,
+                 "source": b.get("source", "")},
         "shared": {"prompt": prompt_share, "response": resp_share},
     }
 

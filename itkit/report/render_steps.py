@@ -43,8 +43,9 @@ def _pair_side(side: dict[str, Any], cls: str, title: str) -> str:
     parts = [f'<div class="{cls}"><h4>{title}</h4><div class="rec"><div class="id">{where}</div>']
     if side.get("system"):
         parts.append(f'<div class="turn"><span class="role">system</span>{e(side["system"])}</div>')
-    parts.append(f'<div class="turn"><span class="role">user</span><span class="txt">{segments(side["prompt"], mark="mark")}</span></div>')
-    parts.append(f'<div class="turn"><span class="role">assistant</span><span class="txt">{segments(side["response"], mark="mark") or "(empty)"}</span></div>')
+    for turn in side.get("turns") or []:
+        parts.append(f'<div class="turn"><span class="role">{e(turn["role"])}</span>'
+                     f'<span class="txt">{segments(turn["segments"], mark="mark") or "(empty)"}</span></div>')
     return "".join(parts) + "</div></div>"
 
 
