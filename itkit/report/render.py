@@ -100,6 +100,7 @@ def _seconds(value: Any) -> str:
 
 def _training(s: dict[str, Any], anchor: str) -> str:
     unit = s["unit"]
+    tail = " (the last bin also holds the few longer records)" if s.get("clipped_at") else ""
     out = [f'<section class="card" id="{e(anchor)}"><h2>What will be trained <span class="step">{e(s["step"])}</span></h2>'
            f'<p class="note">Lengths in {e(unit)} per record as the export counts them (every message plus the chat-template allowance)'
            + (f'; targets: {e(", ".join(s["targets"]))}' if s["targets"] else "") + ".</p>"]
@@ -118,7 +119,7 @@ def _training(s: dict[str, Any], anchor: str) -> str:
             facts.append("responses: " + ", ".join(f"{k} {v:,}" for k, v in st["responses"].items()))
         if facts:
             out.append(f'<p class="note">{e("; ".join(facts))}.</p>')
-        hist = svg.histogram(st["lengths"], label=f'{st["mode"]} lengths', x_label=f"{unit} per record",
+        hist = svg.histogram(st["lengths"], label=f'{st["mode"]} lengths', x_label=f"{unit} per record{tail}",
                              classes={"train": "kept", "val": "failed"}) if st["lengths"] else '<p class="empty">no per-record lengths (lineage.jsonl or the export input is missing)</p>'
         stats = st["length_stats"]
         stat_rows = [(name, d.get("count"), d.get("min"), d.get("median"), d.get("p95"), d.get("max")) for name, d in stats.items() if d]
@@ -127,14 +128,17 @@ def _training(s: dict[str, Any], anchor: str) -> str:
                       + (f', {num(split.get("moved_to_train"))} moved to train' if split.get("moved_to_train") else "")
                       + (f', {num(split.get("refilled"))} refilled' if split.get("refilled") else "") + ".</p>") if split else ""
         cats = sorted(st["categories"].items(), key=lambda kv: -kv[1])
-        right = ("<h4>categories</h4>" + svg.hbars(cats[:14], label="records per category", cls="set", total=st["records"]) if cats else "")
+        if cats and [k for k, _ in cats] != ["(none)"]:
+            right = "<h3>Categories</h3>" + svg.hbars(cats[:14], label="records per category", cls="set", total=st["records"])
+        else:
+            right = '<p class="empty">no categories in these records</p>' if cats else ""
         out.append(f'<div class="grid2"><div class="histogram" data-mode="{e(st["mode"])}">{hist}'
                    + table(["split", "records", "min", "median", "p95", "max"], stat_rows, numeric=(1, 2, 3, 4, 5)) + split_note
                    + f"</div><div>{right}</div></div>")
     cmp = s["compare"]
     if cmp:
         out.append("<h3>The LFT subset against the whole (SFT)</h3>")
-        hist = svg.histogram(cmp["lengths"], label="lft vs sft lengths", x_label=f"{unit} per record (share of each set)",
+        hist = svg.histogram(cmp["lengths"], label="lft vs sft lengths", x_label=f"{unit} per record, share of each set{tail}",
                              classes={"sft": "sft", "lft": "lft"}, shares=True) if cmp["lengths"] else ""
         rows = [(r["name"], r["whole"], f'{r["whole_share"]:.0%}', r["subset"], f'{r["subset_share"]:.0%}') for r in cmp["categories"]]
         src = [(r["name"], r["whole"], f'{r["whole_share"]:.0%}', r["subset"], f'{r["subset_share"]:.0%}') for r in cmp["sources"]]

@@ -101,7 +101,7 @@ def histogram(hist: dict[str, Any] | None, *, label: str, x_label: str, classes:
     classes = classes or {}
     values = {n: [c / (totals.get(n) or 1) if shares else c for c in series[n]] for n in names}
     peak = max(max(v) for v in values.values()) or 1
-    left, right, top, bottom = 46, 10, 12, 40
+    left, right, top, bottom = 46, 22, 12, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     bins = len(edges) - 1
     slot = plot_w / bins

@@ -15,12 +15,15 @@ from typing import Any
 from itkit.errors import ItkitError
 from itkit.report.context import Limits, StepFiles
 from itkit.report.files import counts_of, get, iter_jsonl, iter_records, locate
-from itkit.report.hist import describe, histogram
+from itkit.report.hist import describe, histogram, quantile
 
 MODE_TITLES = {"lft": "LoRA set (LFT)", "sft": "Full fine-tuning set (SFT)"}
 SCORE_WORDS = ("score", "rating", "reward", "quality")
 """Numeric metadata fields whose name holds one of these words are shown as score distributions."""
 BATCH = 2048
+TAIL_QUANTILE = 0.99
+TAIL_FACTOR = 1.5
+"""When the longest record is this many times the 99th percentile, the histograms stop there (a last bin "and longer")."""
 ORIGINAL_KEY = "original_output"
 
 
@@ -103,6 +106,9 @@ def export_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
         if len(batch) >= BATCH:
             flush()
     flush()
+    every = [n for values in lengths.values() for n in values]
+    top = quantile(every, TAIL_QUANTILE) if every else None
+    upper = int(top) + 1 if top is not None and max(every) > TAIL_FACTOR * top else None
     sets = []
     for mode, m in modes.items():
         if not isinstance(m, dict):
@@ -116,7 +122,7 @@ def export_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
             "val": m.get("val"),
             "split": m.get("split") if isinstance(m.get("split"), dict) else {},
             "tokens": m.get("tokens") if isinstance(m.get("tokens"), dict) else {},
-            "lengths": histogram({"train": train, "val": val}) if train or val else None,
+            "lengths": histogram({"train": train, "val": val}, upper=upper) if train or val else None,
             "length_stats": {"train": describe(train), "val": describe(val)},
             "categories": counts_of(m.get("categories")),
             "sources": counts_of(get(m, "lineage", "sources")),
@@ -133,7 +139,7 @@ def export_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
         lft = lengths.get(("lft", "train"), []) + lengths.get(("lft", "val"), [])
         sft = lengths.get(("sft", "train"), []) + lengths.get(("sft", "val"), [])
         compare = {
-            "lengths": histogram({"sft": sft, "lft": lft}) if lft and sft else None,
+            "lengths": histogram({"sft": sft, "lft": lft}, upper=upper) if lft and sft else None,
             "categories": _compare(counts_of(get(modes, "sft", "categories")), counts_of(get(modes, "lft", "categories"))),
             "sources": _compare(counts_of(get(modes, "sft", "lineage", "sources")), counts_of(get(modes, "lft", "lineage", "sources"))),
         }
@@ -141,6 +147,7 @@ def export_section(step: StepFiles, limits: Limits) -> dict[str, Any]:
         "kind": "export",
         "step": step.label,
         "unit": unit,
+        "clipped_at": upper,
         "out_dir": str(out_dir) if out_dir else None,
         "targets": [str(t) for t in get(summary, "settings", "targets", default=[]) or []],
         "sets": sets,
