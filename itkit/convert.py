@@ -17,6 +17,8 @@ class ConvertResult:
     rejected: int
     errors_path: str | None
     reasons: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Source fields the target format cannot hold -> records written without them."""
 
 
 def convert(
@@ -59,6 +61,7 @@ def convert(
         rejected=counts.rejected,
         errors_path=errors_path if rejects.count else None,
         reasons=dict(counts.reasons),
+        dropped=dict(writer.dropped),
     )
 
 

@@ -150,6 +150,34 @@ def finish_row(out: dict, record: Record, fmt: str, native: tuple[str, ...] = ()
     return out
 
 
+TURN_LIST_KEYS = {"sharegpt": "conversations", "messages": "messages"}
+"""How a format names its list of turns, for naming a per-turn field (``conversations[].weight``)."""
+
+
+def dropped_fields(record: Record, fmt: str) -> list[str]:
+    """The fields of the source record that a dump to ``fmt`` leaves out (only another format can lose any).
+
+    Unknown top-level fields (``metadata.extra``) and unknown per-turn fields
+    (a ShareGPT turn's ``weight``: the layout's ``turn_extra``) are given back
+    only to the format they came from.
+    """
+    source = record.metadata.get(META_SOURCE_FORMAT)
+    if source == fmt or source is None:
+        return []
+    lost: list[str] = []
+    extra = record.metadata.get(META_EXTRA)
+    if isinstance(extra, dict):
+        lost.extend(extra)
+    layout = record.metadata.get(META_LAYOUT)
+    if isinstance(layout, dict):
+        per_turn = layout.get("turn_extra")
+        if isinstance(per_turn, dict):
+            turns = TURN_LIST_KEYS.get(str(source), "turns")
+            keys = {key for fields in per_turn.values() if isinstance(fields, dict) for key in fields}
+            lost.extend(f"{turns}[].{key}" for key in sorted(keys))
+    return lost
+
+
 def id_for_dump(record: Record) -> str | None:
     """The id to write, or None when itkit made it up at load time."""
     if record.metadata.get(META_ID_GENERATED):

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from itkit.dedup import DEFAULT_NGRAM, DEFAULT_NUM_PERM
@@ -53,6 +52,7 @@ from itkit.methods.self_instruct.filters import MAX_WORDS, MIN_WORDS, MOST_SIMIL
 from itkit.methods.self_instruct.generate import ALPACA_TASKS, BATCH_SIZE, MACHINE_DEMOS, STYLES
 from itkit.methods.self_instruct.instances import MAX_INSTANCES
 from itkit.recipes.yaml_lines import LocatedYAML
+from itkit.yaml_guard import YAMLProblem
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
@@ -437,14 +437,8 @@ def _read(path: Path, shown: str) -> tuple[str, LocatedYAML]:
         raise RecipeError(shown, None, f"not UTF-8 (byte {exc.start})") from None
     try:
         located = LocatedYAML(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
-            mark = exc.context_mark  # "got '<stream end>'": the unclosed bracket or quote is where the problem is
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise RecipeError(shown, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(shown, None, f"not valid YAML: {exc}") from None
+    except YAMLProblem as exc:
+        raise RecipeError(shown, exc.line, exc.message) from None
     return text, located
 
 

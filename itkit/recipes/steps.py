@@ -101,6 +101,8 @@ class StepOutcome:
     """Records that failed (LLM steps: in failures.jsonl)."""
     rejected: int = 0
     """Input rows that could not be read (sources with on_error: skip)."""
+    passed_through: int = 0
+    """LLM steps with a ``limit``: records after the limit, written unchanged (in ``records_out``)."""
     partial: bool = False
     """The step's command would exit 3."""
     outputs: dict[str, int] = field(default_factory=dict)
@@ -122,6 +124,7 @@ class StepOutcome:
             "removed": dict(self.removed),
             "failed": self.failed,
             "rejected": self.rejected,
+            "passed_through": self.passed_through,
             "partial": self.partial,
             "outputs": dict(self.outputs),
             "engine": self.engine,
@@ -136,6 +139,7 @@ class StepOutcome:
             removed=dict(data.get("removed") or {}),
             failed=int(data.get("failed") or 0),
             rejected=int(data.get("rejected") or 0),
+            passed_through=int(data.get("passed_through") or 0),
             partial=bool(data.get("partial")),
             outputs=dict(data.get("outputs") or {}),
             engine=data.get("engine"),
@@ -289,6 +293,7 @@ def _llm_outcome(
     failed: int,
     partial: bool,
     plan: Any,
+    passed_through: int = 0,
 ) -> StepOutcome:
     settings = engine.settings
     if settings.dry_run:
@@ -305,6 +310,7 @@ def _llm_outcome(
         records_out=records_out,
         failed=failed,
         partial=partial,
+        passed_through=passed_through,
         engine=engine.stats.as_dict(),
     )
 
@@ -342,10 +348,11 @@ def run_simplify(_prepared: None, o: SimplifyOptions, io: StepIO) -> StepOutcome
             reject_longer=o.reject_longer,
             prompts_dir=io.prompts_dir,
             on_error="fail",
+            pass_rest=True,
         )
         outcome = _llm_outcome(
-            engine, records_in=result.read, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan,
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
         )
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")
@@ -377,10 +384,11 @@ def run_orca_step(rewriter: OrcaRewriter, o: OrcaOptions, io: StepIO) -> StepOut
             from_format=INTERMEDIATE_FORMAT,
             to_format=INTERMEDIATE_FORMAT,
             on_error="fail",
+            pass_rest=True,
         )
         outcome = _llm_outcome(
-            engine, records_in=result.read, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan,
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
         )
     if result.dry_run and result.empty_prompts:
         outcome.notes.append(f"records with an empty prompt (not sent): {result.empty_prompts}")
@@ -420,12 +428,16 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
             on_error="fail",
             errors_path=None,
             eliminated_path=eliminated,
+            pass_rest=True,
         )
         assert result.evolution is not None
         details = result.evolution.counts()
         counts = details["records"]
         if result.dry_run:
-            outcome = _llm_outcome(engine, records_in=result.read, records_out=0, failed=0, partial=False, plan=result.plan)
+            outcome = _llm_outcome(
+                engine, records_in=result.read + result.passed_through, records_out=0, failed=0, partial=False,
+                plan=result.plan, passed_through=result.passed_through,
+            )
             outcome.notes.append(
                 f"{result.read} records x {o.rounds} round(s), up to 3 requests each (rewrite, equality check, response); "
                 "the estimate assumes every evolution survives (an upper bound)"
@@ -435,11 +447,12 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
             return outcome
         outcome = _llm_outcome(
             engine,
-            records_in=result.read,
+            records_in=result.read + result.passed_through,
             records_out=result.written,
             failed=counts["failed"] + counts["skipped"],
             partial=result.partial,
             plan=None,
+            passed_through=result.passed_through,
         )
     return outcome
 
