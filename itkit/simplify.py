@@ -268,6 +268,7 @@ def simplify_file(
         for record in read.rest:  # after a recipe's limit: unchanged
             writer.write(record)
             result.written += 1
+    result.dropped = dict(writer.dropped)
     file_report(
         result,
         report,

@@ -125,3 +125,11 @@ def test_a_conversion_names_every_field_the_target_cannot_hold(runner, tmp_path)
     same = invoke(runner, "convert", src, "-o", tmp_path / "same.jsonl")
     assert "left out" not in same.stderr
     assert [json.loads(x) for x in (tmp_path / "same.jsonl").read_text().splitlines()] == rows
+
+
+def test_filter_names_the_fields_its_output_format_cannot_hold(runner, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"conversations": [{"from": "human", "value": "hi", "weight": 0}, {"from": "gpt", "value": "yo there"}]}) + "\n")
+    result = invoke(runner, "filter", src, "-o", tmp_path / "out.jsonl", "--to", "alpaca")
+    assert result.exit_code == 0, result.stderr
+    assert "fields alpaca cannot hold, left out: 'conversations[].weight' (1 record)" in result.stderr

@@ -241,3 +241,20 @@ def test_an_empty_input_file_is_an_empty_dataset_in_every_container(runner, tmp_
         assert result.exit_code == 0, result.stderr
         back = invoke(runner, "convert", tmp_path / f"out-{name}.parquet", "-o", tmp_path / f"back-{name}.jsonl")
         assert back.exit_code == 0 and (tmp_path / f"back-{name}.jsonl").read_bytes() == b""
+
+
+def test_an_llm_command_names_the_fields_its_output_format_cannot_hold(runner, tmp_path, server):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": "Name a colour.", "output": "Blue is a colour.", "lang": "en"}])
+    out = tmp_path / "out.jsonl"
+    result = llm(runner, "simplify", src, out, server, "--to", "sharegpt")
+    assert result.exit_code == 0, result.stderr
+    assert "fields sharegpt cannot hold, left out: 'lang' (1 record)" in result.stderr
+    assert json.loads(Path(f"{out}.summary.json").read_text())["fields_left_out"] == {"lang": 1}
+
+
+def test_a_dry_run_with_a_limit_says_what_a_run_would_leave_out(runner, tmp_path, server):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"q{i}", "output": "a b c"} for i in range(4)])
+    result = llm(runner, "simplify", src, tmp_path / "out.jsonl", server, "--limit", "1", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "--limit 1: 3 more input records not processed and not written" in result.stdout
+    assert not server.requests and not (tmp_path / "out.jsonl").exists()

@@ -127,6 +127,8 @@ class JobResult:
     """Input rows after ``--limit``'s first records: neither processed nor written."""
     passed_through: int = 0
     """Records after the limit written unchanged (a recipe step's ``limit``)."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Input fields the output format cannot hold -> records written without them."""
 
     def take_limit(self, read: InputRecords) -> None:
         """Note what became of the input after the limit: passed through (``read.rest``) or left out."""
@@ -166,6 +168,8 @@ def file_report(
 ) -> None:
     """Write the summary (and failures) files of ``report`` and note them on ``result``."""
     result.failure_reasons = report.failure_reasons()
+    if result.dropped:
+        extra = {**extra, "fields_left_out": dict(result.dropped)}
     result.summary = report.write(stats, counts, extra=extra)
     result.summary_path = report.summary_path
     result.failures_path = report.failures_path if report.failures else None

@@ -96,9 +96,12 @@ class LLMSettings(BaseModel):
         if not sep or scheme.lower() not in ("http", "https"):
             raise ValueError("must start with http:// or https://")
         try:
-            urlsplit(value).port  # noqa: B018 - a bad port raises here, not at the first request
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a bad port raises here, not at the first request
         except ValueError as exc:
             raise ValueError(f"is not a valid URL ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("names no host (expected e.g. http://localhost:8000/v1)")
         return f"{scheme.lower()}://{rest}".rstrip("/")
 
     @field_validator("api_key")

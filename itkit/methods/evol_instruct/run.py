@@ -182,6 +182,7 @@ def run_evol_instruct(
         for record in read.rest:  # after a recipe's limit: unchanged
             writer.write(record)
     result.written = writer.count
+    result.dropped = dict(writer.dropped)
     for lineage in evolution.lineages:
         if lineage.skipped is not None:
             report.fail_record(lineage.source, lineage.skipped, "", stage="input")

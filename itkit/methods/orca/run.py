@@ -172,6 +172,7 @@ def run_orca(
         for record in read.rest:  # after a recipe's limit: unchanged
             writer.write(finalise(record, target))
             result.written += 1
+    result.dropped = dict(writer.dropped)
     extra = {
         "source_format": result.source_format,
         "target_format": target,
