@@ -133,3 +133,28 @@ def test_filter_names_the_fields_its_output_format_cannot_hold(runner, tmp_path)
     result = invoke(runner, "filter", src, "-o", tmp_path / "out.jsonl", "--to", "alpaca")
     assert result.exit_code == 0, result.stderr
     assert "fields alpaca cannot hold, left out: 'conversations[].weight' (1 record)" in result.stderr
+
+
+def test_a_parquet_file_with_a_repeated_column_is_refused(runner, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"]), pa.array(["c"])], names=["instruction", "output", "output"])
+    pq.write_table(table, src)
+    result = invoke(runner, "convert", src, "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 1
+    assert f"{src}: names column 'output' twice" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_record_nested_too_deep_to_write_is_a_clean_error(runner, tmp_path):
+    deep = '"x\\""'  # an escaped quote: the quick duplicate check cannot clear it, the slow path runs
+    for _ in range(400):
+        deep = "[" + deep + "]"
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"instruction": "a", "output": "b", "deep": ' + deep + "}\n")
+    result = invoke(runner, "convert", src, "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 1
+    assert "internal error" not in result.stderr and "cannot be written as JSON" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -238,3 +238,23 @@ def test_a_duplicate_key_in_a_prompt_file_is_a_located_error(runner, tmp_path):
         assert not server.requests
     assert result.exit_code == 1
     assert re.search(r"simplify\.yaml, line \d+: duplicate key 'version' \(first at line \d+\)", result.stderr), result.stderr
+
+
+def test_an_unsendable_key_from_the_environment_blames_the_variable(runner, tmp_path):
+    from itkit.cli import app
+
+    src = records(tmp_path / "in.jsonl", 1)
+    with FakeLLMServer(api_key=None) as server:
+        result = runner.invoke(
+            app, ["simplify", str(src), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url],
+            env={"OPENAI_API_KEY": "sk-first-line\nsk-second-line"},
+        )
+        assert not server.requests
+    assert result.exit_code == 2
+    assert result.stderr.startswith("itkit: error: OPENAI_API_KEY: spans several lines") and "sk-first" not in result.stderr
+
+
+def test_a_base_url_without_a_host_is_a_usage_error(runner, tmp_path):
+    src = records(tmp_path / "in.jsonl", 1)
+    result = invoke(runner, "simplify", src, "-o", tmp_path / "o.jsonl", "--base-url", "http://")
+    assert result.exit_code == 2 and "--base-url: names no host" in result.stderr

@@ -45,32 +45,46 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _quotes(value: Any) -> int:
-    """The ``"`` bytes the strings of a parsed JSON value account for (two per key and per string)."""
-    kind = type(value)
-    if kind is dict:
-        n = 2 * len(value)
-        items = value.values()
-    elif kind is list:
-        n = 0
-        items = value
-    else:
-        return 2 if kind is str else 0
-    for item in items:
+    """The ``"`` bytes the strings of a parsed JSON value account for (two per key and per string).
+
+    Iterative: a value may nest deeper than Python's recursion limit (orjson accepts 1,024 levels)."""
+    n = 0
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
         kind = type(item)
         if kind is str:
             n += 2
-        elif kind is dict or kind is list:
-            n += _quotes(item)
+        elif kind is dict:
+            n += 2 * len(item)
+            for v in item.values():
+                kind = type(v)
+                if kind is str:
+                    n += 2
+                elif kind is dict or kind is list:
+                    push(v)
+        elif kind is list:
+            for v in item:
+                kind = type(v)
+                if kind is str:
+                    n += 2
+                elif kind is dict or kind is list:
+                    push(v)
     return n
 
 
 def _keys(value: Any) -> int:
-    kind = type(value)
-    if kind is dict:
-        return len(value) + sum(_keys(v) for v in value.values() if type(v) is dict or type(v) is list)
-    if kind is list:
-        return sum(_keys(v) for v in value if type(v) is dict or type(v) is list)
-    return 0
+    n = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            n += len(item)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    return n
 
 
 def _count(pattern: re.Pattern[bytes], text: bytes) -> int:
@@ -92,8 +106,8 @@ def duplicate_key(text: bytes, parsed: Any) -> str | None:
         json.loads(text, object_pairs_hook=_unique_pairs)
     except DuplicateKey as dup:
         return dup.key
-    except ValueError:  # orjson took it and json does not: nothing more to learn here
-        return None
+    except (ValueError, RecursionError):  # orjson took it and json does not (or nests past Python's stack)
+        return None  # (a value nested that deep cannot be written anyway: the writer refuses it, located)
     return None
 
 
@@ -119,7 +133,7 @@ def duplicates_in_array(data: bytes) -> dict[int, tuple[int, str, str]]:
         except DuplicateKey as dup:
             _value, pos = json.JSONDecoder().raw_decode(text, start)
             found[index] = (_key_line(text, start, dup.key), dup.key, text[start:pos])
-        except ValueError:
+        except (ValueError, RecursionError):
             return found
         while pos < end and text[pos] in " \t\r\n,":
             pos += 1

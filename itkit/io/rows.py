@@ -330,6 +330,10 @@ def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise ParseError(f"is not a valid Parquet file ({str(exc).splitlines()[0]})", Location(name)) from None
+    columns = pf.schema_arrow.names
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ParseError(f"names column '{repeated[0]}' twice (a row would keep only the last value); rename one", Location(name))
     index = 0
     for batch in pf.iter_batches(batch_size=4096):
         for row in batch.to_pylist():
