@@ -225,6 +225,8 @@ class RecordWriter:
         self.rows = RowWriter(target, container)
         self.dropped: dict[str, int] = {}
         """Source fields the format cannot hold -> records written without them (see :func:`dropped_fields`)."""
+        self.last_dropped: list[str] = []
+        """The fields the row of the last :meth:`dump` lacks."""
 
     @property
     def count(self) -> int:
@@ -238,8 +240,12 @@ class RecordWriter:
             raise ConversionError(err.reason, Location(f"record '{record.id}'"), err.field) from None
         metadata = record.metadata
         if (META_EXTRA in metadata or META_LAYOUT in metadata) and metadata.get(META_SOURCE_FORMAT) != self.format.name:
-            for name in dropped_fields(record, self.format.name):
+            lost = dropped_fields(record, self.format.name)
+            self.last_dropped = lost
+            for name in lost:
                 self.dropped[name] = self.dropped.get(name, 0) + 1
+        else:
+            self.last_dropped = []
         return row
 
     def write(self, record: Record) -> None:

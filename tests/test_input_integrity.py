@@ -158,3 +158,17 @@ def test_a_record_nested_too_deep_to_write_is_a_clean_error(runner, tmp_path):
     assert result.exit_code == 1
     assert "internal error" not in result.stderr and "cannot be written as JSON" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_dedup_names_the_fields_its_output_format_cannot_hold_in_the_records_it_keeps(runner, tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}], "note": "a removed twin"},
+        {"conversations": [{"from": "human", "value": "other"}, {"from": "gpt", "value": "yo"}], "note": "kept"},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke(runner, "dedup", src, "-o", tmp_path / "out.jsonl", "--to", "alpaca")
+    assert result.exit_code == 0, result.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+    assert "fields alpaca cannot hold, left out: 'note' (1 record)" in result.stderr
