@@ -258,3 +258,19 @@ def test_a_base_url_without_a_host_is_a_usage_error(runner, tmp_path):
     src = records(tmp_path / "in.jsonl", 1)
     result = invoke(runner, "simplify", src, "-o", tmp_path / "o.jsonl", "--base-url", "http://")
     assert result.exit_code == 2 and "--base-url: names no host" in result.stderr
+
+
+def test_data_is_never_scanned_for_the_key_even_a_long_one(runner, tmp_path):
+    key = "0123456789abcdef"
+    src = tmp_path / "in.jsonl"
+    row = {"instruction": "Spell the hex digits.", "output": f"They are {key}, sixteen digits in a row."}
+    src.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "out.jsonl"
+    with FakeLLMServer(api_key=key, reply=lambda body: f"Digits: {key} and a few more words than before") as server:
+        server.faults = lambda req, attempt: Fault("length")
+        result = simplify(runner, src, out, server.base_url, "--api-key", key)
+    assert result.exit_code == 3, result.stderr
+    (failure,) = [json.loads(line) for line in Path(f"{out}.failures.jsonl").read_text().splitlines()]
+    assert failure["output"] == row["output"]  # the input record verbatim
+    assert key in failure["_itkit_failure"]["response"]  # the model's answer as it came
+    assert key not in Path(f"{out}.summary.json").read_text()

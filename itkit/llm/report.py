@@ -29,7 +29,6 @@ from itkit import __version__
 from itkit.errors import Location
 from itkit.failures import failure_row
 from itkit.io.sinks import AtomicFile, RowWriter
-from itkit.llm.secrets import mask_key
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.records import Record
@@ -70,8 +69,8 @@ class FailedRecord:
     input: dict | None = None
     location: Location | None = None
 
-    def row(self, secret: str | None = None) -> dict[str, Any]:
-        return failure_row(self.input, self.reason, self.location, mask_key(self.raw, secret), self.extra)
+    def row(self) -> dict[str, Any]:
+        return failure_row(self.input, self.reason, self.location, self.raw, self.extra)
 
 
 class RunReport:
@@ -111,10 +110,11 @@ class RunReport:
             if stale.is_file():
                 stale.unlink()
             return None
-        secret = self.settings.key_value()
+        # written as they are: the key can only reach them through a server's error message, masked where
+        # the client reads it (itkit.llm.secrets); records and responses are data, never scanned for it
         with RowWriter(self.failures_path, "jsonl") as writer:
             for failure in self.failures:
-                writer.write(failure.row(secret))
+                writer.write(failure.row())
         return self.failures_path
 
     def summary(self, stats: EngineStats, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,7 +143,6 @@ class RunReport:
         self.write_failures()
         data = self.summary(stats, counts, extra)
         blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        blob = mask_key(blob.decode("utf-8"), self.settings.key_value()).encode("utf-8")
         target = AtomicFile(self.summary_path)
         try:
             target.fh.write(blob)
