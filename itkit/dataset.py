@@ -19,7 +19,7 @@ from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidate
 from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, parse_hub_uri
 from itkit.io.sinks import RowWriter
 from itkit.failures import FAILURE_KEY, strip_failure
-from itkit.formats.base import dropped_fields
+from itkit.formats.base import WEIGHTED_FORMATS, dropped_fields, has_weights
 from itkit.records import META_EXTRA, META_LAYOUT, META_SOURCE, META_SOURCE_FORMAT, Record
 
 OnError = Literal["fail", "skip"]
@@ -226,6 +226,7 @@ class RecordWriter:
         self.dropped: dict[str, int] = {}
         """Source fields the format cannot hold -> records written without them (see :func:`dropped_fields`)."""
         self.last_dropped: list[str] = []
+        self._loses_weights = self.format.name not in WEIGHTED_FORMATS
         """The fields the row of the last :meth:`dump` lacks."""
 
     @property
@@ -239,7 +240,9 @@ class RecordWriter:
         except ConversionError as err:
             raise ConversionError(err.reason, Location(f"record '{record.id}'"), err.field) from None
         metadata = record.metadata
-        if (META_EXTRA in metadata or META_LAYOUT in metadata) and metadata.get(META_SOURCE_FORMAT) != self.format.name:
+        if (
+            (META_EXTRA in metadata or META_LAYOUT in metadata) and metadata.get(META_SOURCE_FORMAT) != self.format.name
+        ) or (self._loses_weights and has_weights(record)):
             lost = dropped_fields(record, self.format.name)
             self.last_dropped = lost
             for name in lost:

@@ -172,3 +172,17 @@ def test_dedup_names_the_fields_its_output_format_cannot_hold_in_the_records_it_
     assert result.exit_code == 0, result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
     assert "fields alpaca cannot hold, left out: 'note' (1 record)" in result.stderr
+
+
+@pytest.mark.parametrize("target, lost", [("alpaca", True), ("dolly", True), ("messages", False), ("sharegpt", False)])
+def test_turn_weights_are_named_when_the_target_cannot_hold_them(runner, tmp_path, target, lost):
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo", "weight": 0}]},
+        {"conversations": [{"from": "human", "value": "ho"}, {"from": "gpt", "value": "yo"}]},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke(runner, "convert", src, "-o", tmp_path / "out.jsonl", "--to", target)
+    assert result.exit_code == 0, result.stderr
+    named = f"fields {target} cannot hold, left out: 'conversations[].weight' (1 record)"
+    assert (named in result.stderr) is lost

@@ -154,17 +154,29 @@ TURN_LIST_KEYS = {"sharegpt": "conversations", "messages": "messages"}
 """How a format names its list of turns, for naming a per-turn field (``conversations[].weight``)."""
 
 
+WEIGHTED_FORMATS = frozenset({"sharegpt", "messages"})
+"""The formats that hold a turn's training ``weight``."""
+
+
+def has_weights(record: Record) -> bool:
+    return any(turn.weight is not None for turn in record.turns)
+
+
 def dropped_fields(record: Record, fmt: str) -> list[str]:
     """The fields of the source record that a dump to ``fmt`` leaves out (only another format can lose any).
 
     Unknown top-level fields (``metadata.extra``) and unknown per-turn fields
-    (a ShareGPT turn's ``weight``: the layout's ``turn_extra``) are given back
-    only to the format they came from.
+    (the layout's ``turn_extra``) are given back only to the format they came
+    from; turn weights only to a format that holds them (:data:`WEIGHTED_FORMATS`).
     """
     source = record.metadata.get(META_SOURCE_FORMAT)
-    if source == fmt or source is None:
+    if source == fmt:
         return []
     lost: list[str] = []
+    if fmt not in WEIGHTED_FORMATS and has_weights(record):
+        lost.append(f"{TURN_LIST_KEYS.get(str(source), 'turns')}[].weight")
+    if source is None:
+        return lost
     extra = record.metadata.get(META_EXTRA)
     if isinstance(extra, dict):
         lost.extend(extra)
