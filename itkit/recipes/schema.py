@@ -204,6 +204,7 @@ class EvolInstructOptions(Options):
     ops: Optional[CommaList] = None
     keep: Literal["final", "all"] = "final"
     only_evolved: bool = False
+    salvage_labels: bool = False
     eliminated: bool = False
 
 

@@ -399,7 +399,8 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
     seed = settings.seed if settings.seed is not None else 0
     eliminated = str(io.folder / ELIMINATED_FILE) if o.eliminated else None
     parameters = _parameters(
-        io, rounds=o.rounds, ops=list(ops), seed=seed, keep=o.keep, only_evolved=o.only_evolved, eliminated=eliminated
+        io, rounds=o.rounds, ops=list(ops), seed=seed, keep=o.keep, only_evolved=o.only_evolved,
+        salvage_labels=o.salvage_labels, eliminated=eliminated,
     )
     engine_settings, sampling = split_sampling(settings)
     with _engine(engine_settings, io) as engine:
@@ -414,6 +415,7 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
             keep=o.keep,
             only_evolved=o.only_evolved,
             sampling=sampling,
+            salvage_labels=o.salvage_labels,
             prompts_dir=io.prompts_dir,
             from_format=INTERMEDIATE_FORMAT,
             to_format=INTERMEDIATE_FORMAT,
@@ -437,7 +439,7 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
             engine,
             records_in=result.read,
             records_out=result.written,
-            failed=counts["failed"] + counts["skipped"],
+            failed=counts["skipped"],  # records with a failed request are written (parent kept); partial says so
             partial=result.partial,
             plan=None,
         )
