@@ -253,30 +253,41 @@ def test_parse_garbage_is_rejected_with_the_raw_text(garbage):
     assert info.value.raw == garbage
 
 
-def test_parse_alpaca_blocks():
+def test_parse_alpaca_blocks_is_as_strict_as_the_original_and_counts_rejects_by_reason():
     text = (
         " Name a famous painting by Monet.\n4. Input:\n<noinput>\n4. Output:\nWater Lilies.\n###\n"
         "5. Instruction: Sort the numbers in ascending order.\n5. Input:\n3, 1, 2\n5. Output:\n1, 2, 3\n###\n"
-        "6. Instruction: Tell me a joke.\n6. Output:\nWhy did the chicken cross the road?\n###\n"
-        "7. Instruction: This block has no output.\n7. Input:\nnothing\n###\n"
-        "8. Instruction: Describe the moon."
+        "6. Instruction: Tell me a joke.\n6. Output:\nWhy did the chicken cross the road?\n###\n"  # no input
+        "8. Instruction: Numbered 8 in block 7.\n8. Input:\n<noinput>\n8. Output:\nx\n###\n"  # wrong number
+        "8. Instruction: Two tasks run together.\n8. Input:\na\n8. Output:\nb\n8. Output:\nc\n###\n"
+        "9. Output:\nfirst\n9. Instruction: Out of order.\n9. Input:\nz\n###\n"
+        "Just some prose.\n###\n"
+        "11. Instruction: Empty output.\n11. Input:\n<noinput>\n11. Output:\n\n###\n"
+        "12. Instruction: Describe the moon.\n12. Input:\n<noinput>\n12. Output:\nIt is grey.\n###\n"
     )
     parsed = parse_alpaca_tasks(text, 4)
     assert [(t.instruction, t.input, t.output) for t in parsed.tasks] == [
         ("Name a famous painting by Monet.", "", "Water Lilies."),
         ("Sort the numbers in ascending order.", "3, 1, 2", "1, 2, 3"),
-        ("Tell me a joke.", "", "Why did the chicken cross the road?"),
+        ("Describe the moon.", "", "It is grey."),
     ]
-    assert parsed.malformed == 2
-    # the model restated the number itself; numbering variants
-    again = parse_alpaca_tasks("4. Instruction: Name a colour.\nInput 4: <No Input>\nOutput 4: Blue.", 4)
+    assert parsed.rejected == {
+        "missing_field": 1, "wrong_number": 1, "repeated_field": 1, "wrong_order": 1, "no_fields": 1,
+        "empty_instruction_or_output": 1,
+    }
+    # the model restated the opening number itself: not prefixed twice
+    again = parse_alpaca_tasks("4. Instruction: Name a colour.\n4. Input:\n<noinput>\n4. Output:\nBlue.", 4)
     assert [(t.instruction, t.input, t.output) for t in again.tasks] == [("Name a colour.", "", "Blue.")]
+    # numbering variants the original rejects are rejected
+    with pytest.raises(ResponseRejected) as info:
+        parse_alpaca_tasks("4. Instruction: Name a colour.\nInput 4: <No Input>\nOutput 4: Blue.", 4)
+    assert "missing_field" in info.value.reason
 
 
 def test_parse_alpaca_drops_the_last_block_of_a_cut_off_response():
     text = "Name a colour.\n4. Input:\n<noinput>\n4. Output:\nBlue.\n###\n5. Instruction: Name a shape.\n5. Input:\n<noinput>\n5. Output:\nCir"
     parsed = parse_alpaca_tasks(text, 4, truncated=True)
-    assert [t.instruction for t in parsed.tasks] == ["Name a colour."] and parsed.truncated == 1
+    assert [t.instruction for t in parsed.tasks] == ["Name a colour."] and parsed.rejected == {"cut_off": 1}
     with pytest.raises(ResponseRejected):
         parse_alpaca_tasks("lorem ipsum ### dolor", 4)
 
@@ -648,6 +659,18 @@ def test_prompt_budget_stops_generation():
     assert gen.tasks == [] and gen.counts.stopped == STOP_BUDGET
     assert gen.counts.prompts == 5 and len(llm.requests) == 5
     assert gen.counts.filtered[F.WORD_COUNT] == 5
+
+
+def test_alpaca_style_counts_rejected_blocks_in_the_summary():
+    def reply(request):
+        good = answer_text(request.messages, per_prompt=2)
+        return good + "\n###\n9. Instruction: Misnumbered block.\n9. Input:\n<noinput>\n9. Output:\nx"
+
+    gen = run(ScriptedLLM(reply), num=2, style="alpaca", batch_size=1)
+    summary = gen.summary_counts()
+    assert summary["rejected_blocks"]["wrong_number"] == 1
+    assert set(summary["rejected_blocks"]) == {"cut_off", "wrong_number", "missing_field", "repeated_field",
+                                               "wrong_order", "no_fields", "empty_instruction_or_output"}
 
 
 def test_alpaca_style():

@@ -209,6 +209,9 @@ def _print_summary(result: SelfInstructResult, output: str, engine: Engine) -> N
         say(f"  {counts['unused_after_target']:>6}  not needed (--num reached)")
     if counts["responses_cut_off"]:
         say(f"  {counts['responses_cut_off']} responses cut off by the length limit (discarded, as the method does)")
+    for reason, n in counts.get("rejected_blocks", {}).items():
+        if n:
+            say(f"  {n:>6}  blocks rejected by the parser: {reason}")
     if "tasks" in counts:
         tasks, inst = counts["tasks"], counts["instances"]
         say(

@@ -46,7 +46,9 @@ from itkit.methods.self_instruct.instances import (
     parse_generation_instances,
 )
 from itkit.methods.self_instruct.parse import (
+    CUT_OFF,
     MAX_NEW_PER_PROMPT,
+    REJECT_REASONS,
     normalise_instruction,
     parse_alpaca_tasks,
     parse_instruction_list,
@@ -170,6 +172,8 @@ class GenerationResult:
     """The response hit the length limit (Self-Instruct: discarded whole; Alpaca: last block dropped)."""
     skipped: int = 0
     """Chunks of text that were not candidates (preamble, noise, malformed or truncated blocks)."""
+    rejected: tuple[tuple[str, int], ...] = ()
+    """Alpaca style: blocks the strict parser rejected, per reason."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ class GenerationCounts:
     cut_off: int = 0
     candidates: int = 0
     skipped_text: int = 0
+    rejected_blocks: Counter = field(default_factory=Counter)
     filtered: Counter = field(default_factory=Counter)
     unused: int = 0
     rounds: int = 0
@@ -229,6 +234,7 @@ class GenerationCounts:
             "responses_cut_off": self.cut_off,
             "candidates": self.candidates,
             "skipped_text": self.skipped_text,
+            **({"rejected_blocks": {r: self.rejected_blocks.get(r, 0) for r in REJECT_REASONS}} if self.rejected_blocks else {}),
             "filtered": {name: self.filtered.get(name, 0) for name in FILTER_NAMES},
             "unused_after_target": self.unused,
             "kept_instructions": kept,
@@ -345,10 +351,10 @@ class SelfInstructGenerator:
                 parsed = parse_alpaca_tasks(response.text, first_number, truncated=cut_off)
             except ResponseRejected:
                 if cut_off:  # only a cut-off block: discarded and counted, as the original does
-                    return GenerationResult((), cut_off=True, skipped=1)
+                    return GenerationResult((), cut_off=True, skipped=1, rejected=((CUT_OFF, 1),))
                 raise
             candidates = tuple(Candidate(t.instruction, t.input, t.output) for t in parsed.tasks)
-            return GenerationResult(candidates, cut_off, parsed.malformed + parsed.truncated)
+            return GenerationResult(candidates, cut_off, parsed.rejected_total, tuple(sorted(parsed.rejected.items())))
         if cut_off:  # Self-Instruct discards a response cut by the length limit
             return GenerationResult((), cut_off=True)
         listed = parse_instruction_list(response.text, first_number, self.config.max_new)
@@ -362,6 +368,7 @@ class SelfInstructGenerator:
         counts.responses += 1
         counts.cut_off += result.cut_off
         counts.skipped_text += result.skipped
+        counts.rejected_blocks.update(dict(result.rejected))
         for candidate in result.candidates:
             counts.candidates += 1
             if len(self.tasks) >= self.config.num:
