@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -23,6 +24,14 @@ from itkit.llm.engine import Engine
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.simplify import COMMAND, SimplifyResult, simplify_file
+from itkit.simplify_report import distribution_lines
+
+
+class OnViolation(str, Enum):
+    keep_original = "keep-original"
+    flag = "flag"
+    fail = "fail"
+
 
 KeepOriginal = Annotated[
     bool,
@@ -34,6 +43,19 @@ RejectLonger = Annotated[
         "--reject-longer",
         help="A rewrite still longer than the original after one more try fails the record (default: keep it, flagged simplify_longer).",
     ),
+]
+OnViolationOpt = Annotated[
+    OnViolation,
+    typer.Option(
+        "--on-violation",
+        help="A rewrite that still adds a number, date, URL, quote or name, changes a code block or loses the final "
+        "answer after one retry naming the problem: keep-original writes the original response (metadata "
+        "simplify_violations), flag writes the rewrite with that metadata, fail sends the record to the failures file.",
+    ),
+]
+AllowCodeEdits = Annotated[
+    bool,
+    typer.Option("--allow-code-edits", help="Let the rewrite change or drop code blocks (default: kept verbatim)."),
 ]
 
 
@@ -47,6 +69,8 @@ def simplify(
     to: ToFormat = None,
     keep_original: KeepOriginal = False,
     reject_longer: RejectLonger = False,
+    on_violation: OnViolationOpt = OnViolation.keep_original,
+    allow_code_edits: AllowCodeEdits = False,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
@@ -55,7 +79,7 @@ def simplify(
 ) -> int:
     """Rewrite each record's final response into a simpler, shorter one that keeps only what it states.
 
-    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
+    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Every rewrite is checked: it must add no number, date, URL, quoted string or capitalised name the original lacks, keep code blocks verbatim and keep the final answer (#### N, \\boxed{}, "The answer is N", a final choice letter); a rewrite that fails, or is longer than the original, is asked for once more with the problem named. Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
 
     Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
 
@@ -72,6 +96,8 @@ def simplify(
         "to": to.value if to else None,
         "keep_original": keep_original,
         "reject_longer": reject_longer,
+        "on_violation": on_violation.value,
+        "allow_code_edits": allow_code_edits,
         "on_error": on_error.value,
         "prompts_dir": prompts_dir,
     }
@@ -86,6 +112,8 @@ def simplify(
             to_format=to.value if to else None,
             keep_original=keep_original,
             reject_longer=reject_longer,
+            on_violation=on_violation.value,
+            allow_code_edits=allow_code_edits,
             prompts_dir=prompts_dir,
             on_error=on_error.value,
             errors_path=rejects_path(output, on_error, errors),
@@ -104,8 +132,25 @@ def _print_summary(result: SimplifyResult, output: str, engine: Engine) -> None:
     say(
         f"simplify: {result.read} records ({result.source_format} -> {result.target_format}) to {where(output)}: "
         f"{result.simplified} simplified, {result.longer_kept} kept longer (flagged), "
+        f"{result.kept_original} kept their original (a check failed), {result.flagged} flagged, "
         f"{result.no_response} without a response (unchanged), {result.failed} failed"
     )
+    block = result.stats.as_dict()
+    ratio, lengths = block["length_ratio"], block["lengths"]
+    if ratio["median"] is not None:
+        say(
+            f"  length ({block['length_unit']}): median ratio {ratio['median']:.2f}; shortened {lengths['shortened']}, "
+            f"unchanged {lengths['unchanged']}, longer {lengths['longer']}"
+        )
+        say("  length ratio (written / original), records:")
+        for line in distribution_lines(block):
+            say(line)
+    first, final = block["violations_first_try"], block["violations_final"]
+    if any(first.values()):
+        say(f"  checks broken (first try -> after the retry), {block['retried']} retried, {block['fixed_by_retry']} fixed:")
+        for name in block["checks"]:
+            if first[name] or final[name]:
+                say(f"    {name:<13} {first[name]:>6} -> {final[name]}")
     print_engine_stats(engine)
     if result.failed:
         print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)

@@ -195,6 +195,8 @@ class SimplifyOptions(Options):
 
     keep_original: bool = False
     reject_longer: bool = False
+    on_violation: Literal["keep-original", "flag", "fail"] = "keep-original"
+    allow_code_edits: bool = False
 
 
 class EvolInstructOptions(Options):

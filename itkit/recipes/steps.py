@@ -329,7 +329,10 @@ def prepare_simplify(o: SimplifyOptions, settings: LLMSettings | None, prompts_d
 def run_simplify(_prepared: None, o: SimplifyOptions, io: StepIO) -> StepOutcome:
     settings = io.settings
     assert settings is not None
-    parameters = _parameters(io, keep_original=o.keep_original, reject_longer=o.reject_longer)
+    parameters = _parameters(
+        io, keep_original=o.keep_original, reject_longer=o.reject_longer,
+        on_violation=o.on_violation, allow_code_edits=o.allow_code_edits,
+    )
     with _engine(settings, io) as engine:
         result = simplify_file(
             str(io.input),
@@ -340,6 +343,8 @@ def run_simplify(_prepared: None, o: SimplifyOptions, io: StepIO) -> StepOutcome
             to_format=INTERMEDIATE_FORMAT,
             keep_original=o.keep_original,
             reject_longer=o.reject_longer,
+            on_violation=o.on_violation,
+            allow_code_edits=o.allow_code_edits,
             prompts_dir=io.prompts_dir,
             on_error="fail",
         )
