@@ -17,6 +17,7 @@ import pytest
 from self_instruct_fakes import ScriptedLLM, answer_text, invented_instruction, kind_of
 
 from itkit.errors import InputError, UsageError
+from itkit.records import Record
 from itkit.llm.base import ChatResponse, ResponseRejected
 from itkit.llm.cache import ResponseCache
 from itkit.llm.engine import Engine
@@ -753,3 +754,55 @@ def test_real_seed_tasks_load_as_is(realdata):
     assert None not in flags and sum(flags) == 26  # the paper's 26 classification seeds
     prompt = SelfInstructPrompts("self-instruct").instructions([s.instruction for s in seeds.seeds[:8]])
     assert all("\n" not in line for line in prompt.messages[-1]["content"].splitlines())
+
+
+# ---------------------------------------------------------------- random 5, prepare_for_finetuning
+def test_the_kept_instances_are_a_seeded_random_sample_not_the_first_five():
+    import random as _random
+
+    many = [Instance(f"in {i}", f"out {i}") for i in range(9)]
+    a = clean_instances(many, rng=_random.Random("instances:42:self-instruct-1")).instances
+    b = clean_instances(many, rng=_random.Random("instances:42:self-instruct-1")).instances
+    c = clean_instances(many, rng=_random.Random("instances:42:self-instruct-2")).instances
+    assert a == b and len(a) == 5 and a != many[:5] and set(a) <= set(many)
+    assert a != c
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Sentence: The cat sat.", "The cat sat."),
+        ("Sentence: one\n\ntwo", "one\ntwo"),
+        ("Question: Why?\nContext: Because.", "Question: Why?\nContext: Because."),  # two field names: kept
+        ("no field name here", "no field name here"),
+    ],
+)
+def test_strip_field_name_as_the_original(text, expected):
+    from itkit.methods.self_instruct.finetune import strip_field_name
+
+    assert strip_field_name(text) == expected
+
+
+def test_prepare_for_finetuning_adds_seeds_strips_half_the_prefixes_and_dedups():
+    from itkit.methods.self_instruct.finetune import PARTS, parse_parts, prepare_for_finetuning
+    from itkit.methods.self_instruct.seeds import Seed
+
+    generated = [Record.single_turn(f"g-{i}", "Label the sentence.", "pos", input=f"Sentence: text {i}") for i in range(200)]
+    generated.append(Record.single_turn("g-dup", "Label the sentence.", "pos", input="Sentence: text 0"))
+    seeds = [Seed("seed_1", "Add the numbers.", "1, 2", "3", instances=(("1, 2", "3"), ("2, 2", "4")))]
+    out, counts = prepare_for_finetuning(generated, seeds, PARTS, seed=42, model="m")
+    assert counts.seed_instances_added == 2 and [r.id for r in out[-2:]] == ["seed_1-1", "seed_1-2"]
+    assert out[-1].provenance[0] == {"method": "self-instruct", "operation": "seed-instance", "parent_id": "seed_1", "model": "m"}
+    assert 70 < counts.prefixes_stripped < 130  # about half of the 201 inputs with one field name
+    stripped = [r for r in out if not r.input.startswith("Sentence:") and r.id.startswith("g-")]
+    assert all(r.metadata["original_input"].startswith("Sentence: ") for r in stripped)
+    # g-dup equals g-0 exactly unless only one of them lost its prefix; either way no exact pair is left twice
+    keys = [(r.instruction, r.input, r.output) for r in out]
+    assert len(keys) == len(set(keys)) and len(out) + counts.duplicates_removed == 203
+    again, _ = prepare_for_finetuning(generated, seeds, PARTS, seed=42, model="m")
+    assert again == out  # seeded
+    none, counts = prepare_for_finetuning(generated, seeds, parse_parts("none"), seed=42, model="m")
+    assert none == generated and counts.as_dict()["parts"] == []
+    assert parse_parts("dedup, seeds") == ("seeds", "dedup") and parse_parts("all") == PARTS
+    with pytest.raises(UsageError):
+        parse_parts("shuffle")

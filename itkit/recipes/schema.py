@@ -228,6 +228,8 @@ class SelfInstructOptions(Options):
     machine_demos: NonNegativeInt = MACHINE_DEMOS
     num_tasks: int = ALPACA_TASKS
     max_instances: PositiveInt = MAX_INSTANCES
+    prepare: Optional[CommaList] = None
+    """The training-pair stage's parts (default: all)."""
     min_words: NonNegativeInt = MIN_WORDS
     max_words: int = MAX_WORDS
     blacklist: Optional[Repeated] = None

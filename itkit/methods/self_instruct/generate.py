@@ -37,6 +37,7 @@ from itkit.llm.engine import Engine
 from itkit.llm.errors import DryRunRequest
 from itkit.llm.report import FailedRecord
 from itkit.methods.self_instruct.filters import FILTER_NAMES, ROUGE_L, FilterConfig, TextFilters
+from itkit.methods.self_instruct.finetune import PARTS as PREPARE_PARTS
 from itkit.methods.self_instruct.instances import (
     MAX_INSTANCES,
     CleanResult,
@@ -118,6 +119,8 @@ class SelfInstructConfig:
     """The prompt budget; None: ceil(num / MIN_KEPT_PER_PROMPT) + batch_size."""
     failed_rounds_to_stop: int = FAILED_ROUNDS_TO_STOP
     filters: FilterConfig = field(default_factory=FilterConfig)
+    prepare: tuple[str, ...] = PREPARE_PARTS
+    """The parts of the final training-pair stage (Self-Instruct style with instances): see ``finetune``."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -415,7 +418,8 @@ class SelfInstructGenerator:
             instances, truncated = outcome.value  # type: ignore[misc]
             counts.classification["yes" if task.is_classification else "no"] += 1
             counts.instances_parsed += len(instances)
-            cleaned: CleanResult = clean_instances(instances, truncated, self.config.max_instances)
+            rng = random.Random(f"instances:{self.config.seed}:{task.id}")
+            cleaned: CleanResult = clean_instances(instances, truncated, self.config.max_instances, rng)
             counts.instances_dropped.update(cleaned.dropped)
             counts.instances_kept += len(cleaned.instances)
             task.instances = cleaned.instances
