@@ -295,16 +295,15 @@ def test_parse_alpaca_drops_the_last_block_of_a_cut_off_response():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("Yes", True), ("No", False), (" yes.", True), ("NO", False), ("Yes, it", True), ("Answer: No", False), ("Is it classification? Yes", True)],
+    [("Yes", "yes"), ("No", "no"), (" yes.", "yes"), ("NO", "no"), ("Yes, it", "yes"), ("Answer: No", "no"), ("Is it classification? Yes", "yes")],
 )
 def test_parse_yes_no(text, expected):
-    assert parse_yes_no(text) is expected
+    assert parse_yes_no(text) == expected
 
 
 @pytest.mark.parametrize("text", ["Maybe", "", "Unclear: yes and no", "It depends"])
-def test_parse_yes_no_rejects_anything_else(text):
-    with pytest.raises(ResponseRejected):
-        parse_yes_no(text)
+def test_parse_yes_no_reads_anything_else_as_unclear(text):
+    assert parse_yes_no(text) == "unclear"  # the method reads it as No, never retried
 
 
 # ---------------------------------------------------------------- filters
@@ -644,14 +643,23 @@ def test_garbage_is_retried_then_recorded_and_generation_gives_up_after_failed_r
     assert gen.failures[0].extra == {"stage": "instruction generation", "round": 1}
 
 
-def test_garbage_instance_answers_fail_the_task_with_its_raw_text():
+def test_an_unclear_classification_answer_means_no_and_is_counted():
     llm = scripted({"instructions": lambda r: numbered(9, ["Describe a walk through an autumn forest."]), "classify": "Perhaps"})
+    gen = run(llm, num=1, batch_size=1)
+    assert gen.tasks[0].is_classification is False and gen.tasks[0].classification_answer == "unclear"
+    assert llm.kinds().count("classify") == 1  # not retried: the original reads anything but Yes as No
+    assert "gen_instances" in llm.kinds()  # so the task is generated input-first
+    assert gen.summary_counts()["classification"] == {"yes": 0, "no": 1, "unclear_read_as_no": 1}
+
+
+def test_garbage_instance_answers_fail_the_task_with_its_raw_text():
+    llm = scripted({"instructions": lambda r: numbered(9, ["Describe a walk through an autumn forest."]), "gen_instances": "%%%"})
     gen = run(llm, num=1, batch_size=1)
     assert gen.records("m") == []
     assert gen.counts.tasks_failed == 1
     failure = gen.failures[0]
-    assert failure.id == "self-instruct-1" and failure.raw == "Perhaps" and "neither Yes nor No" in failure.reason
-    assert failure.extra == {"stage": "classification", "instruction": "Describe a walk through an autumn forest."}
+    assert failure.id == "self-instruct-1" and failure.raw == "%%%" and "no 'Example' or 'Output:'" in failure.reason
+    assert failure.extra == {"stage": "instance generation", "instruction": "Describe a walk through an autumn forest."}
 
 
 def test_prompt_budget_stops_generation():
@@ -806,3 +814,21 @@ def test_prepare_for_finetuning_adds_seeds_strips_half_the_prefixes_and_dedups()
     assert parse_parts("dedup, seeds") == ("seeds", "dedup") and parse_parts("all") == PARTS
     with pytest.raises(UsageError):
         parse_parts("shuffle")
+
+
+def test_classification_and_instance_prompts_have_the_originals_shape_and_decoding():
+    prompts = SelfInstructPrompts("self-instruct")
+    classify = prompts.is_classification("Name a colour.")
+    demos = classify.messages[-1]["content"]
+    assert demos.count("Is it classification? Yes") == 12 and demos.count("Is it classification? No") == 19
+    assert demos.rstrip().endswith("Task: Name a colour.\nIs it classification?")
+    s = classify.sampling
+    assert (s.temperature, s.max_tokens, s.stop) == (0, 3, ("\n", "Task"))
+    gen = prompts.instances("Name a colour.", classification=False, max_instances=5)
+    clf = prompts.instances("Name a colour.", classification=True, max_instances=5)
+    assert gen.messages[-1]["content"].count("\nTask: ") == 11 + 1  # 11 demos, then the task itself
+    assert clf.messages[-1]["content"].count("\nTask: ") == 16 + 1
+    assert "def two_sum" in gen.messages[-1]["content"] and "Paragraph: " in gen.messages[-1]["content"]
+    for prompt, max_tokens in ((gen, 350), (clf, 300)):  # as generate_instances.py: 300 when classification
+        s = prompt.sampling
+        assert (s.temperature, s.presence_penalty, s.max_tokens, s.stop) == (0, 1.5, max_tokens, ("Example 6", "Task:"))

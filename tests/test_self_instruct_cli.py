@@ -240,7 +240,7 @@ def test_dry_run_renders_prompts_and_estimates_cost_without_sending(runner, tmp_
     assert not out.exists() and not Path(f"{out}.summary.json").exists()
     text = result.stdout
     assert "--- request 1 of 50 (teacher) ---" in text  # 10 generation prompts + 20 x (classify + instances)
-    assert "add more, different ones" in text and "Classification?" in text and "Example 1" in text
+    assert "add more, different ones" in text and "Is it classification?" in text and "Example 1" in text
     assert "estimated cost" in text and "dry run: nothing was sent" in text
 
 

@@ -54,6 +54,8 @@ from itkit.methods.self_instruct.parse import (
     parse_alpaca_tasks,
     parse_instruction_list,
     parse_yes_no,
+    UNCLEAR,
+    YES,
 )
 from itkit.methods.self_instruct.prompts import AlpacaDemo, Prompt, SelfInstructPrompts
 from itkit.methods.self_instruct.seeds import Seed, SeedSet
@@ -203,6 +205,8 @@ class Task:
     output: str | None = None
     """Alpaca style: the generated output."""
     is_classification: bool | None = None
+    classification_answer: str | None = None
+    """yes, no or unclear (read as no)."""
     instances: list[Instance] = field(default_factory=list)
     dropped: str | None = None
     """Why the task has no record (instance cleaning removed everything, or it failed)."""
@@ -244,7 +248,11 @@ class GenerationCounts:
             "stopped": self.stopped,
         }
         if wants_instances:
-            out["classification"] = {"yes": self.classification.get("yes", 0), "no": self.classification.get("no", 0)}
+            out["classification"] = {
+                "yes": self.classification.get("yes", 0),
+                "no": self.classification.get("no", 0),
+                "unclear_read_as_no": self.classification.get(UNCLEAR, 0),
+            }
             out["instances"] = {
                 "parsed": self.instances_parsed,
                 "kept": self.instances_kept,
@@ -417,6 +425,8 @@ class SelfInstructGenerator:
                 continue
             instances, truncated = outcome.value  # type: ignore[misc]
             counts.classification["yes" if task.is_classification else "no"] += 1
+            if task.classification_answer == UNCLEAR:
+                counts.classification[UNCLEAR] += 1
             counts.instances_parsed += len(instances)
             rng = random.Random(f"instances:{self.config.seed}:{task.id}")
             cleaned: CleanResult = clean_instances(instances, truncated, self.config.max_instances, rng)
@@ -429,7 +439,7 @@ class SelfInstructGenerator:
 
     async def _instances_for(self, task: Task) -> tuple[list[Instance], bool]:
         classify = self.prompts.is_classification(task.instruction)
-        task.is_classification = await self.engine.complete(  # type: ignore[assignment]
+        answer = await self.engine.complete(
             classify.messages,
             template=classify.ref,
             sampling=classify.sampling,
@@ -437,6 +447,8 @@ class SelfInstructGenerator:
             allow_length=True,  # 3 tokens: "Yes, it" is a fine answer cut short
             expected_tokens=EXPECTED_COMPLETION_TOKENS["is_classification"],
         )
+        task.classification_answer = answer  # type: ignore[assignment]
+        task.is_classification = answer == YES  # an unclear answer means "not classification", as the original
         prompt = self.prompts.instances(task.instruction, bool(task.is_classification), self.config.max_instances)
         return await self.engine.complete(  # type: ignore[return-value]
             prompt.messages,

@@ -219,17 +219,21 @@ _YES = re.compile(r"\byes\b", re.IGNORECASE)
 _NO = re.compile(r"\bno\b", re.IGNORECASE)
 
 
-def parse_yes_no(text: str) -> bool:
-    """True for Yes, False for No; ResponseRejected otherwise.
+YES, NO, UNCLEAR = "yes", "no", "unclear"
+
+
+def parse_yes_no(text: str) -> str:
+    """``"yes"``, ``"no"`` or ``"unclear"`` (which the method reads as No, as the original does).
 
     The first word decides; when it is neither ("Answer: Yes"), a reply that holds
-    exactly one of the two words as a whole word is read as that word.
+    exactly one of the two words as a whole word is read as that word. Anything else
+    (empty, "Maybe", both words) is unclear: never retried, counted apart.
     """
     found = _FIRST_WORD.search(text)
     word = found.group(0).lower() if found else ""
-    if word in ("yes", "no"):
-        return word == "yes"
+    if word in (YES, NO):
+        return word
     yes, no = bool(_YES.search(text)), bool(_NO.search(text))
     if yes != no:
-        return yes
-    raise ResponseRejected("the classification answer is neither Yes nor No", text)
+        return YES if yes else NO
+    return UNCLEAR
