@@ -49,21 +49,23 @@ holds the length ratios, their distribution and the violations per check.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from itkit.dataset import RecordWriter
-from itkit.errors import TokenizerError, UsageError
+from itkit.errors import UsageError
 from itkit.formats import get_format
-from itkit.llm.base import ChatResponse, RecordFailure, ResponseRejected
+from itkit.llm.base import RecordFailure
 from itkit.llm.engine import Engine, sampling_from
 from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
 from itkit.records import Record
-from itkit.simplify_checks import CHECK_NAMES, CODE_BLOCKS, run_checks
-from itkit.simplify_report import SimplifyStats
+from itkit.simplify_checks import CHECK_NAMES, CODE_BLOCKS, problem_lines, run_checks
+from itkit.simplify_prompt import clean_response, needs_simplifying, parse_simplified, prompt_variables
+from itkit.simplify_report import LengthMeter, SimplifyStats
 from itkit.templates import PromptTemplate, load_template
+
+__all__ = ["clean_response", "needs_simplifying", "parse_simplified", "prompt_variables", "simplify_file"]
 
 METHOD = "simplify"
 COMMAND = "simplify"
@@ -92,43 +94,6 @@ STATUS_KEPT_ORIGINAL = "kept_original"
 STATUS_FLAGGED = "flagged"
 STATUS_NO_RESPONSE = "no_response"
 
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:simplified|rewritten|shorter)\s+(?:answer|response|version)(?:\*\*)?\s*:\s*", re.I)
-_DELIMITED = re.compile(r"^\s*<<<\s*\n?(.*?)\n?\s*>>>\s*$", re.S)
-
-
-def prompt_variables(record: Record) -> dict[str, str]:
-    """The template's variables for a record: earlier turns, the request, the final answer."""
-    history = record.history
-    conversation = ""
-    if history:
-        lines = []
-        for prompt, answer in history:
-            lines.append(f"User: {prompt}")
-            lines.append(f"Assistant: {answer}")
-        conversation = "Earlier in the conversation:\n<<<\n" + "\n".join(lines) + "\n>>>\n\n"
-    return {"conversation": conversation, "instruction": record.prompt, "response": record.output}
-
-
-def clean_response(text: str) -> str:
-    """The rewritten answer without a label or the prompt's delimiters echoed around it."""
-    out = text.strip()
-    delimited = _DELIMITED.match(out)
-    if delimited:
-        out = delimited.group(1).strip()
-    return _LABEL.sub("", out, count=1).strip()
-
-
-def parse_simplified(response: ChatResponse) -> str:
-    text = clean_response(response.text)
-    if not text:
-        raise ResponseRejected("the simplified response is empty once its label is removed", response.text)
-    return text
-
-
-def needs_simplifying(record: Record) -> bool:
-    return record.has_output and bool(record.output.strip())
-
-
 @dataclass
 class Simplified:
     """The result for one record."""
@@ -142,28 +107,6 @@ class Simplified:
     final_problems: tuple[str, ...] = ()
     """Those the last rewrite still broke."""
     retried: bool = False
-
-
-class LengthMeter:
-    """Response lengths in tokens of the model's encoding, or in words when no encoding can be loaded."""
-
-    def __init__(self, engine: Engine):
-        try:
-            self._counter = engine.counter
-            self.unit = "tokens"
-        except TokenizerError:
-            self._counter = None
-            self.unit = "words"
-
-    def __call__(self, text: str) -> int:
-        if self._counter is None:
-            return len(text.split())
-        return self._counter.count(text)
-
-
-def problem_lines(problems: dict[str, list[str]]) -> str:
-    """The follow-up's list of what was wrong: one line per problem, naming its check."""
-    return "\n".join(f"- {text} ({name})" for name, texts in problems.items() for text in texts)
 
 
 class Simplifier:

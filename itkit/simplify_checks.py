@@ -303,6 +303,11 @@ def run_checks(original: str, rewrite: str, allow_code_edits: bool = False) -> d
     return out
 
 
+def problem_lines(problems: dict[str, list[str]]) -> str:
+    """The follow-up's list of what was wrong: one line per problem, naming its check."""
+    return "\n".join(f"- {text} ({name})" for name, texts in problems.items() for text in texts)
+
+
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 

@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from itkit.errors import TokenizerError
 from itkit.simplify_checks import CHECK_NAMES
 
 RATIO_BUCKETS: tuple[tuple[str, float, float], ...] = (
@@ -42,6 +43,23 @@ RATIO_BUCKETS: tuple[tuple[str, float, float], ...] = (
     (">= 1.25", 1.25, float("inf")),
 )
 """(label, low, high) of each bar of the ratio distribution; "1" holds the records of unchanged length."""
+
+
+class LengthMeter:
+    """Response lengths in tokens of the model's encoding, or in words when no encoding can be loaded."""
+
+    def __init__(self, engine: Any):
+        try:
+            self._counter = engine.counter
+            self.unit = "tokens"
+        except TokenizerError:
+            self._counter = None
+            self.unit = "words"
+
+    def __call__(self, text: str) -> int:
+        if self._counter is None:
+            return len(text.split())
+        return self._counter.count(text)
 
 
 def bucket_of(ratio: float) -> str:
