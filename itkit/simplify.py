@@ -176,7 +176,7 @@ class Simplifier:
                 {"role": "assistant", "content": text},
                 *self.retry_template.render(problems=problem_lines(problems)),
             ]
-            text = await self._ask(messages, expected)
+            text = await self._ask(messages, expected, retry=True)
             problems = self.problems(original, text, original_length)
         violations = {k: v for k, v in problems.items() if k != LENGTH}
         done = dict(first_problems=first, final_problems=tuple(problems), retried=retried, original_length=original_length)
@@ -197,10 +197,10 @@ class Simplifier:
             )
         return Simplified(self.rewritten(record, text), STATUS_SIMPLIFIED, written_length=self.measure(text), **done)
 
-    async def _ask(self, messages: list[dict[str, str]], expected: int | None) -> str:
+    async def _ask(self, messages: list[dict[str, str]], expected: int | None, retry: bool = False) -> str:
         return await self.engine.complete(  # type: ignore[return-value]
             messages,
-            template=f"{self.template.ref}+{self.retry_template.ref}" if len(messages) > 2 else self.template.ref,
+            template=f"{self.template.ref}+{self.retry_template.ref}" if retry else self.template.ref,
             sampling=self.sampling,
             parse=parse_simplified,
             expected_tokens=expected,
