@@ -186,6 +186,6 @@ def test_failed_records_and_their_reasons_in_the_funnel(runner, tmp_path, monkey
     failures = summary(tmp_path / "run", "01-simplify")["failures"]
     assert row["failed"] == failures["count"] > 0 and row["failure_reasons"] == failures["reasons"]
     failed = {r["id"]: r for r in read_jsonl(tmp_path / "run" / "01-simplify" / "failures.jsonl")}
-    assert row["failure_examples"] and all(failed[x["id"]]["reason"] == x["reason"] for x in row["failure_examples"])
+    assert row["failure_examples"] and all(failed[x["id"]]["_itkit_failure"]["reason"] == x["reason"] for x in row["failure_examples"])
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "finished, some records failed" in page and next(iter(failures["reasons"])) in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from itkit.failures import FAILURE_KEY
 from itkit.report.context import Limits, StepFiles
 from itkit.report.files import Reservoir, clip, counts_of, get, iter_jsonl, locate
 
@@ -19,8 +20,18 @@ def failure_examples(step: StepFiles, limits: Limits) -> list[dict[str, Any]]:
     sample = Reservoir(limits.examples, limits.seed)
     for row in iter_jsonl(path):
         sample.add(row)
-    return [{"id": str(r.get("id") or ""), "reason": str(r.get("reason") or ""), "raw": clip(r.get("raw") or "", RAW_SHOWN)}
-            for r in sample.items]
+    return [_failure(r) for r in sample.items]
+
+
+def _failure(row: dict[str, Any]) -> dict[str, Any]:
+    """A failures-file row (the input row verbatim plus FAILURE_KEY: reason, location, raw response) for the page."""
+    failure = row.get(FAILURE_KEY)
+    if isinstance(failure, dict):
+        where = failure.get("line", failure.get("index"))
+        rid = row.get("id") or (f'{failure.get("source") or "input"}:{where}' if where is not None else "")
+        return {"id": str(rid), "reason": str(failure.get("reason") or ""), "raw": clip(failure.get("response") or "", RAW_SHOWN)}
+    # the older layout: {"id", "reason", "raw"}
+    return {"id": str(row.get("id") or ""), "reason": str(row.get("reason") or ""), "raw": clip(row.get("raw") or "", RAW_SHOWN)}
 
 
 def _int(value: Any) -> int | None:
