@@ -49,7 +49,7 @@ def export(
     Examples:
       itkit export clean.jsonl -o out
       itkit export clean.jsonl -o out --mode lft --lft-size 1000 --target trl,llama-factory
-      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./tokenizer.json
+      itkit export chats.json -o out --max-length 2048 --split-long --tokenizer ./tokenizer.json
       itkit export simplified.jsonl -o out --prefer-simplified --val-size 200 --overwrite
     """
     settings = settings_for(
@@ -93,7 +93,7 @@ def _print_summary(result: ExportResult) -> None:
         table.add_row(name, *(str(v) for v in values))
 
     row("candidates", [m.candidates for m in modes])
-    row("dropped: over --max-tokens", [m.length_dropped for m in modes])
+    row("dropped: over --max-length", [m.length_dropped for m in modes])
     if any(m.split_records for m in modes):
         row("split into pieces", [f"{m.split_records} -> {m.split_pieces}" for m in modes])
     if any(m.quality is not None for m in modes):

@@ -66,8 +66,10 @@ Encoding = Annotated[
 ]
 TokenModel = Annotated[
     Optional[str],
-    typer.Option("--model", help="Count tokens with the encoding of this model (e.g. gpt-4o) instead of --encoding."),
+    typer.Option("--tokenizer-model", help="Count tokens with this model's encoding (e.g. gpt-4o) instead of --encoding."),
 ]
+OldTokenModel = Annotated[Optional[str], typer.Option("--model", hidden=True)]
+"""The deprecated spelling of --tokenizer-model."""
 
 
 def errors_path_for(output: str, errors: str | None) -> str:

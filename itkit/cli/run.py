@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.app import app, err_console, error_line, handle_errors, out_console
 from itkit.cli.options import AsJson, Quiet
+from itkit.cli.step_options import deprecated
 from itkit.recipes.runner import RUNS_FOLDER, run_recipe
 from itkit.recipes.schema import load_recipe
 from itkit.recipes.steps import DRY_RUN_SAMPLES, STEPS
@@ -39,7 +40,7 @@ Each step writes its output, its summary and (last) a fingerprint into the run
 folder (default: {RUNS_FOLDER}/<recipe name> in the current folder). Re-running resumes: a step
 whose options, LLM settings, prompts and input are unchanged is skipped; a changed
 step and every step after it run again; LLM steps get finished responses back from
-the cache. --from re-runs from a step anyway. run_summary.json and the table on
+the cache. --from-step re-runs from a step anyway. run_summary.json and the table on
 stderr give records in/out, removals by reason, requests, tokens, cost and time per
 step. Exit 3 when records failed in an LLM step (or source rows were rejected).
 
@@ -48,7 +49,7 @@ Examples:
   itkit run data_samples/recipes/quickstart.yaml
   itkit run my.yaml --dry-run                      # prompts, requests, tokens, cost
   OPENAI_BASE_URL=http://localhost:11434/v1 itkit run data_samples/recipes/simplify.yaml
-  itkit run my.yaml --from dedup                   # re-run dedup and what follows
+  itkit run my.yaml --from-step dedup              # re-run dedup and what follows
 """
 
 
@@ -63,11 +64,12 @@ def run_command(
     from_step: Annotated[
         Optional[str],
         typer.Option(
-            "--from",
-            help="Run this step and every later one even if unchanged: its number (0 = sources), folder name (02-dedup) or type (dedup).",
+            "--from-step",
+            help="Re-run this step and the later ones: its number (0 = sources), folder (02-dedup) or type.",
             show_default=False,
         ),
     ] = None,
+    old_from: Annotated[Optional[str], typer.Option("--from", hidden=True)] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Check the recipe, count the records, show sample prompts and estimate each LLM step's tokens and cost; send nothing, write nothing."),
@@ -76,7 +78,12 @@ def run_command(
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> int:
+    if old_from is not None:
+        deprecated("--from", "--from-step")
+        from_step = from_step or old_from
     loaded = load_recipe(recipe)
+    for warning in loaded.warnings:
+        error_line(warning, "warning")
     summary = run_recipe(
         loaded,
         run_dir,
@@ -182,7 +189,7 @@ def _table(summary: RunSummary) -> Table:
     table.add_column("time", justify="right", no_wrap=True)
     for row in summary.rows:
         o = row.outcome
-        cells = [row.step, row.status + (" (--from)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
+        cells = [row.step, row.status + (" (--from-step)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
         if failures:
             cells.append(str(o.failed + o.rejected) if (o.failed or o.rejected) else "")
         if llm:

@@ -60,7 +60,7 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
             )
         lines.append(text + f"; {m.after_length} kept.")
     else:
-        lines.append("- No length budget (--max-tokens not given): nothing dropped for length.")
+        lines.append("- No length budget (--max-length not given): nothing dropped for length.")
     if m.quality is not None:
         removed = sum(m.quality.removed.values())
         by_rule = ", ".join(f"{name} {n}" for name, n in m.quality.removed.items()) or "no rules"

@@ -86,10 +86,10 @@ class HFTokenCounter:
 
 
 def make_counter(encoding: str | None = None, model: str | None = None, tokenizer: str | None = None) -> Counter:
-    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face)."""
+    """The counter for ``--encoding`` / ``--tokenizer-model`` (tiktoken) or ``--tokenizer`` (Hugging Face)."""
     if tokenizer:
         if encoding or model:
-            raise UsageError("give --tokenizer or --encoding/--model, not both")
+            raise UsageError("give --tokenizer or --encoding/--tokenizer-model, not both")
         return HFTokenCounter(tokenizer)
     return counter_for(model, encoding)
 

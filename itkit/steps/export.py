@@ -24,9 +24,10 @@ OPTS = (
     Opt("prefer_simplified", bool, False, "LFT takes the simplified response, not the original.", panel=LFT_PANEL),
     Opt("val_ratio", float, default_text="0.1", help="Share of each set held out for validation."),
     Opt("val_size", int, ge=0, help="Validation records per set (instead of --val-ratio)."),
-    Opt("max_tokens", int, panel=LENGTH_PANEL, help="Token budget per record: longer ones are dropped (or split)."),
+    Opt("max_length", int, old="max_tokens", panel=LENGTH_PANEL,
+        help="Token budget per record: longer ones are dropped (or split)."),
     Opt("encoding", str, default_text="cl100k_base", panel=LENGTH_PANEL, help="tiktoken encoding for token counts."),
-    Opt("model", str, panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
+    Opt("tokenizer_model", str, old="model", panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
     Opt("tokenizer", str, panel=LENGTH_PANEL, help="Count with a local tokenizer.json (or its folder)."),
     Opt("split_long", bool, False, "Split over-long conversations at turn pairs instead of dropping them.",
         panel=LENGTH_PANEL),
@@ -46,6 +47,8 @@ OPTS = (
 )
 PATH_OPTIONS = ("tokenizer",)
 """Options that name a file: relative to the recipe's folder in a recipe."""
+SETTING_FOR_OPTION = {"max_length": "max_tokens", "tokenizer_model": "model"}
+"""Options whose :class:`~itkit.export.pipeline.ExportSettings` field has another name."""
 
 
 def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: Any):
@@ -55,7 +58,7 @@ def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: An
     return ExportSettings.from_options(
         source,
         out_dir,
-        **o.model_dump(exclude=set(PATH_OPTIONS)),
+        **{SETTING_FOR_OPTION.get(k, k): v for k, v in o.model_dump(exclude=set(PATH_OPTIONS)).items()},
         **{name: ctx.resolve(getattr(o, name)) if getattr(o, name) else None for name in PATH_OPTIONS},
         **plumbing,
     )
@@ -86,7 +89,7 @@ def run(o: Any, io: StepIO, ctx: Context) -> StepOutcome:
         removed["no exchange"] = result.no_exchange
     for mode, m in result.modes.items():
         if m.length_dropped:
-            removed[f"{mode}: over max_tokens"] = m.length_dropped
+            removed[f"{mode}: over max_length"] = m.length_dropped
         if m.quality is not None:
             for rule, n in m.quality.removed.items():
                 if n:

@@ -40,7 +40,7 @@ OPTS = (
     Opt("length_unit", str, choices=("words", "tokens"), default_text="words", panel=LENGTH_PANEL,
         help="Count whitespace-separated words or tiktoken tokens."),
     Opt("encoding", str, default_text="cl100k_base", panel=LENGTH_PANEL, help="tiktoken encoding of --length-unit tokens."),
-    Opt("model", str, panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
+    Opt("tokenizer_model", str, old="model", panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
     Opt("placeholder", str, many=REPEAT, panel=PATTERN_PANEL, help="Another whole-field placeholder text (repeatable)."),
     Opt("keep_requested_placeholders", bool, flag="--keep-requested-placeholders/--drop-requested-placeholders",
         default_text="keep", panel=PATTERN_PANEL, help='Keep a response such as "N/A" when its prompt asks for it.'),
@@ -63,10 +63,10 @@ def prepare(o: Any, ctx: Context) -> list:
     from itkit.filters import build_rules
     from itkit.filters.options import rule_params
 
-    if (o.encoding or o.model) and o.length_unit != "tokens":
+    if (o.encoding or o.tokenizer_model) and o.length_unit != "tokens":
         tokens = ctx.setting("length_unit", "tokens")
-        raise UsageError(f"{ctx.name('encoding')} and {ctx.name('model')} set the tokenizer of {tokens}; add {tokens}")
-    given = rule_params(**o.model_dump(exclude={"rules"}))
+        raise UsageError(f"{ctx.name('encoding')} and {ctx.name('tokenizer_model')} set the tokenizer of {tokens}; add {tokens}")
+    given = rule_params(**o.model_dump(exclude={"rules", "tokenizer_model"}), model=o.tokenizer_model)
     try:
         return build_rules(o.rules, **given)
     except UsageError as err:

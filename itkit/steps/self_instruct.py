@@ -29,6 +29,8 @@ OPTS = (
     Opt("demos", int, default_text="8 self-instruct, 3 alpaca", help="Demo tasks per prompt."),
     Opt("machine_demos", int, MACHINE_DEMOS, "self-instruct style: demos from the generated pool."),
     Opt("num_tasks", int, ALPACA_TASKS, "alpaca style: tasks each prompt asks for."),
+    Opt("max_prompts", int, old="limit", default_text="4 per instruction wanted, plus a round",
+        help="Generation prompts to send at most."),
     Opt("max_instances", int, MAX_INSTANCES, "self-instruct style: instances kept per task."),
     Opt("min_words", int, MIN_WORDS, "Drop instructions with this many words or fewer.", panel=FILTERS_PANEL),
     Opt("max_words", int, MAX_WORDS, "Drop instructions with more words than this.", panel=FILTERS_PANEL),
@@ -46,7 +48,7 @@ def prepare(o: Any, ctx: Context):
     from itkit.methods.self_instruct.options import config_from_options
     from itkit.methods.self_instruct.prompts import SelfInstructPrompts
 
-    config = config_from_options(**o.model_dump(), seed=ctx.settings.seed, max_prompts=ctx.settings.limit)
+    config = config_from_options(**o.model_dump(), seed=ctx.settings.seed)
     SelfInstructPrompts(config.style, ctx.prompts_dir, instances=config.wants_instances)
     return config
 
@@ -105,4 +107,5 @@ STEP = Step(
     prompts_method=METHOD,
     plumbing=("seeds", "output", "from", "to", "on_error", "errors"),
     seed_default=str(DEFAULT_SEED),
+    llm_exclude=("limit",),
 )

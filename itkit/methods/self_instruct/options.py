@@ -35,7 +35,7 @@ def config_from_options(
     most_similar: int = MOST_SIMILAR,
 ) -> SelfInstructConfig:
     """The run's config: ``seed`` None is :data:`DEFAULT_SEED`, ``blacklist`` adds to the style's keywords,
-    ``max_prompts`` is the prompt budget (``--limit``)."""
+    ``max_prompts`` is the prompt budget (``--max-prompts``)."""
     return SelfInstructConfig(
         num=num,
         style=style,
