@@ -12,6 +12,7 @@ from itkit.cli.options import (
     Encoding,
     ErrorsPath,
     FromFormat,
+    Help,
     OldTokenModel,
     InputFormat,
     OnError,
@@ -43,6 +44,7 @@ def convert(
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     quiet: Quiet = False,
+    help_: Help = False,
 ) -> int:
     """Convert a dataset between formats and containers (streams JSONL).
 
@@ -84,6 +86,7 @@ def validate(
     from_: FromFormat = InputFormat.auto,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    help_: Help = False,
 ) -> int:
     """Check every record of a dataset and report every problem found (exit 1 if any).
 
@@ -129,6 +132,7 @@ def stats(
     as_json: AsJson = False,
     on_error: OnErrorOpt = OnError.fail,
     old_model: OldTokenModel = None,
+    help_: Help = False,
 ) -> int:
     """Record and turn counts, empties, duplicates and token lengths per field (tiktoken).
 

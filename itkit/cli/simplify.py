@@ -40,14 +40,12 @@ def simplify(
 ) -> int:
     """Rewrite each record's final response into a simpler, shorter one that keeps only what it states.
 
-    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
-
-    Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
+    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3). Interrupted? Re-run the same command: finished responses come from the cache.
 
     \b
     Examples:
       itkit simplify alpaca.json -o simple.json --keep-original
-      itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1 --model llama3.1
+      itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
     prepared = SIMPLIFY.prepare(options, Context(settings, prompts_dir, cli=True))

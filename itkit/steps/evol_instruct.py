@@ -16,7 +16,7 @@ KEEP_CHOICES = ("final", "all")
 
 OPTS = (
     Opt("rounds", int, DEFAULT_ROUNDS, "Rounds of evolution (the paper: 4; WizardLM's code: 1).", ge=1),
-    Opt("ops", str, many=COMMA, default_text="all six",
+    Opt("ops", str, many=COMMA, metavar="OPS", default_text="all six",
         help=f"Operations to draw from: {', '.join(OPERATION_NAMES)}, or {', '.join(OPERATION_GROUPS)}."),
     Opt("keep_rounds", str, "final", "final: each input's last survivor; all: every round's survivors.",
         choices=KEEP_CHOICES, old="keep"),
@@ -98,7 +98,7 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "evol-instruct",
-    "evolve instructions into harder, more diverse ones (itkit evol-instruct)",
+    "evolve instructions into harder, more diverse ones",
     OPTS,
     panel="Evol-Instruct",
     prepare=prepare,
