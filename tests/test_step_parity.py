@@ -189,3 +189,14 @@ def test_help_reads_well_at_80_columns(runner, name, monkeypatch):
     assert usage.strip().startswith(f"Usage: itkit {name} [OPTIONS] ") and usage.rstrip().endswith("}")
     assert "╭─ Options ─" not in text, "every option sits in a named panel (input/output, method, LLM, output control)"
     assert "--help" in text and "-h" in text
+
+
+def test_a_step_option_may_not_take_an_engine_option_name():
+    from dataclasses import replace
+
+    from itkit.cli.step_options import step_command
+    from itkit.steps.spec import Opt
+
+    clashing = replace(STEPS["simplify"], opts=(Opt("temperature", float, help="A clash."),))
+    with pytest.raises(TypeError, match="--temperature is already an LLM engine option"):
+        step_command(clashing)(lambda src, *, options, settings, prompts_dir: 0)

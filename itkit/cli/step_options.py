@@ -197,6 +197,18 @@ def ordered(params: list[inspect.Parameter]) -> list[inspect.Parameter]:
     return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in ranked]
 
 
+def _spellings(params: list[inspect.Parameter]) -> set[str]:
+    """The command-line spellings the parameters declare."""
+    out: set[str] = set()
+    for param in params:
+        for info in getattr(param.annotation, "__metadata__", ()):
+            first = getattr(info, "default", None)  # in Annotated, Typer reads the first declaration as the default
+            decls = [*(getattr(info, "param_decls", None) or ()), *([first] if isinstance(first, str) else [])]
+            for decl in decls:
+                out.update(part for part in decl.split("/") if part.startswith("-"))
+    return out
+
+
 def step_command(step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add ``step``'s options (and an LLM step's engine options) to a Typer command; see the module docstring."""
 
@@ -209,7 +221,11 @@ def step_command(step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any
         own = [p for name, p in signature.parameters.items() if name not in injected]
         added = step_parameters(step)
         if step.uses_llm:
-            added += llm_parameters(exclude=step.llm_exclude, seed_default=step.seed_default)
+            llm = llm_parameters(exclude=step.llm_exclude, seed_default=step.seed_default)
+            clash = _spellings(added) & _spellings(llm)
+            if clash:
+                raise TypeError(f"step {step.name}: option {', '.join(sorted(clash))} is already an LLM engine option")
+            added += llm
         if "help_" not in signature.parameters:
             added.append(inspect.Parameter("help_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Help))
         params = ordered([*own, *added])

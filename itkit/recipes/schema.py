@@ -13,7 +13,8 @@ A recipe is a YAML mapping::
       - dedup: {near: true}
     export: {mode: both, target: [trl, llama-factory]}
 
-Step options are the options of the step's command, with underscores
+Step options are the options of the step's command, with underscores, defined once
+per step in :mod:`itkit.steps` (the command is built from the same definition)
 (``keep_original``, not ``keep-original``). Options that name the command's
 input and output files (``src``, ``-o``, ``--from``, ``--to``, ``--report``,
 ``--errors``...) are the runner's business and are not accepted. Paths in a
