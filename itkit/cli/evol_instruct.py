@@ -56,7 +56,7 @@ def evol_instruct(
 ) -> int:
     """Evolve instructions into harder and more diverse ones (WizardLM's Evol-Instruct), and answer them.
 
-    Each round, every instruction gets one operation (in-depth: add constraints, deepening, concretizing, more reasoning steps, complicate the input; in-breadth: a new, rarer instruction), drawn from --seed, the record id and the round. An evolution is eliminated by the paper's four rules (no information gain, a "sorry" answer, an empty answer, copied prompt markers) and its parent stays in the pool. Multi-turn records are not evolved. Writes OUTPUT.summary.json and, for failed requests, OUTPUT.failures.jsonl (exit 3). Details: README, "itkit evol-instruct".
+    Each round, every instruction gets one operation (in-depth: add constraints, deepening, concretizing, more reasoning steps, complicate the input; in-breadth: a new, rarer instruction), drawn from --seed, the record id and the round. An evolution is eliminated by the paper's four rules (no information gain, a "sorry" answer, an empty answer, copied prompt markers) and its parent stays in the pool, as it does when a request fails. Rewrites and responses are sampled as in the released code (temperature 1, top_p 0.95); --temperature and --top-p change them, never the equality check. Multi-turn records are not evolved. Writes OUTPUT.summary.json and, for failed requests, OUTPUT.failures.jsonl (exit 3). Details: README, "itkit evol-instruct".
 
     \b
     Examples:
@@ -93,11 +93,13 @@ def _print_summary(result: EvolFileResult, output: str, rounds: int, engine: Eng
     c = result.counts
     say(
         f"evol-instruct: {c['read']} records, {rounds} round(s) ({result.source_format} -> {result.target_format}), "
-        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (every evolution "
-        f"eliminated), {c['failed']} failed, {c['skipped']} skipped"
+        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (no evolution "
+        f"survived), {c['skipped']} skipped; {c['failed']} with a failed request (parent kept)"
     )
     e = details["evolutions"]
     say(f"  evolutions: {e['attempted']} attempted, {e['survived']} survived, {e['eliminated']} eliminated, {e['failed']} failed")
+    if "salvaged_labels" in e:
+        say(f"  --salvage-labels: {e['salvaged_labels']} replies had a label, preamble or quotes stripped")
     rules = details["eliminated_by_rule"]
     say("  eliminated by rule: " + ", ".join(f"{rule} {rules[rule]}" for rule in RULES))
     for op, n in details["by_operation"].items():

@@ -55,7 +55,7 @@ def self_instruct(
 ) -> int:
     """Generate new instruction-tuning tasks from seed tasks (Self-Instruct, Wang et al. 2022).
 
-    Each prompt shows demo tasks and asks for more; candidates pass the method's filters (length, keywords, ROUGE-L novelty) until --num are kept. The self-instruct style then classifies each task and generates its instances (one record per instance); the alpaca style gets instruction, input and output at once. Writes OUTPUT.summary.json, OUTPUT.tasks.jsonl and OUTPUT.failures.jsonl; exit 3 when a request failed or fewer than --num were kept. Details: README, "itkit self-instruct".
+    Each prompt shows demo tasks and asks for more; candidates pass the method's filters (length, keywords, ROUGE-L novelty) until --num are kept. The self-instruct style then classifies each task, generates its instances and prepares them as training pairs (--prepare): one record per instance; the alpaca style gets instruction, input and output at once. Writes OUTPUT.summary.json, OUTPUT.tasks.jsonl and OUTPUT.failures.jsonl; exit 3 when a request failed or fewer than --num were kept. Details: README, "itkit self-instruct".
 
     \b
     Examples:
@@ -86,6 +86,9 @@ def _print_summary(result: SelfInstructResult, output: str, engine: Engine) -> N
         say(f"  {counts['unused_after_target']:>6}  not needed (--num reached)")
     if counts["responses_cut_off"]:
         say(f"  {counts['responses_cut_off']} responses cut off by the length limit (discarded, as the method does)")
+    for reason, n in counts.get("rejected_blocks", {}).items():
+        if n:
+            say(f"  {n:>6}  blocks rejected by the parser: {reason}")
     if "tasks" in counts:
         tasks, inst = counts["tasks"], counts["instances"]
         say(
@@ -95,6 +98,12 @@ def _print_summary(result: SelfInstructResult, output: str, engine: Engine) -> N
         )
         for reason, n in inst["dropped"].items():
             say(f"  {n:>6}  instances dropped: {reason}")
+    if "prepare" in counts:
+        prep = counts["prepare"]
+        say(
+            f"training pairs ({', '.join(prep['parts'])}): {prep['seed_instances_added']} seed instances added, "
+            f"{prep['prefixes_stripped']} field names stripped, {prep['duplicates_removed']} duplicates removed"
+        )
     say(f"wrote {result.written} records ({result.seed_format} seeds -> {result.target_format}) to {where(output)}")
     print_engine_stats(engine)
     if result.failed:

@@ -14,7 +14,7 @@ from itkit.methods.self_instruct.prompts import METHOD
 from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET
 from itkit.steps import llm
 from itkit.steps.io import Files, StepIO, StepOutcome
-from itkit.steps.spec import REPEAT, Context, Opt, Step
+from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
 
 PANEL = "Self-Instruct"
 INSTANCES_PANEL = "Self-Instruct instances (self-instruct style)"
@@ -32,7 +32,9 @@ OPTS = (
     Opt("num_tasks", int, ALPACA_TASKS, "alpaca style: tasks each prompt asks for."),
     Opt("max_prompts", int, old="limit", default_text="4 per instruction wanted, plus a round",
         help="Generation prompts to send at most."),
-    Opt("max_instances", int, MAX_INSTANCES, "Instances kept per task.", panel=INSTANCES_PANEL),
+    Opt("max_instances", int, MAX_INSTANCES, "Instances kept per task (a seeded random sample).", panel=INSTANCES_PANEL),
+    Opt("prepare", str, many=COMMA, default_text="all", panel=INSTANCES_PANEL,
+        help="The final training-pair stage: seeds, strip-prefixes, dedup (or all, none)."),
     Opt("min_words", int, MIN_WORDS, "Drop instructions with this many words or fewer.", panel=FILTERS_PANEL),
     Opt("max_words", int, MAX_WORDS, "Drop instructions with more words than this.", panel=FILTERS_PANEL),
     Opt("blacklist", str, many=REPEAT, metavar="WORD", panel=FILTERS_PANEL,
