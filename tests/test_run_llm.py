@@ -62,7 +62,7 @@ def teacher(body: dict) -> str:
         return " ".join(words[: max(1, len(words) // 2)])
     if k == "evolve":
         given = text.split("#Given Prompt#:\n", 1)[1].rsplit("\n\n#", 1)[0]
-        return f"#Rewritten Prompt#:\n{given} Answer in exactly three short bullet points."
+        return f"{given} Answer in exactly three short bullet points."
     if k == "equality":
         return "Not Equal"
     if k == "self-instruct":
