@@ -198,3 +198,34 @@ def test_a_recipe_step_removes_leaks_and_keeps_the_report(runner, files, tmp_pat
     summary = json.loads((tmp_path / "run" / "run_summary.json").read_text(encoding="utf-8"))
     step = summary["steps"][1]
     assert step["type"] == "decontaminate" and step["records_in"] == len(TRAIN) and step["removed"] == {"contaminated (prompt)": 3, "contaminated (response)": 1}
+
+
+def test_a_changed_benchmark_file_reruns_the_recipe_step(runner, files, tmp_path):
+    train, bench = files
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(textwrap.dedent("""
+        name: decon
+        sources:
+          - {path: train.jsonl, format: alpaca}
+        steps:
+          - decontaminate: {against: gsm.jsonl, bench_field: question}
+        """).lstrip(), encoding="utf-8")
+    assert invoke(runner, "run", recipe, "--run-dir", tmp_path / "run").exit_code == 0
+    output = tmp_path / "run" / "01-decontaminate" / "output.jsonl"
+    assert len(read_jsonl(output)) == len(TRAIN) - 4  # verbatim, noisy, above, below (questions only)
+    again = invoke(runner, "run", recipe, "--run-dir", tmp_path / "run")
+    assert again.exit_code == 0 and json.loads((tmp_path / "run" / "run_summary.json").read_text())["steps"][1]["status"] == "skipped"
+    bench.write_text(json.dumps(BENCH[2]) + "\n", encoding="utf-8")  # no leak left
+    changed = invoke(runner, "run", recipe, "--run-dir", tmp_path / "run")
+    assert changed.exit_code == 0, changed.stderr
+    assert len(read_jsonl(output)) == len(TRAIN)
+
+
+def test_the_shipped_recipe_removes_the_two_planted_leaks(runner, tmp_path):
+    from conftest import ROOT
+
+    result = invoke(runner, "run", ROOT / "data_samples" / "recipes" / "decontaminate.yaml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    removed = read_jsonl(tmp_path / "run" / "03-decontaminate" / "removed.jsonl")
+    assert sorted(r["item_id"] for r in removed) == ["gen-1", "tf-1"]
+    assert all(r["matched"] == "prompt" for r in removed)

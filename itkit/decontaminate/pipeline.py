@@ -74,7 +74,7 @@ class BenchmarkCounts:
     source: str
     items: int
     too_short: dict[str, int]
-    """Items with fewer than n words, per side (question / answer): never matched there."""
+    """Items with a text of fewer than n words, per side (question / answer): never matched there."""
     records_removed: int = 0
     """Training records matching this benchmark (a record may match several)."""
     items_leaked: int = 0
@@ -119,6 +119,8 @@ class _Side:
         attr = "question" if side == "prompt" else "answer"
         lists = [text_words(getattr(item, attr)) for b in benches for item in b.items]
         self.index = NgramIndex(lists, n)
+        self.short = np.fromiter((0 < len(ws) < n for ws in lists), dtype=np.bool_, count=len(lists))
+        """Items with some text on this side but fewer than n words."""
 
 
 class Decontaminator:
@@ -136,7 +138,7 @@ class Decontaminator:
         self.counts = []
         for i, b in enumerate(benches):
             mine = self.bench_of == i
-            short = {label: int((self.sides[s].index.counts[mine] == 0).sum()) for s, label in zip(SIDES, ("question", "answer"))}
+            short = {label: int(self.sides[s].short[mine].sum()) for s, label in zip(SIDES, ("question", "answer"))}
             self.counts.append(BenchmarkCounts(b.name, b.source, len(b.items), short))
 
     def decide(self, records: Sequence[Record]) -> list[dict | None]:

@@ -38,6 +38,20 @@ def prepare(o: Any, ctx: Context) -> tuple[DecontaminateOptions, list[str]]:
     return options, against
 
 
+def reads(o: Any, resolve) -> list[str]:
+    """The benchmark files (a built-in's file when its package is installed; hf:// datasets are not files)."""
+    files = []
+    for b in o.against or []:
+        if b in BUILTIN:
+            try:
+                files.append(BUILTIN[b]()[0])
+            except UsageError:
+                continue
+        elif not b.startswith("hf://"):
+            files.append(resolve(b))
+    return files
+
+
 def execute(prepared: tuple[DecontaminateOptions, list[str]], o: Any, files: Files):
     """``decontaminate_file`` with the step's benchmarks: a :class:`~itkit.decontaminate.DecontaminateSummary`."""
     from itkit.decontaminate import decontaminate_file
@@ -78,5 +92,6 @@ STEP = Step(
     prepare=prepare,
     execute=execute,
     run=run,
+    reads=reads,
     plumbing=("src", "output", "from", "to", "report", "on_error", "errors", "quiet", "json"),
 )
