@@ -229,3 +229,20 @@ def test_the_shipped_recipe_removes_the_two_planted_leaks(runner, tmp_path):
     removed = read_jsonl(tmp_path / "run" / "03-decontaminate" / "removed.jsonl")
     assert sorted(r["item_id"] for r in removed) == ["gen-1", "tf-1"]
     assert all(r["matched"] == "prompt" for r in removed)
+
+
+def test_every_turn_of_a_conversation_is_checked(runner, files, tmp_path):
+    train, bench = files
+    chats = tmp_path / "chats.json"
+    chats.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": Q0}, {"from": "gpt", "value": "72"},
+                           {"from": "human", "value": "Thanks! And in June?"}, {"from": "gpt", "value": "No idea."}]},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello."},
+                           {"from": "human", "value": "Any news?"}, {"from": "gpt", "value": A0}]},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello."}]},
+    ]), encoding="utf-8")
+    report = tmp_path / "r.jsonl"
+    result = invoke(runner, "decontaminate", chats, "-o", tmp_path / "c.json", "--against", bench,
+                    "--bench-field", "question,answer", "--report", report)
+    assert result.exit_code == 0, result.stderr
+    assert [(r["index"], r["matched"]) for r in read_jsonl(report)] == [(0, "prompt"), (1, "response")]

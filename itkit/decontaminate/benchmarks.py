@@ -3,7 +3,7 @@
 A benchmark (``--against``) is one of:
 
 - a file or ``hf://`` dataset in any format itkit reads: each record's prompt
-  (instruction + input, or the user turns) is the question, its assistant turns the answer;
+  (every user turn, the last with its input) is the question, its assistant turns the answer;
 - with ``fields=("question", "answer")`` (``--bench-field question,answer``): rows of
   any container itkit reads (JSONL, JSON, CSV, Parquet, hf://) whose named text fields are the question and
   the answer (the answer field is optional; a row without it has no answer);
@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from itkit.dataset import RecordReader, source_stem
+from itkit.dedup.texts import text_getter
 from itkit.errors import SchemaError, UsageError
 from itkit.io.rows import display_name, iter_rows
 
+_prompt, _response = text_getter("prompt"), text_getter("response")
 ID_FIELDS = ("id", "task_id")
 """Fields whose value names a row of a plain benchmark file (the first present)."""
 
@@ -58,15 +60,11 @@ BUILTIN: dict[str, Callable[[], tuple[str, tuple[str, str], tuple[str, ...]]]] =
 """Benchmarks shipped by Python packages: name -> (file, (question field, answer field), id fields)."""
 
 
-def _response(record) -> str:
-    return "\n\n".join(t.text_with_calls for t in record.turns if t.role == "assistant")
-
-
 def _from_records(source: str) -> list[Item]:
     reader = RecordReader(source)
     items = []
     for i, record in enumerate(reader):
-        items.append(Item(record.id or str(i), record.prompt, _response(record)))
+        items.append(Item(record.id or str(i), _prompt(record), _response(record)))
     return items
 
 

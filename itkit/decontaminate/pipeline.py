@@ -9,8 +9,8 @@ Two methods (``mode``):
   benchmark item's distinct n-grams (default n = 8) found in one training record;
   the record is contaminated when that share is at or above ``threshold`` (default 0.5).
 
-Both compare the training record's prompt (instruction + input, or the user
-turns) with the benchmark questions, and its response (the assistant turns) with
+Both compare the training record's prompt (every user turn, the last with its
+input) with the benchmark questions, and its response (the assistant turns) with
 the benchmark answers; each match says which (``prompt`` / ``response``). An item
 with fewer than n words on a side cannot be matched on that side; the summary
 counts such items.
@@ -32,6 +32,7 @@ from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.decontaminate.benchmarks import BUILTIN, Benchmark, load_benchmarks
 from itkit.decontaminate.index import NgramIndex
 from itkit.decontaminate.ngrams import ngram_texts, text_words
+from itkit.dedup.texts import text_getter
 from itkit.errors import UsageError
 from itkit.formats import get_format
 from itkit.io.sinks import RowWriter
@@ -111,6 +112,10 @@ class DecontaminateSummary:
         return data
 
 
+_TEXTS = {"prompt": text_getter("prompt"), "response": text_getter("response")}
+"""The compared texts of a training record: every user turn (the last with its input); every assistant turn."""
+
+
 class _Side:
     """One comparison: training ``side`` against the benchmarks' questions or answers."""
 
@@ -145,10 +150,7 @@ class Decontaminator:
         """For each record: None (clean) or its best match (benchmark, item, side, score, shared n-grams)."""
         best: list[dict | None] = [None] * len(records)
         benches_hit: list[set[int]] = [set() for _ in records]
-        texts = {
-            "prompt": [text_words(r.prompt) for r in records],
-            "response": [text_words("\n\n".join(t.text_with_calls for t in r.turns if t.role == "assistant")) for r in records],
-        }
+        texts = {side: [text_words(get(r)) for r in records] for side, get in _TEXTS.items()}
         for side in SIDES:
             m = self.sides[side].index.match(texts[side])
             flagged = m.shared >= 1 if self.options.mode == "ngram" else m.share >= self.options.threshold
