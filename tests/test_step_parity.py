@@ -159,7 +159,7 @@ def test_deprecated_spellings_work_on_both_sides(step, capsys):
 
 
 def test_the_step_table():
-    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup"]
+    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate"]
     for step in COMMANDS.values():
         assert step.prepare is not None and step.execute is not None
         assert step.options.model_config.get("extra") == "forbid"

@@ -30,6 +30,7 @@ on that step's input, as its output does not exist yet.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -318,9 +319,13 @@ class Runner:
         assert spec is not None
         adapter = STEPS[spec.type]
         prompts = prompt_hashes(adapter.prompts_method, spec.prompts_dir) if adapter.prompts_method else None
+        options = spec.options.model_dump(mode="json")
+        if adapter.reads is not None:
+            read = adapter.reads(spec.options, self.recipe.resolve)
+            options["files_sha256"] = {p: sha256_file(p) if os.path.isfile(p) else None for p in read}
         return step_fingerprint(
             spec.type,
-            spec.options.model_dump(mode="json"),
+            options,
             previous=cursor.fingerprint,
             input_sha256=cursor.input_sha256,
             llm=stage.settings.redacted() if stage.settings is not None else None,  # no URL password in the file

@@ -152,6 +152,9 @@ class Step:
     """LLM steps: what ``--seed`` defaults to for this method."""
     llm_exclude: tuple[str, ...] = ()
     """Engine options this command does not take (self-instruct has no record --limit)."""
+    reads: Callable[[Any, Callable[[str], str]], list[str]] | None = None
+    """``reads(options, resolve)``: files the step reads besides its input (decontaminate's benchmarks);
+    their sha256 goes into the run fingerprint, so a changed file re-runs the step."""
 
     def opt(self, name: str) -> Opt:
         for o in self.opts:
