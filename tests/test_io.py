@@ -454,3 +454,52 @@ def test_missing_source_and_directory_source(tmp_path):
         list(iter_rows(str(tmp_path / "nope.jsonl")))
     with pytest.raises(SourceError, match=r"is a directory; give a file \(or hf://"):
         list(iter_rows(str(tmp_path)))
+
+
+# ------------------------------------------------------------------ byte-order marks, devices
+
+BOM_CASES = {
+    "bom.json": b'\xef\xbb\xbf[{"instruction": "Name a colour.", "input": "", "output": "Blue."}]\n',
+    "bom.jsonl": b'\xef\xbb\xbf{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n'
+    b'{"instruction": "Name a fruit.", "input": "", "output": "Pear."}\n',
+    "bom.csv": b"\xef\xbb\xbfinstruction,input,output\nName a colour.,,Blue.\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOM_CASES))
+def test_a_utf8_bom_is_accepted_and_stripped(runner, tmp_path, name):
+    src = tmp_path / name
+    src.write_bytes(BOM_CASES[name])
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "convert", src, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["instruction"] == "Name a colour."  # not "\ufeffName..." nor a "\ufeffinstruction" column
+    assert all("\ufeff" not in json.dumps(row, ensure_ascii=False) for row in rows)
+    assert b"\xef\xbb\xbf" not in out.read_bytes()
+
+
+def test_a_bom_on_stdin_is_stripped(runner):
+    result = invoke(runner, "convert", "-", "-o", "-", input=BOM_CASES["bom.jsonl"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["instruction"] == "Name a colour."
+
+
+@pytest.mark.skipif(not os.path.exists(os.devnull), reason="no /dev/null")
+@pytest.mark.parametrize("command", ["convert", "filter", "dedup"])
+def test_dev_null_is_an_output(runner, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, command, SAMPLES / "dolly.jsonl", "-o", os.devnull, "--on-error", "skip")
+    assert result.exit_code == 0, result.stderr
+    assert "cannot tell the output container" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing beside it, no temporary file
+    assert os.path.exists(os.devnull) and sinks.is_device(os.devnull)
+
+
+def test_a_device_is_written_in_place_as_jsonl(tmp_path):
+    with RowWriter(os.devnull) as writer:
+        writer.write({"a": 1})
+    assert writer.container == "jsonl" and writer.count == 1
+    with pytest.raises(UsageError, match="cannot write Parquet to a device"):
+        RowWriter(os.devnull, "parquet")
+    assert sinks.is_stream("-") and sinks.is_stream(os.devnull) and not sinks.is_stream(str(tmp_path / "x.jsonl"))

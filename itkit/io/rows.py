@@ -1,7 +1,8 @@
 """Reading raw rows (plain dicts) from files, stdin and the Hugging Face Hub.
 
 Containers: JSON array, JSONL, Parquet, CSV, gzip-compressed JSON/JSONL,
-stdin as ``-`` and ``hf://org/name[/config][:split]``. JSONL, Parquet and CSV
+stdin as ``-`` and ``hf://org/name[/config][:split]``. A UTF-8 byte-order mark at
+the start of a JSON, JSONL or CSV file is dropped. JSONL, Parquet and CSV
 stream; a JSON array is parsed whole (its errors carry line and column).
 
 Each row comes with its :class:`Location`. A JSONL line that is not valid JSON
@@ -100,12 +101,9 @@ def iter_rows(source: str) -> Iterator[RawRow]:
 # ---------------------------------------------------------------- JSON / JSONL
 
 
-def _check_text_start(head: bytes, name: str) -> None:
-    if head.startswith(BOM):
-        raise ParseError(
-            "starts with a UTF-8 byte-order mark (BOM); save the file as UTF-8 without BOM",
-            Location(name, line=1, column=1),
-        )
+def _strip_bom(head: bytes) -> bytes:
+    """Drop a UTF-8 byte-order mark (Windows editors, Excel) from the first bytes of a text file."""
+    return head[len(BOM):] if head.startswith(BOM) else head
 
 
 def _utf8_error(data: bytes, name: str, line: int | None) -> ParseError | None:
@@ -139,8 +137,7 @@ def _json_error(exc: orjson.JSONDecodeError, data: bytes, name: str, line: int |
 
 def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) -> Iterator[RawRow]:
     """JSONL line by line, or a whole JSON array; sniffed when ``container`` is None."""
-    first = fh.readline()
-    _check_text_start(first, name)
+    first = _strip_bom(fh.readline())
     line_no = 1
     while first and not first.strip():
         first = fh.readline()
@@ -224,8 +221,7 @@ def _iter_json_document(data: bytes, name: str, start_line: int) -> Iterator[Raw
 
 
 def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
-    head = fh.read(3)
-    _check_text_start(head, name)
+    head = _strip_bom(fh.read(len(BOM)))
     text = io.TextIOWrapper(io.BufferedReader(_Prepend(head, fh)), encoding="utf-8", newline="")
     reader = csv.DictReader(text)
     try:

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import orjson
 
 from itkit import __version__
-from itkit.io.sinks import AtomicFile, RowWriter
+from itkit.io.sinks import AtomicFile, RowWriter, is_stream
 from itkit.llm.settings import LLMSettings, scrub
 from itkit.llm.stats import EngineStats
 
@@ -34,8 +34,8 @@ VERSIONED_PACKAGES = ("openai", "httpx2", "tiktoken", "pydantic", "typer", "rich
 
 
 def sidecar_path(output: str, suffix: str, command: str) -> str:
-    """``<output><suffix>``, or ``itkit-<command><suffix>`` when the output is stdout."""
-    if output == "-":
+    """``<output><suffix>``, or ``itkit-<command><suffix>`` when the output is stdout or a device."""
+    if is_stream(output):
         return f"itkit-{command}{suffix}"
     return f"{output}{suffix}"
 
