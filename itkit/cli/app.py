@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 import typer
 from rich.console import Console
 
-from itkit import __version__
+from itkit import __version__, notices
 from itkit.errors import EXIT_FATAL, ItkitError
 
 DEBUG_ENV = "ITKIT_DEBUG"
@@ -64,6 +64,7 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        notices.reset()  # each command says each warning once
         try:
             code = fn(*args, **kwargs)
         except _FRAMEWORK_EXCEPTIONS:

@@ -135,7 +135,8 @@ def stats(
       itkit stats data.jsonl
       itkit stats data.jsonl --model gpt-4o --json > stats.json
     """
-    counter = counter_for(model, encoding)
+    # without --encoding/--model the token table may be estimated offline (with a warning)
+    counter = counter_for(model, encoding, required=bool(model or encoding))
     reader = RecordReader(src, from_.value, on_error=on_error.value)
     result = compute_stats(reader, counter, source=display_name(src), fmt=reader.format.name)
     result.rejected = reader.counts.rejected

@@ -85,13 +85,19 @@ class HFTokenCounter:
         return [len(ids) for ids in self._auto(texts, add_special_tokens=False)["input_ids"]]
 
 
-def make_counter(encoding: str | None = None, model: str | None = None, tokenizer: str | None = None) -> Counter:
-    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face)."""
+def make_counter(
+    encoding: str | None = None, model: str | None = None, tokenizer: str | None = None, *, required: bool = True
+) -> Counter:
+    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face).
+
+    ``required=False`` (no token budget, no tokenizer chosen): offline without the tiktoken encoding,
+    warn once and estimate (see :func:`itkit.tokens.counter_for`).
+    """
     if tokenizer:
         if encoding or model:
             raise UsageError("give --tokenizer or --encoding/--model, not both")
         return HFTokenCounter(tokenizer)
-    return counter_for(model, encoding)
+    return counter_for(model, encoding, required=required)
 
 
 def message_token_counts(records: Sequence[Record], counter: Counter) -> list[list[int]]:

@@ -459,7 +459,10 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     targets = get_targets(list(settings.targets))
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
-    counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
+    # tokens are essential only for a length budget or a tokenizer the user chose; else the card's
+    # token table may be estimated offline
+    tokens_required = settings.max_tokens is not None or bool(settings.encoding or settings.model)
+    counter = make_counter(settings.encoding, settings.model, settings.tokenizer, required=tokens_required)
     result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name)
 
     with StagedDir(out_dir, settings.overwrite) as staged:

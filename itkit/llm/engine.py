@@ -162,9 +162,12 @@ class Engine:
     # ---- helpers ----------------------------------------------------------
     @property
     def counter(self) -> TokenCounter:
-        """tiktoken counter for the model (loaded on first use: only --tpm, dry runs and missing usage need it)."""
+        """tiktoken counter for the model (loaded on first use: only --tpm, dry runs and missing usage need it).
+
+        Only the --tpm budget needs exact counts; offline without the encoding, dry-run and usage
+        figures are estimated (with one warning)."""
         if self._counter is None:
-            self._counter = counter_for(self.settings.model)
+            self._counter = counter_for(self.settings.model, required=self.settings.tpm is not None)
         return self._counter
 
     def _bind(self) -> None:

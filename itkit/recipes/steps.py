@@ -47,6 +47,7 @@ from itkit.methods.self_instruct.generate import SelfInstructConfig
 from itkit.methods.self_instruct.options import config_from_options, report_parameters
 from itkit.methods.self_instruct.prompts import METHOD as SELF_INSTRUCT_PROMPTS, SelfInstructPrompts
 from itkit.methods.self_instruct.run import COMMAND as SELF_INSTRUCT_COMMAND, self_instruct_file
+from itkit.recipes import headlines
 from itkit.recipes.schema import (
     DedupOptionsModel,
     EvolInstructOptions,
@@ -114,6 +115,14 @@ class StepOutcome:
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     """Files in the step's folder besides its output and fingerprint (filled in by the runner)."""
+    headline: dict[str, int] = field(default_factory=dict)
+    """The step's own figures, in order (evol-instruct: evolutions tried, survived...): see recipes.headlines."""
+    warnings: list[str] = field(default_factory=list)
+    """The step produced nothing of what it exists for ("0 of 54 evolutions survived")."""
+
+    def headed(self, figures: tuple[dict[str, int], list[str]]) -> "StepOutcome":
+        self.headline, self.warnings = dict(figures[0]), list(figures[1])
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +135,8 @@ class StepOutcome:
             "outputs": dict(self.outputs),
             "engine": self.engine,
             "files": list(self.files),
+            "headline": dict(self.headline),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -140,6 +151,8 @@ class StepOutcome:
             outputs=dict(data.get("outputs") or {}),
             engine=data.get("engine"),
             files=list(data.get("files") or []),
+            headline=dict(data.get("headline") or {}),
+            warnings=list(data.get("warnings") or []),
         )
 
 
@@ -217,7 +230,7 @@ def run_filter(rules: list, o: FilterOptions, io: StepIO) -> StepOutcome:
         removed=_nonzero(dict(result.counts.removed)),
         rejected=result.rejected,
         partial=bool(result.rejected),
-    )
+    ).headed(headlines.filter_headline(result.rows, result.written))
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +362,7 @@ def run_simplify(_prepared: None, o: SimplifyOptions, io: StepIO) -> StepOutcome
         )
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.simplify_headline(result))
 
 
 def prepare_orca(o: OrcaOptions, settings: LLMSettings | None, prompts_dir: str | None) -> OrcaRewriter:
@@ -384,7 +397,7 @@ def run_orca_step(rewriter: OrcaRewriter, o: OrcaOptions, io: StepIO) -> StepOut
         )
     if result.dry_run and result.empty_prompts:
         outcome.notes.append(f"records with an empty prompt (not sent): {result.empty_prompts}")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.orca_headline(result))
 
 
 def prepare_evol(o: EvolInstructOptions, settings: LLMSettings | None, prompts_dir: str | None) -> tuple[str, ...]:
@@ -441,7 +454,7 @@ def run_evol(ops: tuple[str, ...], o: EvolInstructOptions, io: StepIO) -> StepOu
             partial=result.partial,
             plan=None,
         )
-    return outcome
+    return outcome.headed(headlines.evol_headline(details))
 
 
 def prepare_self_instruct(o: SelfInstructOptions, settings: LLMSettings | None, prompts_dir: str | None) -> SelfInstructConfig:
@@ -483,7 +496,7 @@ def run_self_instruct(config: SelfInstructConfig, o: SelfInstructOptions, io: St
         outcome.notes.append(f"the {result.seeds} input records are the seed tasks; {o.num} new instructions wanted")
     elif result.kept < result.requested:
         outcome.notes.append(f"kept {result.kept} of the {result.requested} instructions wanted")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.self_instruct_headline(result))
 
 
 # ---------------------------------------------------------------------------
@@ -553,7 +566,7 @@ def run_export_step(o: ExportOptions, io: StepIO, resolve: Callable[[str], str])
         rejected=result.rejected,
         partial=bool(result.rejected),
         outputs={mode: m.records for mode, m in result.modes.items()},
-    )
+    ).headed(headlines.export_headline({mode: m.records for mode, m in result.modes.items()}))
 
 
 __all__ = [

@@ -92,6 +92,10 @@ class StepRow:
             out["estimate"] = o.estimate
         if o.notes:
             out["notes"] = list(o.notes)
+        if o.headline:
+            out["headline"] = dict(o.headline)
+        if o.warnings:
+            out["warnings"] = list(o.warnings)
         return out
 
 
@@ -109,6 +113,8 @@ class RunSummary:
     """Step folders of an earlier version of the recipe, removed."""
     error: str | None = None
     """Why the run stopped, when a step failed (the steps before it are in ``rows``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Every warning of the run, as said on stderr (token figures estimated, a step that produced nothing)."""
 
     @property
     def partial(self) -> bool:
@@ -161,6 +167,7 @@ class RunSummary:
             "steps": [row.as_dict() for row in self.rows],
             "totals": self.totals(),
             "removed_stale_folders": list(self.removed_stale),
+            "warnings": list(self.warnings),
             "error": self.error,
         }
 
