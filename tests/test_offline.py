@@ -104,3 +104,44 @@ def test_a_filter_token_length_bound_offline_fails(tmp_path, offline_env):
     assert result.returncode == 1
     assert result.stderr.startswith("itkit: error: ") and CL100K_FILE in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed
+
+
+@pytest.mark.parametrize("how", ["no network", "endpoint refuses"])
+def test_a_hub_source_without_network_fails_at_once_with_one_line(tmp_path, offline_env, how):
+    env = {**offline_env, "HF_HOME": str(tmp_path / "hf_home")}
+    if how == "endpoint refuses":
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
+    out = tmp_path / "out.jsonl"
+    result = run_itkit(["convert", "hf://tatsu-lab/alpaca", "-o", str(out)], env, tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # no retries ("Retrying in 8s [Retry 5/5]"), no traceback
+    assert lines[0].startswith("itkit: error: hf://tatsu-lab/alpaca: the Hugging Face Hub is unreachable (")
+    assert "and the dataset is not in the local cache; check your network" in lines[0]
+    assert not out.exists()
+
+
+def test_the_hub_check_goes_through_the_proxy(monkeypatch):
+    """Behind a proxy the Hub itself is not reachable directly: the check connects to the proxy."""
+    import socket
+
+    from itkit.io import rows
+
+    port = closed_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert rows.hub_unreachable("https://huggingface.co") == f"127.0.0.1:{port}: Connection refused"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert rows.hub_unreachable("https://huggingface.co") is None

@@ -12,11 +12,14 @@ records can go on; every other container problem raises at once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import os
+import socket
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -32,6 +35,10 @@ EMPTY_MEANS_ABSENT_CSV_COLUMNS = (*NESTED_CSV_COLUMNS, "id", "is_classification"
 """CSV cannot tell an absent field from an empty one; in these columns an empty cell is an absent field."""
 HF_PREFIX = "hf://"
 BOM = b"\xef\xbb\xbf"
+HUB_ENDPOINT = "https://huggingface.co"
+"""The Hub, unless HF_ENDPOINT names another."""
+HUB_CONNECT_TIMEOUT = 3.0
+"""Seconds the reachability check of the Hub waits for a connection (instead of datasets' five retries)."""
 
 
 @dataclass
@@ -337,17 +344,64 @@ def parse_hub_uri(source: str) -> tuple[str, str | None, str]:
     return rest, config, split or "train"
 
 
+def hub_unreachable(endpoint: str | None = None, timeout: float = HUB_CONNECT_TIMEOUT) -> str | None:
+    """None when a connection to the Hub (or to the proxy that reaches it) opens within ``timeout``;
+    else why not, in a few words."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint or os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or host, via.port or 8080
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.timeout:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _is_local_folder(path: str) -> bool:
+    return os.path.isabs(path) or path.startswith(".") or os.path.isdir(path)
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """datasets and huggingface_hub in offline mode (the local cache only) for the block."""
+    import datasets.config
+    import huggingface_hub.constants as hub
+
+    saved = (datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
+
+
 def _iter_hub(source: str) -> Iterator[RawRow]:
     path, config, split = parse_hub_uri(source)
+    offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"))
+    # no network: fail (or use the local cache) at once, not after datasets' five retries (~20 s)
+    unreachable = None if offline or _is_local_folder(path) else hub_unreachable()
     try:
         import datasets
 
         datasets.logging.set_verbosity_error()
         datasets.disable_progress_bars()
-        ds = datasets.load_dataset(path, config, split=split)
+        with _hub_offline() if unreachable else contextlib.nullcontext():
+            ds = datasets.load_dataset(path, config, split=split)
     except Exception as exc:  # datasets raises many types: connection, not found, bad split
+        if unreachable:
+            raise SourceError(
+                f"{source}: the Hugging Face Hub is unreachable ({unreachable}) and the dataset is not in the "
+                "local cache; check your network (or HF_ENDPOINT, HTTPS_PROXY)"
+            ) from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
         hint = (
             "it is not in the local cache (offline mode is on)"
             if offline
