@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVa
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from itkit import notices
 from itkit.errors import UsageError
 from itkit.llm.base import (
     LLM,
@@ -168,6 +169,8 @@ class Engine:
         figures are estimated (with one warning)."""
         if self._counter is None:
             self._counter = counter_for(self.settings.model, required=self.settings.tpm is not None)
+            if self._counter.estimated:
+                self.plan.token_basis = f"estimated: no tiktoken encoding {self._counter.encoding}"
         return self._counter
 
     def _bind(self) -> None:
@@ -506,6 +509,11 @@ def open_engine(settings: LLMSettings, llm: LLM | None = None) -> Engine:
         from itkit.llm.openai_client import OpenAIChatLLM
 
         llm = OpenAIChatLLM(settings)
+    if settings.dry_run and settings.key_value() is None and settings.base_url is None:
+        notices.warn(
+            f"dry run without an API key: the real run against {settings.endpoint} would fail; "
+            "set OPENAI_API_KEY (or --api-key), or --base-url for a local server"
+        )
     cache = None if settings.no_cache else ResponseCache.open(settings.cache_dir)
     return Engine(llm, settings, cache)
 
