@@ -12,7 +12,8 @@ from typing import Callable, TypeVar
 import typer
 from rich.console import Console
 
-from itkit import __version__, notices
+import itkit
+from itkit import notices
 from itkit.errors import EXIT_FATAL, ItkitError
 
 DEBUG_ENV = "ITKIT_DEBUG"
@@ -103,7 +104,7 @@ def _silence_stdout() -> None:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"itkit {__version__}")
+        typer.echo(f"itkit {itkit.__version__}")
         raise typer.Exit()
 
 

@@ -30,7 +30,9 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.dedup.exact import ExactGroups

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from itkit import __version__
+import itkit
 from itkit.dataset import AUTO, RecordReader, RejectLog
 from itkit.errors import InputError, Location, UsageError
 from itkit.export import responses
@@ -341,7 +341,7 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "itkit_version": __version__,
+            "itkit_version": itkit.__version__,
             "command": self.settings.command_line(),
             "invoked_as": self.settings.invoked_as,
             "out_dir": self.out_dir,

@@ -19,7 +19,6 @@ import io
 import os
 import socket
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -347,6 +346,7 @@ def parse_hub_uri(source: str) -> tuple[str, str | None, str]:
 def hub_unreachable(endpoint: str | None = None, timeout: float = HUB_CONNECT_TIMEOUT) -> str | None:
     """None when a connection to the Hub (or to the proxy that reaches it) opens within ``timeout``;
     else why not, in a few words."""
+    import urllib.request
     from urllib.parse import urlsplit
 
     url = urlsplit(endpoint or os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT)

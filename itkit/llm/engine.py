@@ -28,13 +28,11 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
-
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
 from itkit import notices
 from itkit.errors import UsageError
+from itkit.lazy import lazy_module
 from itkit.llm.base import (
     LLM,
     ChatRequest,
@@ -54,6 +52,13 @@ from itkit.llm.progress import RunProgress
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.tokens import TokenCounter, counter_for
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+    from tenacity import RetryCallState
+
+aiolimiter = lazy_module("aiolimiter")
+tenacity = lazy_module("tenacity")
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -149,7 +154,7 @@ class Engine:
         self.stats = EngineStats(price=price_for(settings.model, settings.price_in, settings.price_out))
         self.plan = DryRunPlan()
         self._user_sampling = settings.sampling()
-        self._retry_wait = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
+        self._retry_wait = tenacity.wait_random_exponential(multiplier=backoff_base, max=backoff_max)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._rpm: AsyncLimiter | None = None
@@ -180,8 +185,8 @@ class Engine:
             return
         self._loop = loop
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._rpm = AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
-        self._tpm = AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
+        self._rpm = aiolimiter.AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
+        self._tpm = aiolimiter.AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
         self._cooldown_until = 0.0
         self._fatal = None
 
@@ -255,10 +260,10 @@ class Engine:
             raise DryRunRequest("dry run: request recorded, not sent")
 
         tokens = self._tpm_reservation(request) if self._tpm is not None else 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.max_retries + 1),
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type((TransientLLMError, ResponseRejected)),
+            retry=tenacity.retry_if_exception_type((TransientLLMError, ResponseRejected)),
             before_sleep=self._count_retry,
             reraise=True,
         )

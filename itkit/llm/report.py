@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from itkit import __version__
+import itkit
 from itkit.io.sinks import AtomicFile, RowWriter, is_stream
 from itkit.llm.settings import LLMSettings, scrub
 from itkit.llm.stats import EngineStats
@@ -41,7 +41,7 @@ def sidecar_path(output: str, suffix: str, command: str) -> str:
 
 
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
-    versions = {"itkit": __version__, "python": platform.python_version()}
+    versions = {"itkit": itkit.__version__, "python": platform.python_version()}
     for name in names:
         try:
             versions[name] = metadata.version(name)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from itkit import __version__
+import itkit
 from itkit.recipes.steps import StepOutcome
 
 STATUS_RAN = "ran"
@@ -158,7 +158,7 @@ class RunSummary:
             "recipe_sha256": self.recipe_sha256,
             "name": self.name,
             "run_dir": self.run_dir,
-            "itkit_version": __version__,
+            "itkit_version": itkit.__version__,
             "dry_run": self.dry_run,
             "started": _iso(self.started),
             "finished": _iso(finished),
