@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import statistics
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer.main
-from conftest import SAMPLES, SHARED, invoke
+from conftest import SAMPLES, SHARED, invoke, without_added_ids
 
 import itkit
 from itkit.cli import app
@@ -133,15 +134,17 @@ def test_convert_to_every_container_and_back(runner, tmp_path, ext):
     assert result.exit_code == 0, result.stderr
     back = tmp_path / "back.jsonl"
     assert invoke(runner, "convert", out, "-o", back, "-q").exit_code == 0
-    # (in CSV, rows without an id have an empty id cell, which reads back as no id)
-    assert read_jsonl(back) == read_jsonl(SAMPLES / "messages.jsonl")
+    rows = read_jsonl(SAMPLES / "messages.jsonl")
+    assert without_added_ids(read_jsonl(back), rows) == rows
+    # rows without an id got one from the first file's name and row, and kept it through the second convert
+    assert [r["id"] for r in read_jsonl(back)] == [r.get("id", f"messages-{i}") for i, r in enumerate(rows)]
 
 
 def test_convert_writes_a_json_array_for_json(runner, tmp_path):
     out = tmp_path / "dolly.json"
     assert invoke(runner, "convert", SAMPLES / "dolly.jsonl", "-o", out).exit_code == 0
     rows = json.loads(out.read_text(encoding="utf-8"))
-    assert rows == read_jsonl(SAMPLES / "dolly.jsonl")
+    assert without_added_ids(rows, read_jsonl(SAMPLES / "dolly.jsonl")) == read_jsonl(SAMPLES / "dolly.jsonl")
 
 
 def test_convert_quiet_prints_nothing(runner, tmp_path):
@@ -155,7 +158,7 @@ def test_convert_forced_from_format(runner, tmp_path):
     src.write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"}], "messages": [{"role": "user", "content": "yo"}]}) + "\n")
     result = invoke(runner, "convert", src, "--from", "messages", "--to", "alpaca")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"instruction": "yo", "input": "", "output": ""}
+    assert json.loads(result.stdout) == {"id": "both-0", "instruction": "yo", "input": "", "output": ""}
 
 
 # ------------------------------------------------------------------ validate
@@ -461,3 +464,19 @@ def test_the_named_cache_files_are_tiktokens():
     shared = SHARED / "tiktoken"
     if shared.is_dir():
         assert {CL100K_FILE, O200K_FILE} <= {p.name for p in shared.iterdir()}
+
+
+def test_ids_are_given_once_from_the_first_source_and_kept_through_every_pipe(runner, tmp_path):
+    """alpaca.json (no ids) | filter | dedup | convert: every record still has the id of its source row."""
+    src = SAMPLES / "alpaca.json"
+    source_rows = json.loads(src.read_text(encoding="utf-8"))
+    assert not any("id" in row for row in source_rows)
+    step1 = invoke(runner, "filter", src, "-o", "-", "-q")
+    step2 = invoke(runner, "dedup", "-", "-o", "-", "-q", input=step1.stdout)
+    step3 = invoke(runner, "convert", "-", "-o", tmp_path / "final.jsonl", "--to", "messages", "-q", input=step2.stdout)
+    assert step1.exit_code == step2.exit_code == step3.exit_code == 0, (step1.stderr, step2.stderr, step3.stderr)
+    final = read_jsonl(tmp_path / "final.jsonl")
+    assert final and all(re.fullmatch(r"alpaca-\d+", row["id"]) for row in final), [row["id"] for row in final]
+    for row in final:  # each id names the source row the record came from
+        source = source_rows[int(row["id"].split("-")[1])]
+        assert row["messages"][-1]["content"] == source["output"]

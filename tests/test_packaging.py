@@ -100,7 +100,7 @@ def test_console_script_converts_a_file(installed, tmp_path):
     src.write_text('{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n')
     proc = run_outside(target, str(script), "convert", str(src), "--to", "messages")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == '{"messages":[{"role":"user","content":"Name a colour."},{"role":"assistant","content":"Blue."}]}\n'
+    assert proc.stdout == '{"id":"in-0","messages":[{"role":"user","content":"Name a colour."},{"role":"assistant","content":"Blue."}]}\n'
 
 
 def test_importing_the_cli_leaves_the_heavy_libraries_unloaded():

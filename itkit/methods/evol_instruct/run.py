@@ -49,7 +49,7 @@ from itkit.methods.evol_instruct.evolve import (
     skip_reason,
 )
 from itkit.methods.evol_instruct.operations import OPERATION_NAMES, EvolPrompts
-from itkit.records import Record
+from itkit.records import META_PROVENANCE, Record
 
 COMMAND = "evol-instruct"
 PROBE_TEXT = "probe"
@@ -117,6 +117,14 @@ def check_writable(records: list[Record], evolver: Evolver, target: str, write_s
                 fmt.dump(probe)
 
 
+def with_provenance(record: Record) -> Record:
+    """One schema per output file: with ``keep="all"`` a source record (round 0) gets ``metadata.provenance``
+    too, empty, like its evolved records beside it (and every record has its id)."""
+    if META_PROVENANCE in record.metadata:
+        return record
+    return record.model_copy(update={"metadata": {**record.metadata, META_PROVENANCE: []}})
+
+
 def run_evol_instruct(
     source: str,
     output: str,
@@ -166,7 +174,7 @@ def run_evol_instruct(
 
     with RecordWriter(output, target) as writer:
         for record in evolution.records(keep, only_evolved):
-            writer.write(record)
+            writer.write(with_provenance(record) if keep == "all" else record)
     result.written = writer.count
     for lineage in evolution.lineages:
         if lineage.skipped is not None:
