@@ -82,6 +82,10 @@ def test_generates_tasks_with_instances_end_to_end(runner, tmp_path, fake_llm, s
 
     rows = _read(out)
     assert all(list(r) == ["id", "instruction", "input", "output", "metadata"] for r in rows)  # alpaca by default
+    # the final stage (prepare_for_finetuning) adds the seed tasks' instances after the generated ones
+    seed_rows = [r for r in rows if not r["id"].startswith("self-instruct-")]
+    rows = rows[: len(rows) - len(seed_rows)]
+    assert len(seed_rows) == 10 and all(r["metadata"]["provenance"][0]["operation"] == "seed-instance" for r in seed_rows)
     assert len({r["instruction"] for r in rows}) == 6 and len(rows) == 12  # 2 instances per task
     assert [r["id"] for r in rows[:3]] == ["self-instruct-1-1", "self-instruct-1-2", "self-instruct-2-1"]
     meta = rows[0]["metadata"]
@@ -99,7 +103,9 @@ def test_generates_tasks_with_instances_end_to_end(runner, tmp_path, fake_llm, s
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     counts = summary["counts"]
     assert summary["command"] == "self-instruct" and summary["style"] == "self-instruct"
-    assert counts["seeds"] == 10 and counts["kept_instructions"] == 6 and counts["records_written"] == 12
+    assert counts["seeds"] == 10 and counts["kept_instructions"] == 6 and counts["records_written"] == 22
+    assert counts["prepare"]["parts"] == ["seeds", "strip-prefixes", "dedup"]
+    assert counts["prepare"]["seed_instances_added"] == 10 and counts["prepare"]["duplicates_removed"] == 0
     assert counts["filtered"] == {"word_count": 0, "blacklist": 0, "prefix": 0, "first_character": 0, "rouge_l": 0}
     assert counts["candidates"] == 10 and counts["unused_after_target"] == 4
     assert counts["stopped"] == "reached --num"
@@ -234,7 +240,7 @@ def test_dry_run_renders_prompts_and_estimates_cost_without_sending(runner, tmp_
     assert not out.exists() and not Path(f"{out}.summary.json").exists()
     text = result.stdout
     assert "--- request 1 of 50 (teacher) ---" in text  # 10 generation prompts + 20 x (classify + instances)
-    assert "add more, different ones" in text and "Classification?" in text and "Example 1" in text
+    assert "add more, different ones" in text and "Is it classification?" in text and "Example 1" in text
     assert "estimated cost" in text and "dry run: nothing was sent" in text
     # the requests broken down by stage, adding up to the total
     assert "requests to send: 50 (instructions 10, classification 20, instances 20)" in text

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from itkit.cli.app import app, handle_errors, out_console
-from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
+from itkit.cli.step_options import step_command
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -21,76 +20,37 @@ from itkit.cli.options import (
     ToFormat,
 )
 from itkit.llm.engine import Engine
-from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.methods.evol_instruct.elimination import RULES
-from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
-from itkit.methods.evol_instruct.operations import OPERATION_GROUPS, OPERATION_NAMES, parse_ops
-from itkit.methods.evol_instruct.run import COMMAND, EvolFileResult, run_evol_instruct, split_sampling
+from itkit.methods.evol_instruct.run import EvolFileResult
+from itkit.steps.evol_instruct import STEP as EVOL
+from itkit.steps.spec import PANEL_IO, Context
 
 
-class KeepMode(str, Enum):
-    final = "final"
-    all = "all"
-
-
-Rounds = Annotated[
-    int,
-    typer.Option(
-        "--rounds",
-        min=1,
-        help="Rounds of evolution (M). The paper runs 4; the released WizardLM code runs 1.",
-    ),
-]
-Ops = Annotated[
-    Optional[str],
-    typer.Option(
-        "--ops",
-        help=(
-            f"Comma-separated operations to choose from (uniformly, per record and round): {', '.join(OPERATION_NAMES)}; "
-            f"or the groups {', '.join(OPERATION_GROUPS)} [default: all six]."
-        ),
-        show_default=False,
-    ),
-]
-KeepOpt = Annotated[
-    KeepMode,
-    typer.Option(
-        "--keep",
-        help="final: one record per input, its last surviving evolution (the input itself if none survived); "
-        "all: every input and every round's survivors, lineage by lineage (the paper's data set).",
-    ),
-]
-OnlyEvolved = Annotated[
-    bool,
-    typer.Option("--only-evolved", help="Leave out the input records themselves (unevolved ones with --keep final)."),
-]
 Eliminated = Annotated[
     Optional[str],
     typer.Option(
         "--eliminated",
-        help="Also write each eliminated evolution (rule, detail, rewrite, response) to this JSONL file.",
+        help=EVOL.opt("eliminated").help,
         show_default=False,
+        rich_help_panel=PANEL_IO,
     ),
 ]
 
 
 @app.command("evol-instruct")
 @handle_errors
-@llm_options
+@step_command(EVOL)
 def evol_instruct(
     src: Source,
     output: Output = "-",
-    rounds: Rounds = DEFAULT_ROUNDS,
-    ops: Ops = None,
-    keep: KeepOpt = KeepMode.final,
-    only_evolved: OnlyEvolved = False,
     eliminated: Eliminated = None,
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
+    options: Any,
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
@@ -98,7 +58,7 @@ def evol_instruct(
 
     Each round, every instruction gets one operation, chosen uniformly from --seed (default 0), the record id and the round: in-depth (add constraints, deepening, concretizing, increase reasoning steps, complicate input with code/table/JSON/XML/SQL) or in-breadth (a new, rarer instruction in the same domain). An evolution fails, and its parent stays in the pool for the next round, when (1) the model judges it Equal to its parent (no information gain; temperature 0), (2) its response says "sorry" in under 80 words, (3) its response is only punctuation and stop words, or (4) it copies the prompt's markers ("given prompt", "#Rewritten Prompt#"...). Survivors are answered by the same model and get ids <input id>-evol-r<round> with a provenance step (operation, round, parent id, model, template hash).
 
-    The instruction and its input are evolved together into one instruction. Multi-turn conversations are not evolved (failures file; split them first). --temperature and --top-p apply to the rewrites and responses (default: the templates' 1.0 / 0.95 for rewrites), never to the equality check. Each evolved record keeps its lineage in metadata.provenance. Writes OUTPUT.summary.json (counts per rule, operation and round) and OUTPUT.failures.jsonl (exit 3) for records whose requests failed after retries.
+    The instruction and its input are evolved together into one instruction. Multi-turn conversations are not evolved (failures file; split them first). Rewrites and responses are sampled as in the released code (temperature 1, top_p 0.95, 2,048 tokens, system message "You are a helpful assistant."); --temperature and --top-p change them, never the equality check. A request that fails after retries leaves the parent in the pool, like an elimination. Each evolved record keeps its lineage in metadata.provenance. Writes OUTPUT.summary.json (counts per rule, operation and round) and OUTPUT.failures.jsonl (exit 3) for requests that failed after retries.
 
     Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
 
@@ -109,46 +69,14 @@ def evol_instruct(
       itkit evol-instruct dolly.jsonl -o deeper.jsonl --ops in-depth --eliminated dropped.jsonl
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
-    chosen = parse_ops(ops)
-    seed = settings.seed if settings.seed is not None else 0
-    parameters = {
-        "src": src,
-        "output": output,
-        "rounds": rounds,
-        "ops": list(chosen),
-        "seed": seed,
-        "keep": keep.value,
-        "only_evolved": only_evolved,
-        "eliminated": eliminated,
-        "from": from_.value,
-        "to": to.value if to else None,
-        "on_error": on_error.value,
-        "prompts_dir": prompts_dir,
-    }
-    engine_settings, sampling = split_sampling(settings)
+    ops = EVOL.prepare(options, Context(settings, prompts_dir, cli=True))
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, eliminated=eliminated)
     return run_llm_command(
         settings,
-        lambda engine: run_evol_instruct(
-            src,
-            output,
-            engine=engine,
-            report=RunReport(COMMAND, output, settings, parameters),
-            rounds=rounds,
-            ops=chosen,
-            seed=seed,
-            keep=keep.value,  # type: ignore[arg-type]
-            only_evolved=only_evolved,
-            sampling=sampling,
-            prompts_dir=prompts_dir,
-            from_format=from_.value,
-            to_format=to.value if to else None,
-            on_error=on_error.value,
-            errors_path=rejects_path(output, on_error, errors),
-            eliminated_path=eliminated,
-        ),
-        summary=lambda result, engine: _print_summary(result, output, rounds, engine),
-        dry_run=lambda result: _print_dry_run(result, rounds),
-        engine_settings=engine_settings,
+        lambda engine: EVOL.execute(ops, options, files, engine, settings),
+        summary=lambda result, engine: _print_summary(result, output, options.rounds, engine),
+        dry_run=lambda result: _print_dry_run(result, options.rounds),
+        engine_settings=EVOL.engine_settings(settings),
     )
 
 
@@ -169,11 +97,13 @@ def _print_summary(result: EvolFileResult, output: str, rounds: int, engine: Eng
     c = result.counts
     say(
         f"evol-instruct: {c['read']} records, {rounds} round(s) ({result.source_format} -> {result.target_format}), "
-        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (every evolution "
-        f"eliminated), {c['failed']} failed, {c['skipped']} skipped"
+        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (no evolution "
+        f"survived), {c['skipped']} skipped; {c['failed']} with a failed request (parent kept)"
     )
     e = details["evolutions"]
     say(f"  evolutions: {e['attempted']} attempted, {e['survived']} survived, {e['eliminated']} eliminated, {e['failed']} failed")
+    if "salvaged_labels" in e:
+        say(f"  --salvage-labels: {e['salvaged_labels']} replies had a label, preamble or quotes stripped")
     rules = details["eliminated_by_rule"]
     say("  eliminated by rule: " + ", ".join(f"{rule} {rules[rule]}" for rule in RULES))
     for op, n in details["by_operation"].items():

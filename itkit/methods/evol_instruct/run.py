@@ -4,15 +4,17 @@ Every input record is accounted for, in exactly one of these counts:
 
 - **evolved**: at least one evolution survived; with ``keep="final"`` its
   last survivor is written, with ``keep="all"`` the source and every survivor;
-- **unchanged**: every evolution was eliminated; the parent stayed in the
-  pool, and the source is written as it was (``only_evolved`` leaves it out);
-- **failed**: a request still failed after the engine's retries; the lineage
-  stops and the record goes to the failures file with the stage, round,
-  operation, reason and raw response (``keep="all"`` still writes the
-  survivors of earlier rounds);
+- **unchanged**: every evolution was eliminated or its request failed; the
+  parent stayed in the pool, and the source is written as it was
+  (``only_evolved`` leaves it out);
 - **skipped**: a multi-turn conversation or an empty instruction; failures
   file, with the reason, no request;
 - **rejected** by the reader (``on_error="skip"``): the errors file.
+
+Apart from these, **failed** counts the records (evolved or unchanged) with a
+request that still failed after the engine's retries: each such request goes
+to the failures file with the stage, round, operation, reason and raw
+response, and the parent went on to the next round as after an elimination.
 
 Each evolved record carries its lineage in ``metadata.provenance`` (one step
 per evolution: operation, round, parent id, model, templates), written with
@@ -138,6 +140,7 @@ def run_evol_instruct(
     only_evolved: bool = False,
     rules: EliminationRules | None = None,
     sampling: Sampling | None = None,
+    salvage_labels: bool = False,
     prompts_dir: str | None = None,
     from_format: str = "auto",
     to_format: str | None = None,
@@ -156,7 +159,13 @@ def run_evol_instruct(
     settings = engine.settings
     prompts = EvolPrompts.load(ops, prompts_dir)
     config = EvolConfig(
-        rounds=rounds, ops=ops, seed=seed, rules=rules or EliminationRules(), model=settings.model, sampling=sampling
+        rounds=rounds,
+        ops=ops,
+        seed=seed,
+        rules=rules or EliminationRules(),
+        model=settings.model,
+        sampling=sampling,
+        salvage_labels=salvage_labels,
     )
     read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
     records = read.records
@@ -179,7 +188,8 @@ def run_evol_instruct(
     for lineage in evolution.lineages:
         if lineage.skipped is not None:
             report.fail(lineage.source.id, lineage.skipped, "", stage="input")
-        elif (failure := lineage.failure) is not None:
+            continue
+        for failure in lineage.failures:
             report.fail(
                 lineage.source.id,
                 failure.detail,
@@ -188,6 +198,7 @@ def run_evol_instruct(
                 round=failure.round,
                 operation=failure.operation,
                 parent_id=failure.parent_id,
+                parent_kept=True,
                 **({"instruction": failure.instruction} if failure.instruction is not None else {}),
             )
     if eliminated_path is not None:
@@ -203,6 +214,7 @@ def run_evol_instruct(
             "seed": seed,
             "keep": keep,
             "only_evolved": only_evolved,
+            "salvage_labels": salvage_labels,
             "templates": {
                 **{op: t.ref for op, t in prompts.operations.items()},
                 "equality": prompts.equality.ref,
