@@ -62,4 +62,18 @@ def id_blind(records: list) -> list:
         if isinstance(layout, dict) and "present" in layout:
             meta["layout"] = {**layout, "present": [p for p in layout["present"] if p != "id"]}
         out.append({**data, "metadata": meta})
+
+
+def read_failures(path) -> list[dict]:
+    """The rows of a failures file, flattened for assertions: the ``_itkit_failure`` fields, the failed input
+    row as ``record`` (and its ``id``, when it has one)."""
+    import json
+
+    from itkit.failures import FAILURE_KEY
+
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        failure = row.pop(FAILURE_KEY)
+        out.append({**failure, "record": row, **({"id": row["id"]} if "id" in row else {})})
     return out

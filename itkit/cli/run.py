@@ -135,6 +135,8 @@ def _details(row: StepRow) -> str:
     if o.removed:
         top = sorted(o.removed.items(), key=lambda kv: (-kv[1], kv[0]))
         parts.append(f"removed {_n(sum(o.removed.values()))}: " + ", ".join(f"{k} {_n(v)}" for k, v in top))
+    if o.passed_through:
+        parts.append(f"passed through {_n(o.passed_through)} (beyond the limit, unchanged)")
     if o.failed:
         parts.append(f"failed {_n(o.failed)}")
     if o.rejected:
@@ -146,6 +148,8 @@ def _details(row: StepRow) -> str:
 
 def _out(row: StepRow) -> str:
     o = row.outcome
+    if o.records_out == 0:
+        return "0 (none left)" if o.records_in else "0 (empty)"
     if o.records_out is not None:
         return _n(o.records_out)
     if row.type == "export" and o.outputs:
