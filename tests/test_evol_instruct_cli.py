@@ -134,7 +134,9 @@ def test_rerun_with_the_same_cache_is_byte_identical_and_sends_nothing(runner, t
     step = a3[0]
     assert step["method"] == "evol-instruct" and step["model"] == "teacher"
     assert re.fullmatch(r"[a-z_]+@2#[0-9a-f]{12}", step["template"]) and step["template"].endswith(step["template_hash"])
-    assert "metadata" not in rows[0]  # an input record is written as it was
+    # one schema per file: every row has an id and metadata; an input record's provenance is empty
+    assert rows[0]["metadata"] == {"provenance": []} and rows[0]["id"] == "a"
+    assert all(set(r) == set(rows[0]) for r in rows), [sorted(r) for r in rows]
 
 
 def test_evolving_an_evolved_file_extends_the_lineage(runner, tmp_path, fake_llm):

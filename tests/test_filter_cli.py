@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, without_added_ids
 from itkit.filters import build_rules, filter_file
 
 ALPACA = [
@@ -63,7 +63,9 @@ def test_filter_alpaca_default_rules(runner, tmp_path):
     result = invoke(runner, "filter", src, "-o", out, "--report", report)
     assert result.exit_code == 0, result.stderr
     # kept records: same format, same rows, same order
-    assert json.loads(out.read_text()) == [ALPACA[i] for i in KEPT_ALPACA]
+    kept = json.loads(out.read_text())
+    assert without_added_ids(kept, [ALPACA[i] for i in KEPT_ALPACA]) == [ALPACA[i] for i in KEPT_ALPACA]
+    assert [r["id"] for r in kept] == [f"alpaca-{i}" for i in KEPT_ALPACA]  # the ids of the source rows
     lines = read_jsonl(report)
     assert [(r["index"], r["rule"]) for r in lines] == [(1, "placeholder"), (2, "refusal"), (3, "non_text"), (4, "empty")]
     first = lines[0]
@@ -128,9 +130,9 @@ def test_filter_length_in_tokens(runner, tmp_path, monkeypatch):
     out, report = tmp_path / "out.json", tmp_path / "r.jsonl"
     args = ("filter", src, "-o", out, "--rules", "length", "--max-response", "3", "--report", report)
     assert invoke(runner, *args).exit_code == 0
-    assert json.loads(out.read_text()) == rows  # one word each: within 3 words
+    assert without_added_ids(json.loads(out.read_text()), rows) == rows  # one word each: within 3 words
     assert invoke(runner, *args, "--length-unit", "tokens", "--tokenizer-model", "gpt-4o").exit_code == 0
-    assert json.loads(out.read_text()) == rows[:1]
+    assert without_added_ids(json.loads(out.read_text()), rows[:1]) == rows[:1]
     (line,) = read_jsonl(report)
     assert line["rule"] == "length" and "tokens, more than max_response 3" in line["reason"]
 
@@ -165,7 +167,7 @@ def test_filter_keeps_dolly_format_and_reports_lines(runner, tmp_path):
     out, report = tmp_path / "out.jsonl", tmp_path / "r.jsonl"
     result = invoke(runner, "filter", src, "-o", out, "-q", "--report", report)
     assert result.exit_code == 0 and result.stderr == ""
-    assert read_jsonl(out) == [DOLLY[0], DOLLY[3]]  # "<no input>" context and blank response removed
+    assert without_added_ids(read_jsonl(out), [DOLLY[0], DOLLY[3]]) == [DOLLY[0], DOLLY[3]]  # "<no input>" context and blank response removed
     assert [(r["index"], r["line"], r["rule"], r["reason"]) for r in read_jsonl(report)] == [
         (1, 2, "placeholder", 'input is the placeholder "<no input>"'),
         (2, 4, "empty", "response is empty"),
@@ -200,7 +202,8 @@ def test_filter_streams_stdin_to_stdout(runner, tmp_path):
     data = "".join(json.dumps(r) + "\n" for r in ALPACA)
     result = invoke(runner, "filter", "-", "-q", input=data)
     assert result.exit_code == 0
-    assert [json.loads(line) for line in result.stdout.splitlines()] == [ALPACA[i] for i in KEPT_ALPACA]
+    kept = [json.loads(line) for line in result.stdout.splitlines()]
+    assert without_added_ids(kept, [ALPACA[i] for i in KEPT_ALPACA]) == [ALPACA[i] for i in KEPT_ALPACA]
 
 
 # ---------------------------------------------------------------------------

@@ -528,3 +528,41 @@ def test_check_record():
     rules = build_rules()
     assert check_record(rec("Q", "A fine answer."), rules) is None
     assert check_record(rec("Q", "N/A"), rules) == ("placeholder", 'response is the placeholder "N/A"')
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Pretend to be an AI language model in the year 2100. What do you think of humans?",
+        "Act as a sarcastic chatbot and tell me about your day.",
+        "Imagine you are a superintelligent AI. Describe your goals.",
+        "Role-play as an AI assistant from a science-fiction film.",
+        "Take on the role of a rogue AI and write a monologue.",
+    ],
+)
+def test_refusal_keeps_boilerplate_the_prompt_asks_for_by_role_play(prompt):
+    response = "As an AI language model from the year 2100, I find humans delightful."
+    assert RefusalRule().check(rec(prompt, response)) is None
+    # the same response to an ordinary prompt is boilerplate
+    assert RefusalRule().check(rec("What do you think of humans?", response)) is not None
+
+
+def test_refusal_role_play_exemption_is_narrow():
+    response = "As an AI language model, I cannot have opinions."
+    for prompt in ("Write as a human, not an AI: what is love?", "Write as a poet, not an AI.", "Act as a pirate."):
+        assert RefusalRule().check(rec(prompt, response)) is not None, prompt
+    # a refusal opening is removed whatever the prompt asks
+    assert RefusalRule().check(rec("Pretend to be an AI.", "I'm sorry, but I can't pretend.")) is not None
+    # a system message is not the user asking: "You are an AI assistant" is every OpenOrca system prompt
+    assert RefusalRule().check(rec("Tell me a joke.", response, system="You are an AI assistant.")) is not None
+
+
+def test_refusal_keeps_a_phrase_the_prompt_quotes_and_role_play_set_up_earlier():
+    rule = RefusalRule()
+    assert rule.check(rec("Start your answer with 'As an AI language model'", "As an AI language model, I comply.")) is None
+    # only that phrase: other boilerplate in the same response still counts
+    assert rule.check(
+        rec("Start your answer with 'As an AI language model'", "As an AI language model, I comply. My knowledge cutoff is 2021.")
+    ) == 'response has assistant boilerplate: "My knowledge cutoff"'
+    record = conv("Pretend you are an AI from 2100.", "Greetings, human.", "What are you?", "I am an AI, and I was built in 2099.")
+    assert rule.check(record) is None

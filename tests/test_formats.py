@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, without_added_ids
 
 from itkit.dataset import RecordReader, read_records
 from itkit.errors import ConversionError, FormatDetectionError, Location, SchemaError, UsageError
@@ -105,7 +105,9 @@ def test_container_versions_hold_the_same_records_as_dolly_jsonl(container):
 def test_same_format_dump_gives_back_every_sample_row(name):
     fmt = get_format(GOOD_SAMPLES[name][0])
     dumped = [fmt.dump(r) for r in read_records(str(SAMPLES / name))]
-    assert dumped == rows_of(name)
+    assert without_added_ids(dumped, rows_of(name)) == rows_of(name)
+    # a row without an id gets one, from the file name and row, and it is written
+    assert all(row["id"] == original.get("id", f"{name.split('.')[0]}-{i}") for i, (row, original) in enumerate(zip(dumped, rows_of(name))))
 
 
 def test_alpaca_variants_give_back_every_row_with_empty_input_markers_normalised():
@@ -115,7 +117,8 @@ def test_alpaca_variants_give_back_every_row_with_empty_input_markers_normalised
         if row.get("input", "").strip().lower() in EMPTY_INPUT_MARKERS:
             row = {**row, "input": ""}
         expected.append(row)
-    assert [fmt.dump(r) for r in read_records(str(SAMPLES / "alpaca_variants.jsonl"))] == expected
+    dumped = [fmt.dump(r) for r in read_records(str(SAMPLES / "alpaca_variants.jsonl"))]
+    assert without_added_ids(dumped, expected) == expected
 
 
 # ------------------------------------------------------------------ alpaca
@@ -161,7 +164,7 @@ def test_alpaca_row_with_both_output_and_response_keeps_both():
     row = {"instruction": "a", "input": "", "output": "b", "response": "c"}
     record = load("alpaca", row)
     assert record.output == "b"
-    assert get_format("alpaca").dump(record) == row
+    assert get_format("alpaca").dump(record) == {"id": "test-0", **row}
 
 
 def test_alpaca_integer_id_becomes_a_string():
@@ -170,10 +173,11 @@ def test_alpaca_integer_id_becomes_a_string():
     assert get_format("alpaca").dump(record)["id"] == "7"
 
 
-def test_alpaca_without_id_gets_a_generated_id_that_is_not_written():
+def test_alpaca_without_id_gets_a_generated_id_that_is_written():
     record = load("alpaca", {"instruction": "a", "input": "", "output": "b"})
     assert record.id == "test-0"
-    assert "id" not in get_format("alpaca").dump(record)
+    # written, so that every later command and pipe keeps the id of the first source's row
+    assert get_format("alpaca").dump(record)["id"] == "test-0"
 
 
 # ------------------------------------------------------------------ dolly
@@ -187,12 +191,13 @@ def test_dolly_context_and_category():
     assert lighthouse.input.startswith("The Hollow Point lighthouse")
     assert lighthouse.output == "The lighthouse was automated in 1983."
     assert lighthouse.prompt == f"{lighthouse.instruction}\n\n{lighthouse.input}"
-    assert "id" not in get_format("dolly").dump(lighthouse)
+    assert get_format("dolly").dump(lighthouse)["id"] == "dolly-14"
 
 
 def test_dolly_dump_of_a_record_from_another_format_has_every_dolly_field():
     record = load("alpaca", {"instruction": "Name a colour.", "input": "Think of the sky.", "output": "Blue."})
     assert get_format("dolly").dump(record) == {
+        "id": "test-0",
         "instruction": "Name a colour.",
         "context": "Think of the sky.",
         "response": "Blue.",
@@ -236,6 +241,7 @@ def test_sharegpt_from_another_format_uses_canonical_tags_and_top_level_system()
         {"system": "Be brief.", "instruction": "Add.", "input": "2 3", "output": "5", "history": [["Hi", "Hello"]]},
     )
     assert get_format("sharegpt").dump(record) == {
+        "id": "test-0",
         "system": "Be brief.",
         "conversations": [
             {"from": "human", "value": "Hi"},
@@ -320,6 +326,7 @@ def test_openorca_submix_category_and_system_prompt():
 def test_openorca_dump_joins_the_input_into_the_question():
     record = load("dolly", {"instruction": "Summarise.", "context": "Long text.", "response": "Short.", "category": "summarization"})
     assert get_format("openorca").dump(record) == {
+        "id": "test-0",
         "system_prompt": "",
         "question": "Summarise.\n\nLong text.",
         "response": "Short.",

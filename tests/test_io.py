@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, SAMPLES, invoke
+from conftest import ROOT, SAMPLES, id_blind, invoke, without_added_ids
 
 from itkit.convert import convert
 from itkit.dataset import RecordWriter, read_records
@@ -85,8 +85,9 @@ def test_gzip_output_is_gzip_and_reads_back(tmp_path):
     convert(str(SAMPLES / "dolly.jsonl"), str(out))
     assert out.read_bytes()[:2] == b"\x1f\x8b"
     lines = gzip.decompress(out.read_bytes()).decode("utf-8").splitlines()
-    assert [json.loads(line) for line in lines] == jsonl_rows(SAMPLES / "dolly.jsonl")
-    assert read_records(str(out)) == read_records(str(SAMPLES / "dolly.jsonl"))
+    rows = jsonl_rows(SAMPLES / "dolly.jsonl")
+    assert without_added_ids([json.loads(line) for line in lines], rows) == rows
+    assert id_blind(read_records(str(out))) == id_blind(read_records(str(SAMPLES / "dolly.jsonl")))
 
 
 def test_csv_keeps_nested_fields_as_json_cells(tmp_path):
@@ -113,7 +114,7 @@ def test_csv_empty_cells_of_optional_structured_columns_are_absent(tmp_path):
     out = tmp_path / "mixed.csv"
     convert(str(src), str(out))
     records = read_records(str(out))
-    assert records[0].history == [] and records[0].metadata.get("id_generated") is True
+    assert records[0].history == [] and records[0].id == "mixed-0"  # the id given once, from the first file
     assert records[1].id == "x2" and records[1].history == [("p", "r")]
 
 
@@ -125,7 +126,7 @@ def test_parquet_columns_are_typed_and_absent_fields_are_null(tmp_path):
     assert str(table.schema.field("id").type) == "string"
     history = table.schema.field("history").type
     assert pa.types.is_list(history) and pa.types.is_string(history.value_type.value_type)
-    assert read_records(str(out)) == read_records(str(SAMPLES / "alpaca_variants.jsonl"))
+    assert id_blind(read_records(str(out))) == id_blind(read_records(str(SAMPLES / "alpaca_variants.jsonl")))
 
 
 def test_parquet_round_trip_does_not_invent_null_fields(tmp_path):
@@ -454,3 +455,52 @@ def test_missing_source_and_directory_source(tmp_path):
         list(iter_rows(str(tmp_path / "nope.jsonl")))
     with pytest.raises(SourceError, match=r"is a directory; give a file \(or hf://"):
         list(iter_rows(str(tmp_path)))
+
+
+# ------------------------------------------------------------------ byte-order marks, devices
+
+BOM_CASES = {
+    "bom.json": b'\xef\xbb\xbf[{"instruction": "Name a colour.", "input": "", "output": "Blue."}]\n',
+    "bom.jsonl": b'\xef\xbb\xbf{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n'
+    b'{"instruction": "Name a fruit.", "input": "", "output": "Pear."}\n',
+    "bom.csv": b"\xef\xbb\xbfinstruction,input,output\nName a colour.,,Blue.\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOM_CASES))
+def test_a_utf8_bom_is_accepted_and_stripped(runner, tmp_path, name):
+    src = tmp_path / name
+    src.write_bytes(BOM_CASES[name])
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "convert", src, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["instruction"] == "Name a colour."  # not "\ufeffName..." nor a "\ufeffinstruction" column
+    assert all("\ufeff" not in json.dumps(row, ensure_ascii=False) for row in rows)
+    assert b"\xef\xbb\xbf" not in out.read_bytes()
+
+
+def test_a_bom_on_stdin_is_stripped(runner):
+    result = invoke(runner, "convert", "-", "-o", "-", input=BOM_CASES["bom.jsonl"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["instruction"] == "Name a colour."
+
+
+@pytest.mark.skipif(not os.path.exists(os.devnull), reason="no /dev/null")
+@pytest.mark.parametrize("command", ["convert", "filter", "dedup"])
+def test_dev_null_is_an_output(runner, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, command, SAMPLES / "dolly.jsonl", "-o", os.devnull, "--on-error", "skip")
+    assert result.exit_code == 0, result.stderr
+    assert "cannot tell the output container" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing beside it, no temporary file
+    assert os.path.exists(os.devnull) and sinks.is_device(os.devnull)
+
+
+def test_a_device_is_written_in_place_as_jsonl(tmp_path):
+    with RowWriter(os.devnull) as writer:
+        writer.write({"a": 1})
+    assert writer.container == "jsonl" and writer.count == 1
+    with pytest.raises(UsageError, match="cannot write Parquet to a device"):
+        RowWriter(os.devnull, "parquet")
+    assert sinks.is_stream("-") and sinks.is_stream(os.devnull) and not sinks.is_stream(str(tmp_path / "x.jsonl"))

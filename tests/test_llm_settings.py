@@ -186,3 +186,22 @@ def test_progress_shows_rate_tokens_cost_and_errors_only_on_a_terminal():
         assert part in shown, part
     assert not RunProgress(stats, 100, "x", enabled=False, console=terminal).enabled
     assert not RunProgress(stats, 100, "x", enabled=True, console=Console(file=io.StringIO())).enabled
+
+
+def test_progress_writes_cost_n_a_when_the_price_is_unknown():
+    import io
+
+    from rich.console import Console
+
+    from itkit.llm.progress import RunProgress
+    from itkit.llm.stats import EngineStats
+
+    stats = EngineStats(price=None, requests=3, prompt_tokens=100, completion_tokens=20)
+    stats.begin()
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
+    progress = RunProgress(stats, 10, "orca", enabled=True, console=terminal)
+    progress.start()
+    progress.advance(3)
+    progress.stop()
+    shown = terminal.file.getvalue()
+    assert "cost n/a" in shown and "$?" not in shown

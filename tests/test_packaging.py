@@ -100,4 +100,27 @@ def test_console_script_converts_a_file(installed, tmp_path):
     src.write_text('{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n')
     proc = run_outside(target, str(script), "convert", str(src), "--to", "messages")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == '{"messages":[{"role":"user","content":"Name a colour."},{"role":"assistant","content":"Blue."}]}\n'
+    assert proc.stdout == '{"id":"in-0","messages":[{"role":"user","content":"Name a colour."},{"role":"assistant","content":"Blue."}]}\n'
+
+
+def test_importing_the_cli_leaves_the_heavy_libraries_unloaded():
+    """`itkit --help` must not pay for numpy, datasets, the openai SDK or tiktoken: they load on first use."""
+    heavy = ["numpy", "datasets", "openai", "tiktoken", "pyarrow", "rapidfuzz", "xxhash", "tenacity", "aiolimiter"]
+    code = (
+        "import sys, itkit.cli\n"
+        "from itkit.cli import app\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported at start-up: {proc.stdout.strip()}"
+
+
+def test_lazy_modules_load_on_first_use():
+    from itkit.lazy import lazy_module
+
+    colorsys = lazy_module("colorsys")
+    assert "lazy module 'colorsys'" in repr(colorsys)
+    assert colorsys.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert colorsys.hls_to_rgb is __import__("colorsys").hls_to_rgb  # the real module's attributes

@@ -446,3 +446,95 @@ def test_a_step_that_cannot_go_on_stops_the_run_naming_the_step_and_never_the_ke
     monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
     assert run(runner, recipe, run_dir, "-q").exit_code == 0
     assert [s for s, row in rows(run_dir).items() if row["status"] == "ran"] == ["03-simplify", "04-orca", "05-export"]
+
+
+# ---------------------------------------------------------------------------
+# the run table at 80 columns, headline figures, warnings
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def narrow(monkeypatch):
+    """The run table as an 80-column terminal shows it."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("itkit.cli.app").err_console, "width", 80)
+
+
+def table_lines(stderr: str) -> list[str]:
+    lines = stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("itkit run "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("run folder: "))
+    return lines[start:end]
+
+
+def test_the_run_table_fits_80_columns_and_shows_each_steps_own_figures(runner, tmp_path, llm_env, narrow):
+    recipe = write_recipe(tmp_path, ALL_STEPS)
+    run_dir = tmp_path / "run"
+    result = run(runner, recipe, run_dir)
+    assert result.exit_code == 0, result.stderr
+    lines = table_lines(result.stderr)
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    table = "\n".join(lines)
+    assert "…" not in table  # nothing truncated
+    steps = rows(run_dir)
+    # every number of the summary is in the table, whole
+    for name, row in steps.items():
+        assert name in table
+        if row["requests"]:
+            tokens = row["tokens"]["prompt"] + row["tokens"]["completion"]
+            assert f"{row['requests']:,} req" in table and f"{tokens:,} tok" in table
+    assert table.count("cost n/a") == 5  # four LLM steps and the total: the teacher has no price
+    evol = steps["05-evol-instruct"]["headline"]
+    n_evol = steps["05-evol-instruct"]["records_in"]
+    assert evol["evolutions tried"] == n_evol and evol["survived"] == n_evol  # one round; the teacher's rewrites all survive
+    simplify = steps["04-simplify"]["headline"]
+    assert set(simplify) >= {"shortened", "came out longer"} and simplify["shortened"] > 0
+    header = next(line for line in lines if line.startswith("step"))
+    left = header.index("what it did")
+    details = " ".join(re.split(r"\s{2,}", line[left:].strip())[0] for line in lines if len(line) > left and line[left] != " ")
+    assert f"evolutions tried {n_evol:,}, survived {n_evol:,}" in details
+    assert f"shortened {simplify['shortened']:,}, came out longer {simplify['came out longer']:,}" in details
+    dedup = steps["03-dedup"]["removed"]
+    if dedup:  # dedup: removed per stage
+        assert f"removed {sum(dedup.values()):,}: " in details
+    export = steps["07-export"]["outputs"]
+    assert f"lft {export['lft']:,}" in table and f"sft {export['sft']:,}" in table
+    assert summary_of(run_dir)["warnings"] == []
+
+
+def test_a_step_that_produced_nothing_of_what_it_exists_for_warns(runner, tmp_path, monkeypatch, narrow):
+    def judge_everything_equal(body: dict) -> str:
+        return "Equal" if kind(body) == "equality" else teacher(body)
+
+    recipe = write_recipe(
+        tmp_path,
+        """
+        name: evol-none
+        sources:
+          - {path: SAMPLES/alpaca.json, format: alpaca}
+        llm: {model: teacher, max_retries: 1, concurrency: 4}
+        steps:
+          - evol-instruct: {rounds: 1, ops: deepening}
+        export: {target: [trl], lft_size: 5}
+        """,
+    )
+    run_dir = tmp_path / "run"
+    with FakeLLMServer(api_key=TEST_API_KEY, reply=judge_everything_equal) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
+        result = run(runner, recipe, run_dir)
+    assert result.exit_code == 0, result.stderr
+    expected = "01-evol-instruct: 0 of 32 evolutions survived (eliminated: no_information_gain 32)"
+    warned = [line for line in result.stderr.splitlines() if line.startswith(f"itkit: warning: {expected}")]
+    assert len(warned) == 1, result.stderr  # said once as it happened...
+    assert f"warning: {expected}" in "\n".join(result.stderr.splitlines()[-4:-2])  # ...and again under the table
+    summary = summary_of(run_dir)
+    assert any(w.startswith(expected) for w in summary["warnings"])
+    assert rows(run_dir)["01-evol-instruct"]["warnings"][0].startswith("0 of 32 evolutions survived")
+    assert rows(run_dir)["01-evol-instruct"]["headline"]["survived"] == 0
+    # a re-run that reuses the output says it again
+    with FakeLLMServer(api_key=TEST_API_KEY, reply=judge_everything_equal) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        again = run(runner, recipe, run_dir)
+    assert again.exit_code == 0 and f"itkit: warning: {expected}" in again.stderr

@@ -243,6 +243,21 @@ def test_dry_run_renders_prompts_and_estimates_cost_without_sending(runner, tmp_
     assert "--- request 1 of 50 (teacher) ---" in text  # 10 generation prompts + 20 x (classify + instances)
     assert "add more, different ones" in text and "Is it classification?" in text and "Example 1" in text
     assert "estimated cost" in text and "dry run: nothing was sent" in text
+    # the requests broken down by stage, adding up to the total
+    assert "requests to send: 50 (instructions 10, classification 20, instances 20)" in text
+    assert "without an API key" not in result.stderr  # a key and a base URL were given
+
+
+def test_dry_run_without_a_key_against_openai_warns_that_the_run_would_fail(runner, tmp_path, seeds_file):
+    out = tmp_path / "never.jsonl"
+    result = invoke(runner, "self-instruct", seeds_file, "-o", out, "--num", "5", "--dry-run", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("itkit: warning: dry run without an API key: the real run against https://api.openai.com/v1 would fail") == 1
+    assert "OPENAI_API_KEY" in result.stderr
+    assert "requests to send: " in result.stdout and not out.exists()
+    # with a local server's base URL no key is needed: no warning
+    local = invoke(runner, "self-instruct", seeds_file, "-o", out, "--num", "5", "--dry-run", "--quiet", "--base-url", "http://127.0.0.1:9/v1")
+    assert local.exit_code == 0 and "warning" not in local.stderr
 
 
 def test_limit_caps_the_generation_prompts(runner, tmp_path, fake_llm, seeds_file):

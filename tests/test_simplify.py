@@ -102,9 +102,9 @@ def test_every_input_format_keeps_its_format_and_changes_only_the_final_response
     rewritten = list(after)
     assert after.format.name == before.format.name
     assert len(rewritten) == len(originals)
-    assert [r.id for r in rewritten if not r.metadata.get(META_ID_GENERATED)] == [
-        r.id for r in originals if not r.metadata.get(META_ID_GENERATED)
-    ]
+    # every id kept, including those made up from the source's name and row
+    assert [r.id for r in rewritten] == [r.id for r in originals]
+    assert not any(r.metadata.get(META_ID_GENERATED) for r in rewritten)
     asked = 0
     for old, new in zip(originals, rewritten):
         assert new.system == old.system and new.input == old.input
@@ -324,7 +324,7 @@ def test_records_without_a_response_pass_through_unchanged(runner, server, tmp_p
     result = run(runner, server, source, "-o", out)
     assert result.exit_code == 0
     written = [json.loads(line) for line in out.read_text().splitlines()]
-    assert written[0] == rows[0] and written[2] == rows[2]
+    assert written[0] == {"id": "in-0", **rows[0]} and written[2] == {"id": "in-2", **rows[2]}
     assert written[1]["messages"][1]["content"] == "A long"
     assert len(server.chat_requests()) == 1
     counts = json.loads(Path(f"{out}.summary.json").read_text())["counts"]

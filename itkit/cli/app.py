@@ -12,7 +12,8 @@ from typing import Callable, TypeVar
 import typer
 from rich.console import Console
 
-from itkit import __version__
+import itkit
+from itkit import notices
 from itkit.errors import EXIT_FATAL, ItkitError
 
 DEBUG_ENV = "ITKIT_DEBUG"
@@ -64,6 +65,7 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        notices.reset()  # each command says each warning once
         try:
             code = fn(*args, **kwargs)
         except _FRAMEWORK_EXCEPTIONS:
@@ -102,7 +104,7 @@ def _silence_stdout() -> None:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"itkit {__version__}")
+        typer.echo(f"itkit {itkit.__version__}")
         raise typer.Exit()
 
 

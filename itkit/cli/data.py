@@ -148,7 +148,8 @@ def stats(
     if old_model is not None:
         deprecated("--model", "--tokenizer-model")
         model = model or old_model
-    counter = counter_for(model, encoding)
+    # without --encoding/--model the token table may be estimated offline (with a warning)
+    counter = counter_for(model, encoding, required=bool(model or encoding))
     reader = RecordReader(src, from_.value, on_error=on_error.value)
     result = compute_stats(reader, counter, source=display_name(src), fmt=reader.format.name)
     result.rejected = reader.counts.rejected

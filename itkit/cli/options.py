@@ -111,7 +111,9 @@ def errors_path_for(output: str, errors: str | None) -> str:
     """Where rejected records go: --errors, or next to the output."""
     if errors:
         return errors
-    if output == "-":
+    from itkit.io.sinks import is_stream
+
+    if is_stream(output):  # stdout or a device such as /dev/null: nothing can go beside it
         return "itkit-errors.jsonl"
     return f"{output}.errors.jsonl"
 

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -17,10 +18,6 @@ from itkit.recipes.schema import load_recipe
 from itkit.recipes.steps import DRY_RUN_SAMPLES, STEPS
 from itkit.recipes.summary import STATUS_PLANNED, STATUS_RAN, RunSummary, StepRow
 from itkit.steps.spec import PANEL_CONTROL
-
-REASONS_SHOWN = 3
-"""Removal reasons named in a table cell (the rest are in run_summary.json)."""
-
 
 def _help() -> str:
     steps = "\n".join(f"  {name:<15}{step.description}" for name, step in STEPS.items())
@@ -100,6 +97,8 @@ def run_command(
         out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
     elif not quiet:
         err_console.print(_table(summary))
+        for warning in summary.warnings:  # said as they happened; again here, where the run is summed up
+            err_console.print(f"warning: {warning}", markup=False)
         where = summary.run_dir
         if summary.dry_run:
             err_console.print(f"dry run: nothing was sent and nothing written (a run would use {where})", markup=False)
@@ -135,15 +134,26 @@ def _print_plan(summary: RunSummary) -> None:
             out_console.print(line, markup=False, highlight=False)
 
 
-def _removed(row: StepRow) -> str:
-    removed = row.outcome.removed
-    if not removed:
-        return ""
-    total = sum(removed.values())
-    top = sorted(removed.items(), key=lambda kv: (-kv[1], kv[0]))
-    named = ", ".join(f"{k} {v}" for k, v in top[:REASONS_SHOWN])
-    more = ", ..." if len(top) > REASONS_SHOWN else ""
-    return f"{total} ({named}{more})"
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _details(row: StepRow) -> str:
+    """What the step did, in words that wrap: its headline figures, removals by reason, failures."""
+    o = row.outcome
+    parts = [", ".join(f"{label} {_n(n)}" for label, n in o.headline.items())] if o.headline else []
+    if o.removed:
+        top = sorted(o.removed.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(f"removed {_n(sum(o.removed.values()))}: " + ", ".join(f"{k} {_n(v)}" for k, v in top))
+    if o.passed_through:
+        parts.append(f"passed through {_n(o.passed_through)} (beyond the limit, unchanged)")
+    if o.failed:
+        parts.append(f"failed {_n(o.failed)}")
+    if o.rejected:
+        parts.append(f"rejected {_n(o.rejected)}")
+    if o.warnings:
+        parts.append("WARNING (below)")
+    return "; ".join(parts)
 
 
 def _out(row: StepRow) -> str:
@@ -151,73 +161,69 @@ def _out(row: StepRow) -> str:
     if o.records_out == 0:
         return "0 (none left)" if o.records_in else "0 (empty)"
     if o.records_out is not None:
-        return str(o.records_out)
+        return _n(o.records_out)
     if row.type == "export" and o.outputs:
-        return ", ".join(f"{k} {v}" for k, v in o.outputs.items())
+        return "\n".join(f"{k} {_n(v)}" for k, v in o.outputs.items())
     return "-"
 
 
 def _cost(value: float | None) -> str:
-    return "?" if value is None else f"${value:,.4f}"
+    return "cost n/a" if value is None else f"${value:,.4f}"
 
 
-def _llm_cells(row: StepRow) -> tuple[str, str, str]:
-    """requests, tokens and cost of a row: spent in this run, or estimated in a dry run ("" when none)."""
+def _llm_cell(row: StepRow) -> str:
+    """requests, tokens and cost of a row, one per line: spent in this run, or estimated in a dry run."""
     estimate = row.outcome.estimate if row.status == STATUS_PLANNED else None
     if estimate is not None:
-        cached = f" (+{estimate['cached']} cached)" if estimate.get("cached") else ""
+        cached = f"\n+{_n(estimate['cached'])} cached" if estimate.get("cached") else ""
         tokens = estimate["prompt_tokens"] + estimate["completion_tokens_estimated"]
-        return f"~{estimate['requests']}{cached}", f"~{tokens:,}", "~" + _cost(estimate.get("estimated_cost_usd"))
+        return f"~{_n(estimate['requests'])} req{cached}\n~{_n(tokens)} tok\n~{_cost(estimate.get('estimated_cost_usd'))}"
     if row.status == STATUS_RAN and row.outcome.engine:
         prompt, completion = row.tokens
-        requests = str(row.requests) + (f" (+{row.cache_hits} cached)" if row.cache_hits else "")
-        return requests, f"{prompt + completion:,}", _cost(row.cost) if row.requests else "$0"
-    return "", "", ""
+        cached = f"\n+{_n(row.cache_hits)} cached" if row.cache_hits else ""
+        return f"{_n(row.requests)} req{cached}\n{_n(prompt + completion)} tok\n{_cost(row.cost) if row.requests else '$0'}"
+    return ""
+
+
+def _step_cell(row: StepRow) -> str:
+    status = "" if row.status == STATUS_RAN else row.status
+    if row.forced:
+        status = f"{status} (--from-step)".strip()
+    return row.step + (f"\n{status}" if status else "")
 
 
 def _table(summary: RunSummary) -> Table:
+    """The run table, laid out for 80 columns: numbers never wrap or shorten; the details column wraps."""
     title = f"itkit run {summary.name}" + (" (dry run)" if summary.dry_run else "")
-    table = Table(title=Text(title))
     llm = any(STEPS[row.type].uses_llm for row in summary.rows if row.type in STEPS)
-    failures = any(row.outcome.failed or row.outcome.rejected for row in summary.rows)
-    passed = any(row.outcome.passed_through for row in summary.rows)
+    table = Table(
+        title=Text(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left",
+        leading=1 if llm else 0,  # LLM rows take three lines: keep the steps apart
+    )
     table.add_column("step", no_wrap=True)
-    table.add_column("status", no_wrap=True)
     table.add_column("in", justify="right", no_wrap=True)
-    table.add_column("out", justify="right")
-    table.add_column("removed")
-    if passed:
-        table.add_column("passed\nthrough", justify="right", no_wrap=True)  # beyond a step's limit, unchanged
-    if failures:
-        table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("out", justify="right", no_wrap=True)
+    table.add_column("what it did", ratio=1, overflow="fold")
     if llm:
-        table.add_column("requests", justify="right")
-        table.add_column("tokens", justify="right", no_wrap=True)
-        table.add_column("cost", justify="right", no_wrap=True)
+        table.add_column("LLM", justify="right", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
     for row in summary.rows:
-        o = row.outcome
-        cells = [row.step, row.status + (" (--from-step)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
-        if passed:
-            cells.append(str(o.passed_through) if o.passed_through else "")
-        if failures:
-            cells.append(str(o.failed + o.rejected) if (o.failed or o.rejected) else "")
+        cells = [_step_cell(row), _n(row.outcome.records_in), _out(row), Text(_details(row))]
         if llm:
-            cells.extend(_llm_cells(row))
+            cells.append(_llm_cell(row))
         cells.append(f"{row.seconds:.1f} s" if row.status in (STATUS_RAN, STATUS_PLANNED) else "")
         table.add_row(*cells)
     totals = summary.totals()
-    total = ["total", "", "", "", ""] + ([""] if passed else [])
-    if failures:
-        total.append(str(totals["failed"]) if totals["failed"] else "")
+    total = ["total", "", "", f"failed {_n(totals['failed'])}" if totals["failed"] else ""]
     if llm:
         if summary.dry_run and "estimate" in totals:
             e = totals["estimate"]
             tokens = e["prompt_tokens"] + e["completion_tokens_estimated"]
-            total.extend([f"~{e['requests']}", f"~{tokens:,}", "~" + _cost(e["estimated_cost_usd"])])
+            total.append(f"~{_n(e['requests'])} req\n~{_n(tokens)} tok\n~{_cost(e['estimated_cost_usd'])}")
         else:
             tokens = totals["tokens"]["prompt"] + totals["tokens"]["completion"]
-            total.extend([str(totals["requests"]), f"{tokens:,}", _cost(totals["cost_usd"]) if totals["requests"] else "$0"])
+            cost = _cost(totals["cost_usd"]) if totals["requests"] else "$0"
+            total.append(f"{_n(totals['requests'])} req\n{_n(tokens)} tok\n{cost}")
     total.append(f"{totals['seconds']:.1f} s")
     table.add_row(*total, style="bold")
     return table

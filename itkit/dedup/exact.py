@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import xxhash
+from itkit.lazy import lazy_module
+
+xxhash = lazy_module("xxhash")
 
 from itkit.dedup.normalize import normalize_text
 

@@ -35,8 +35,10 @@ import functools
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import numpy as np
-import xxhash
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
+xxhash = lazy_module("xxhash")
 
 from itkit.dedup.normalize import normalize_text, segments
 
@@ -57,7 +59,7 @@ TOKEN_CACHE_LIMIT = 2_000_000
 """Distinct words whose hashes are cached; the cache is cleared when it grows past this."""
 
 _EMPTY_TEXT = "\x00itkit-empty-text\x00"
-_HIGH_HALF = np.uint64(32)  # shift that keeps the high 32 bits of a 64-bit product
+_HIGH_HALF = 32  # shift that keeps the high 32 bits of a 64-bit product
 
 
 @functools.lru_cache(maxsize=64)
@@ -233,7 +235,7 @@ class MinHasher:
             np.multiply(perm, shingles[start:stop], out=block)  # (num_perm, block), wraps mod 2**64
             offsets = (ends[first:last] - counts[first:last]) - start
             mins = np.minimum.reduceat(block, offsets, axis=1)
-            mins >>= _HIGH_HALF
+            mins >>= np.uint64(_HIGH_HALF)
             out[first:last] = mins.T
             first = last
         return out
@@ -311,7 +313,7 @@ class SignatureStore:
         return out
 
 
-_KEY_MIX = np.uint64(0x9E3779B97F4A7C15)
+_KEY_MIX = 0x9E3779B97F4A7C15
 
 
 def band_keys(signatures: np.ndarray | SignatureStore, bands: int, rows: int, seed: int = DEFAULT_SEED) -> np.ndarray:
@@ -330,7 +332,7 @@ def band_keys(signatures: np.ndarray | SignatureStore, bands: int, rows: int, se
         values *= mult
         part = values.sum(axis=2, dtype=np.uint64)
         part ^= part >> np.uint64(31)
-        part *= _KEY_MIX
+        part *= np.uint64(_KEY_MIX)
         part ^= part >> np.uint64(29)
         keys[start : start + len(block)] = part
         start += len(block)

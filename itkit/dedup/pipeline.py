@@ -30,7 +30,9 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.dedup.exact import ExactGroups
@@ -51,7 +53,7 @@ from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
 from itkit.errors import UsageError
 from itkit.formats import get_format
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, is_stream
 
 STAGES = ("exact", "near", "rouge")
 KEEP_CHOICES = ("first", "longest")
@@ -338,7 +340,7 @@ class _Spool:
 
 
 def _spool_dir(output: str) -> str | None:
-    if output == "-":
+    if is_stream(output):
         return None
     parent = os.path.dirname(os.path.abspath(output))
     return parent if os.path.isdir(parent) else None

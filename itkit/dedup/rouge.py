@@ -34,9 +34,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
-import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import Indel, LCSseq
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
+process = lazy_module("rapidfuzz.process")
+_distance = lazy_module("rapidfuzz.distance")
 
 DEFAULT_ROUGE_THRESHOLD = 0.7
 """Self-Instruct's threshold: a text is a near copy when its ROUGE-L F1 is *above* it."""
@@ -80,7 +82,7 @@ def rouge_l_f1(target: str, prediction: str) -> float:
     a, b = rouge_tokenize(target), rouge_tokenize(prediction)
     if not a or not b:
         return 0.0
-    return rouge_l_f1_from_lcs(LCSseq.similarity(a, b), len(a), len(b))
+    return rouge_l_f1_from_lcs(_distance.LCSseq.similarity(a, b), len(a), len(b))
 
 
 def f1_array(lcs: np.ndarray, len_target: int, len_predictions: np.ndarray) -> np.ndarray:
@@ -430,7 +432,7 @@ class RougeNoveltyFilter:
                 seq, seqs = TokenCodec.widen(seq), [TokenCodec.widen(s) for s in seqs]
             # 2*LCS/(a+b) (Indel's normalized similarity) >= threshold - margin: a superset of the pairs above it
             ratio = process.cdist(
-                [seq], seqs, scorer=Indel.normalized_similarity, score_cutoff=threshold - BOUND_MARGIN, dtype=np.float64
+                [seq], seqs, scorer=_distance.Indel.normalized_similarity, score_cutoff=threshold - BOUND_MARGIN, dtype=np.float64
             )[0]
             candidates_left = [(chosen[h], seqs[h]) for h in np.flatnonzero(ratio).tolist()]
         else:
@@ -444,7 +446,7 @@ class RougeNoveltyFilter:
             b = docs[pos].length
             if type(oseq) is not type(seq):  # the codec switched to int lists meanwhile
                 seq, oseq = TokenCodec.widen(seq), TokenCodec.widen(oseq)
-            lcs = LCSseq.similarity(seq, oseq, score_cutoff=min_lcs(a, b, threshold))
+            lcs = _distance.LCSseq.similarity(seq, oseq, score_cutoff=min_lcs(a, b, threshold))
             if not lcs:
                 continue
             f1 = rouge_l_f1_from_lcs(lcs, a, b)
@@ -466,7 +468,7 @@ class RougeNoveltyFilter:
             if self._codec.as_lists:
                 query = TokenCodec.widen(query)
                 seqs = [TokenCodec.widen(s) for s in seqs]
-            lcs = process.cdist([query], seqs, scorer=LCSseq.similarity, dtype=np.int32)[0]
+            lcs = process.cdist([query], seqs, scorer=_distance.LCSseq.similarity, dtype=np.int32)[0]
             scores = f1_array(lcs, doc.length, lens)
         order = np.lexsort((np.arange(n), -scores))
         is_novel = not bool(scores[order[0]] > self.threshold)

@@ -23,7 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 DIMENSIONS = 256
 FIT_SAMPLE = 20_000

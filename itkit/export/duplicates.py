@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Hashable, Sequence
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM, MinHasher, lsh_params, normalize_text, text_getter
 from itkit.dedup.exact import text_key

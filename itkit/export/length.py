@@ -106,11 +106,15 @@ class HFTokenCounter:
         return [len(ids) for ids in self._auto(texts, add_special_tokens=False)["input_ids"]]
 
 
-def make_counter(encoding: str | None = None, model: str | None = None, tokenizer: str | None = None) -> Counter:
+def make_counter(
+    encoding: str | None = None, model: str | None = None, tokenizer: str | None = None, *, required: bool = True
+) -> Counter:
     """The counter for ``--encoding`` / ``--tokenizer-model`` (tiktoken) or ``--tokenizer`` (Hugging Face).
 
     A tokenizer folder with a chat template (``tokenizer_config.json`` or
     ``chat_template.jinja``) gives exact counts of rendered records.
+    ``required=False`` (no token budget, no tokenizer chosen): offline without the tiktoken encoding,
+    warn once and estimate (see :func:`itkit.tokens.counter_for`).
     """
     if tokenizer:
         if encoding or model:
@@ -125,7 +129,7 @@ def make_counter(encoding: str | None = None, model: str | None = None, tokenize
         except TokenizerError as exc:
             raise TokenizerError(f"--tokenizer {tokenizer}: {exc}") from None
         return TemplateCounter(tokenizer, compiled, base.encode, base.count_many, base.raw_tokenizer)
-    return counter_for(model, encoding)
+    return counter_for(model, encoding, required=required)
 
 
 def message_token_counts(records: Sequence[Record], counter: Counter) -> list[list[int]]:

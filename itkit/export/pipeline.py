@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from itkit import __version__
+import itkit
 from itkit.dataset import AUTO, RecordReader, RejectLog
 from itkit.errors import InputError, Location, UsageError
 from itkit.export import responses
@@ -373,7 +373,7 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "itkit_version": __version__,
+            "itkit_version": itkit.__version__,
             "command": self.settings.command_line(),
             "invoked_as": self.settings.invoked_as,
             "out_dir": self.out_dir,
@@ -489,7 +489,10 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     targets = get_targets(list(settings.targets))
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
-    counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
+    # tokens are essential only for a length budget or a tokenizer the user chose; else the card's
+    # token table may be estimated offline
+    tokens_required = settings.max_tokens is not None or bool(settings.encoding or settings.model)
+    counter = make_counter(settings.encoding, settings.model, settings.tokenizer, required=tokens_required)
     result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name, exact_lengths=is_exact(counter))
 
     with StagedDir(out_dir, settings.overwrite) as staged:

@@ -21,6 +21,7 @@ from itkit.dataset import AUTO, OnError, RecordReader, RecordWriter, RejectLog
 from itkit.errors import ConversionError, Location, UsageError
 from itkit.filters.base import Rule
 from itkit.formats import Format
+from itkit.formats.base import META_ID_GENERATED
 from itkit.io.rows import display_name
 from itkit.io.sinks import RowWriter
 from itkit.records import Record
@@ -176,11 +177,15 @@ def _same_target(a: str, b: str) -> bool:
 
 
 def _source_row(fmt: Format, record: Record) -> dict:
-    """The record as a row of its source format (canonical JSON if that format cannot hold it)."""
+    """The record as a row of its source format, as read (canonical JSON if that format cannot hold it):
+    without the id itkit gave it, when it had none (the report names that id beside it)."""
     try:
-        return fmt.dump(record)
+        row = fmt.dump(record)
     except ConversionError:
         return record.model_dump(mode="json")
+    if record.metadata.get(META_ID_GENERATED):
+        row.pop("id", None)
+    return row
 
 
 def filter_file(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from itkit.errors import UsageError
 from itkit.filters.base import (
@@ -316,6 +316,23 @@ DEFAULT_BOILERPLATE: tuple[str, ...] = (
 )
 """Assistant boilerplate, matched ANYWHERE in a response."""
 
+_AN_AI = (
+    r"(?:a |an |the )?(?:(?!not\b|no\b|than\b|instead\b|unlike\b|but\b)[\w'-]+ ){0,4}?"
+    r"(?:ai|a\.i\.|artificial intelligence|(?:large )?language model|llm|chatbot|chat ?gpt|gpt-?\w*|ai assistant|robot|android)\b"
+)
+DEFAULT_ROLEPLAY_REQUESTS: tuple[str, ...] = (
+    rf"\bpretend(?:ing)? (?:to be|(?:that )?you(?: are|'re)) {_AN_AI}",
+    rf"\b(?:act|acting|behave|speak|respond|reply|answer|write|talk) (?:as|like) (?:if you (?:are|were) )?{_AN_AI}",
+    rf"\brole-?play(?:ing)? (?:as )?{_AN_AI}",
+    rf"\b(?:play|take on|assume|adopt) the (?:role|part|persona) of {_AN_AI}",
+    rf"\bimagine (?:that )?you(?: are|'re| were) {_AN_AI}",
+    rf"\byou(?: are|'re) now {_AN_AI}",
+    rf"\b(?:in|from) the (?:voice|perspective|point of view) of {_AN_AI}",
+    rf"\bas if you were {_AN_AI}",
+)
+"""A prompt that asks the model to play an AI ("Pretend to be an AI language model in the year 2100"):
+the boilerplate of its response is in character, not a leak, and is kept."""
+
 _CURLY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 _LEAD = " \t\r\n\"'`*_#>-"
 
@@ -344,6 +361,13 @@ class RefusalRule(Rule):
       personal opinions"). Mentioning a language model is not enough: "GPT-4
       is a large language model" is kept.
 
+    Like the placeholder rule, text the prompt itself asks for is kept:
+    boilerplate is not removed when a user turn before it asks the model to
+    play an AI (:data:`DEFAULT_ROLEPLAY_REQUESTS`: "Pretend to be an AI
+    language model in the year 2100", "Act as a chatbot...") or quotes the
+    very phrase ("Start your answer with 'As an AI language model'").
+    Refusal openings are removed whatever the prompt says.
+
     Every assistant turn of a conversation is checked.
     """
 
@@ -352,12 +376,33 @@ class RefusalRule(Rule):
 
     refusal_openings: tuple[str, ...] = DEFAULT_REFUSAL_OPENINGS
     boilerplate: tuple[str, ...] = DEFAULT_BOILERPLATE
+    roleplay_requests: ClassVar[tuple[str, ...]] = DEFAULT_ROLEPLAY_REQUESTS
 
     def __post_init__(self) -> None:
         self.refusal_openings = text_tuple(self.name, "refusal_openings", self.refusal_openings)
         self.boilerplate = text_tuple(self.name, "boilerplate", self.boilerplate)
         self._opening = compile_patterns(self.name, "refusal_openings", self.refusal_openings)
         self._boilerplate = compile_patterns(self.name, "boilerplate", self.boilerplate)
+        self._roleplay = compile_patterns(self.name, "roleplay_requests", self.roleplay_requests)
+
+    def _prompts_before(self, record: Record, index: int) -> str:
+        """Every user turn (and the input) before assistant turn ``index``, normalised and lower-cased."""
+        parts = [t.content for t in record.turns[:index] if t.role == "user" and t.content]
+        if record.input and record.last_user_index is not None and record.last_user_index < index:
+            parts.append(record.input)
+        return normalise_response("\n".join(parts)).lower()
+
+    def _boilerplate_found(self, record: Record, index: int, text: str) -> re.Match | None:
+        """The first boilerplate match in ``text`` that the prompt did not ask for."""
+        prompts: str | None = None
+        for m in self._boilerplate.finditer(text):  # type: ignore[union-attr]
+            if prompts is None:
+                prompts = self._prompts_before(record, index)
+                if self._roleplay is not None and self._roleplay.search(prompts):
+                    return None  # the user asked the model to play an AI: it speaks in character
+            if m.group(0).lower() not in prompts:
+                return m
+        return None
 
     def check(self, record: Record) -> str | None:
         for i, turn in enumerate(record.turns):
@@ -369,7 +414,7 @@ class RefusalRule(Rule):
                 if m:
                     return f"{turn_label(record, i)} is a refusal: {quote(m.group(0))}"
             if self._boilerplate is not None:
-                m = self._boilerplate.search(text)
+                m = self._boilerplate_found(record, i, text)
                 if m:
                     return f"{turn_label(record, i)} has assistant boilerplate: {quote(m.group(0))}"
         return None

@@ -191,9 +191,8 @@ def dropped_fields(record: Record, fmt: str) -> list[str]:
 
 
 def id_for_dump(record: Record) -> str | None:
-    """The id to write, or None when itkit made it up at load time."""
-    if record.metadata.get(META_ID_GENERATED):
-        return None
+    """The id to write: always, also one itkit made up at load time (``<first file name>-<row>``), so that
+    every later command and pipe keeps it and a record can be traced back to its source row."""
     return record.id
 
 

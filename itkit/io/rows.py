@@ -1,7 +1,8 @@
 """Reading raw rows (plain dicts) from files, stdin and the Hugging Face Hub.
 
 Containers: JSON array, JSONL, Parquet, CSV, gzip-compressed JSON/JSONL,
-stdin as ``-`` and ``hf://org/name[/config][:split]``. JSONL, Parquet and CSV
+stdin as ``-`` and ``hf://org/name[/config][:split]``. A UTF-8 byte-order mark at
+the start of a JSON, JSONL or CSV file is dropped. JSONL, Parquet and CSV
 stream; a JSON array is parsed whole (its errors carry line and column).
 
 Each row comes with its :class:`Location`. A JSONL line that is not valid JSON
@@ -13,10 +14,12 @@ a CSV header alone, a Parquet file without rows) is an empty dataset: no rows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,10 @@ EMPTY_MEANS_ABSENT_CSV_COLUMNS = (*NESTED_CSV_COLUMNS, "id", "is_classification"
 """CSV cannot tell an absent field from an empty one; in these columns an empty cell is an absent field."""
 HF_PREFIX = "hf://"
 BOM = b"\xef\xbb\xbf"
+HUB_ENDPOINT = "https://huggingface.co"
+"""The Hub, unless HF_ENDPOINT names another."""
+HUB_CONNECT_TIMEOUT = 3.0
+"""Seconds the reachability check of the Hub waits for a connection (instead of datasets' five retries)."""
 
 
 @dataclass
@@ -103,12 +110,9 @@ def iter_rows(source: str) -> Iterator[RawRow]:
 # ---------------------------------------------------------------- JSON / JSONL
 
 
-def _check_text_start(head: bytes, name: str) -> None:
-    if head.startswith(BOM):
-        raise ParseError(
-            "starts with a UTF-8 byte-order mark (BOM); save the file as UTF-8 without BOM",
-            Location(name, line=1, column=1),
-        )
+def _strip_bom(head: bytes) -> bytes:
+    """Drop a UTF-8 byte-order mark (Windows editors, Excel) from the first bytes of a text file."""
+    return head[len(BOM):] if head.startswith(BOM) else head
 
 
 def _utf8_error(data: bytes, name: str, line: int | None) -> ParseError | None:
@@ -142,8 +146,7 @@ def _json_error(exc: orjson.JSONDecodeError, data: bytes, name: str, line: int |
 
 def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) -> Iterator[RawRow]:
     """JSONL line by line, or a whole JSON array; sniffed when ``container`` is None."""
-    first = fh.readline()
-    _check_text_start(first, name)
+    first = _strip_bom(fh.readline())
     line_no = 1
     while first and not first.strip():
         first = fh.readline()
@@ -237,8 +240,7 @@ def _iter_json_document(data: bytes, name: str, start_line: int) -> Iterator[Raw
 
 
 def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
-    head = fh.read(3)
-    _check_text_start(head, name)
+    head = _strip_bom(fh.read(len(BOM)))
     text = io.TextIOWrapper(io.BufferedReader(_Prepend(head, fh)), encoding="utf-8", newline="")
     reader = csv.DictReader(text)
     try:
@@ -362,17 +364,65 @@ def parse_hub_uri(source: str) -> tuple[str, str | None, str]:
     return rest, config, split or "train"
 
 
+def hub_unreachable(endpoint: str | None = None, timeout: float = HUB_CONNECT_TIMEOUT) -> str | None:
+    """None when a connection to the Hub (or to the proxy that reaches it) opens within ``timeout``;
+    else why not, in a few words."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint or os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or host, via.port or 8080
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.timeout:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _is_local_folder(path: str) -> bool:
+    return os.path.isabs(path) or path.startswith(".") or os.path.isdir(path)
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """datasets and huggingface_hub in offline mode (the local cache only) for the block."""
+    import datasets.config
+    import huggingface_hub.constants as hub
+
+    saved = (datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
+
+
 def _iter_hub(source: str) -> Iterator[RawRow]:
     path, config, split = parse_hub_uri(source)
+    offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"))
+    # no network: fail (or use the local cache) at once, not after datasets' five retries (~20 s)
+    unreachable = None if offline or _is_local_folder(path) else hub_unreachable()
     try:
         import datasets
 
         datasets.logging.set_verbosity_error()
         datasets.disable_progress_bars()
-        ds = datasets.load_dataset(path, config, split=split)
+        with _hub_offline() if unreachable else contextlib.nullcontext():
+            ds = datasets.load_dataset(path, config, split=split)
     except Exception as exc:  # datasets raises many types: connection, not found, bad split
+        if unreachable:
+            raise SourceError(
+                f"{source}: the Hugging Face Hub is unreachable ({unreachable}) and the dataset is not in the "
+                "local cache; check your network (or HF_ENDPOINT, HTTPS_PROXY)"
+            ) from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
         hint = (
             "it is not in the local cache (offline mode is on)"
             if offline

@@ -2,7 +2,8 @@
 
 A file is written to a temporary sibling and renamed over the target only when
 the writer is closed without error, so a failed or interrupted run leaves no
-partial output. JSON is UTF-8 without escaping non-ASCII or "/". JSONL and JSON
+partial output. Stdout (``-``) and character devices (``/dev/null``) are
+written in place, as JSONL unless another container is asked for. JSON is UTF-8 without escaping non-ASCII or "/". JSONL and JSON
 arrays stream; Parquet and CSV collect their rows first (their schema or
 header must be known up front).
 """
@@ -13,6 +14,7 @@ import csv
 import gzip
 import io
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +26,21 @@ from itkit.errors import ConversionError, Location, OutputError, UsageError
 from itkit.io.rows import NESTED_CSV_COLUMNS, container_of, display_name, is_hub
 
 _DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def is_device(target: str) -> bool:
+    """Whether ``target`` names an existing character device (``/dev/null``, a terminal): written in place."""
+    if target == "-" or is_hub(target):
+        return False
+    try:
+        return stat.S_ISCHR(os.stat(target).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def is_stream(target: str) -> bool:
+    """Whether ``target`` is stdout or a character device: no sibling files can be put beside it."""
+    return target == "-" or is_device(target)
 
 
 def dumps_line(row: Any) -> bytes:
@@ -115,13 +132,21 @@ class RowWriter:
             raise UsageError(f"cannot write to the Hub ({target}); write a file, then upload it")
         self.target = target
         self.count = 0
-        if target == "-":
+        self._device: IO[bytes] | None = None
+        if target == "-" or is_device(target):
             self.container = container or "jsonl"
             if self.container in ("parquet",):
-                raise UsageError("cannot write Parquet to stdout; give an output file")
+                where = "stdout" if target == "-" else f"a device ({target})"
+                raise UsageError(f"cannot write Parquet to {where}; give an output file")
             self._file = None
-            self.fh: IO[bytes] = sys.stdout.buffer
-            gz = False
+            if target == "-":
+                self.fh: IO[bytes] = sys.stdout.buffer
+            else:  # a device cannot be written atomically: write it in place
+                try:
+                    self._device = open(target, "wb")
+                except OSError as exc:
+                    raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+                self.fh = self._device
         else:
             found, gz = container_of(target, container)
             if found is None:
@@ -163,12 +188,25 @@ class RowWriter:
             self._write_parquet()
         if self._file is not None:
             self._file.commit()
+        elif self._device is not None:
+            self._close_device()
         else:
             self.fh.flush()
 
     def abort(self) -> None:
         if self._file is not None:
             self._file.abort()
+        elif self._device is not None:
+            self._close_device()
+
+    def _close_device(self) -> None:
+        device, self._device = self._device, None
+        if device is None:
+            return
+        try:
+            device.close()
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write: {exc.strerror or exc}") from None
 
     def __enter__(self) -> "RowWriter":
         return self

@@ -28,6 +28,10 @@ class DryRunPlan:
     """Estimated: the caller's expectation, capped by max_tokens; else max_tokens; else the prompt's size."""
     completion_basis: set[str] = field(default_factory=set)
     samples: list[ChatRequest] = field(default_factory=list)
+    by_stage: dict[str, int] = field(default_factory=dict)
+    """Requests per stage, for methods with several (Self-Instruct: generate, is_classification, instances)."""
+    token_basis: str = "tiktoken"
+    """How prompt tokens were counted ("estimated" offline without the tiktoken encoding)."""
 
     def add(self, request: ChatRequest, prompt_tokens: int, expected_tokens: int | None = None) -> None:
         self.requests += 1
@@ -56,6 +60,7 @@ class DryRunPlan:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens_estimated": self.completion_tokens,
             "completion_estimate_basis": sorted(self.completion_basis),
+            **({"requests_by_stage": dict(self.by_stage)} if self.by_stage else {}),
             "estimated_cost_usd": self.cost(price),
             "price": None if price is None else {"input": price.input, "output": price.output, "source": price.source},
         }
@@ -74,9 +79,14 @@ class DryRunPlan:
             if params:
                 lines.append(f"[parameters] {params}")
         lines.append("--- estimate ---")
-        lines.append(f"requests to send: {self.requests}" + (f" ({self.cached} more already cached)" if self.cached else ""))
+        stages = ", ".join(f"{stage} {n:,}" for stage, n in self.by_stage.items())
+        lines.append(
+            f"requests to send: {self.requests:,}"
+            + (f" ({stages})" if stages else "")
+            + (f" ({self.cached} more already cached)" if self.cached else "")
+        )
         basis = ", ".join(sorted(self.completion_basis)) or "nothing to send"
-        lines.append(f"prompt tokens: {self.prompt_tokens:,} (tiktoken)")
+        lines.append(f"prompt tokens: {self.prompt_tokens:,} ({self.token_basis})")
         lines.append(f"completion tokens: ~{self.completion_tokens:,} (estimated from {basis})")
         cost = self.cost(price)
         if cost is None:

@@ -28,12 +28,11 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
+from itkit import notices
 from itkit.errors import UsageError
+from itkit.lazy import lazy_module
 from itkit.llm.base import (
     LLM,
     ChatRequest,
@@ -54,6 +53,13 @@ from itkit.llm.progress import RunProgress
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.tokens import TokenCounter, counter_for
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+    from tenacity import RetryCallState
+
+aiolimiter = lazy_module("aiolimiter")
+tenacity = lazy_module("tenacity")
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -149,7 +155,7 @@ class Engine:
         self.stats = EngineStats(price=price_for(settings.model, settings.price_in, settings.price_out))
         self.plan = DryRunPlan()
         self._user_sampling = settings.sampling()
-        self._retry_wait = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
+        self._retry_wait = tenacity.wait_random_exponential(multiplier=backoff_base, max=backoff_max)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._rpm: AsyncLimiter | None = None
@@ -163,9 +169,14 @@ class Engine:
     # ---- helpers ----------------------------------------------------------
     @property
     def counter(self) -> TokenCounter:
-        """tiktoken counter for the model (loaded on first use: only --tpm, dry runs and missing usage need it)."""
+        """tiktoken counter for the model (loaded on first use: only --tpm, dry runs and missing usage need it).
+
+        Only the --tpm budget needs exact counts; offline without the encoding, dry-run and usage
+        figures are estimated (with one warning)."""
         if self._counter is None:
-            self._counter = counter_for(self.settings.model)
+            self._counter = counter_for(self.settings.model, required=self.settings.tpm is not None)
+            if self._counter.estimated:
+                self.plan.token_basis = f"estimated: no tiktoken encoding {self._counter.encoding}"
         return self._counter
 
     def _bind(self) -> None:
@@ -175,8 +186,8 @@ class Engine:
             return
         self._loop = loop
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._rpm = AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
-        self._tpm = AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
+        self._rpm = aiolimiter.AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
+        self._tpm = aiolimiter.AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
         self._cooldown_until = 0.0
         self._fatal = None
 
@@ -250,10 +261,10 @@ class Engine:
             raise DryRunRequest("dry run: request recorded, not sent")
 
         tokens = self._tpm_reservation(request) if self._tpm is not None else 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.max_retries + 1),
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type((TransientLLMError, ResponseRejected)),
+            retry=tenacity.retry_if_exception_type((TransientLLMError, ResponseRejected)),
             before_sleep=self._count_retry,
             reraise=True,
         )
@@ -504,6 +515,11 @@ def open_engine(settings: LLMSettings, llm: LLM | None = None) -> Engine:
         from itkit.llm.openai_client import OpenAIChatLLM
 
         llm = OpenAIChatLLM(settings)
+    if settings.dry_run and settings.key_value() is None and settings.base_url is None:
+        notices.warn(
+            f"dry run without an API key: the real run against {settings.endpoint} would fail; "
+            "set OPENAI_API_KEY (or --api-key), or --base-url for a local server"
+        )
     cache = None if settings.no_cache else ResponseCache.open(settings.cache_dir)
     return Engine(llm, settings, cache)
 

@@ -34,7 +34,7 @@ class _StatsColumn(ProgressColumn):
         parts = [
             f"{rate:5.1f} req/s",
             f"{tokens:,} tok",
-            "$?" if cost is None else f"${cost:,.4f}",
+            "cost n/a" if cost is None else f"${cost:,.4f}",
             f"{s.error_count} err",
         ]
         if s.failures:

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
 
-from itkit import __version__
+import itkit
 from itkit.errors import Location
 from itkit.failures import failure_row
-from itkit.io.sinks import AtomicFile, RowWriter
+from itkit.io.sinks import AtomicFile, RowWriter, is_stream
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.records import Record
@@ -42,14 +42,14 @@ VERSIONED_PACKAGES = ("openai", "httpx2", "tiktoken", "pydantic", "typer", "rich
 
 
 def sidecar_path(output: str, suffix: str, command: str) -> str:
-    """``<output><suffix>``, or ``itkit-<command><suffix>`` when the output is stdout."""
-    if output == "-":
+    """``<output><suffix>``, or ``itkit-<command><suffix>`` when the output is stdout or a device."""
+    if is_stream(output):
         return f"itkit-{command}{suffix}"
     return f"{output}{suffix}"
 
 
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
-    versions = {"itkit": __version__, "python": platform.python_version()}
+    versions = {"itkit": itkit.__version__, "python": platform.python_version()}
     for name in names:
         try:
             versions[name] = metadata.version(name)

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from itkit import __version__
+import itkit
 from itkit.io.sinks import AtomicFile
 from itkit.templates import list_templates, template_path
 
@@ -79,7 +79,7 @@ def step_fingerprint(
     """The fingerprint and the parts it was computed from (kept in the fingerprint file for inspection)."""
     parts = {
         "format": FORMAT_VERSION,
-        "itkit": __version__,
+        "itkit": itkit.__version__,
         "type": step_type,
         "options": options,
         "llm": llm_identity(llm),

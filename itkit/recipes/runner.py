@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from itkit import notices
 from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
 from itkit.llm.settings import LLMSettings
@@ -401,6 +402,7 @@ class Runner:
             outcome.notes = list((recorded.get("result") or {}).get("notes") or [])
             status = STATUS_DONE if self.dry_run else STATUS_SKIPPED
             self.emit("skip", stage.label, "unchanged since the last run: output reused")
+            _warn(stage.label, outcome)  # still true of the output reused
             self._advance(cursor, stage, fingerprint, output, (recorded.get("output") or {}).get("sha256"), outcome)
             return StepRow(stage.label, stage.type, status, outcome, 0.0, stage.label, self.relative(output), forced)
 
@@ -431,6 +433,7 @@ class Runner:
             },
         )
         self.emit("done", stage.label, _done_message(outcome, seconds))
+        _warn(stage.label, outcome)
         self._advance(cursor, stage, fingerprint, output, state["sha256"], outcome)
         return StepRow(stage.label, stage.type, STATUS_RAN, outcome, seconds, stage.label, self.relative(output), forced)
 
@@ -493,9 +496,16 @@ class Runner:
             raise
         finally:
             self.summary.finished = time.time()
+            self.summary.warnings = notices.collected()
             if not self.dry_run:
                 write_json(self.run_dir / RUN_SUMMARY_FILE, self.summary.as_dict())
         return self.summary
+
+
+def _warn(label: str, outcome: StepOutcome) -> None:
+    """A step that produced nothing of what it exists for: say so on stderr and in the run summary."""
+    for warning in outcome.warnings:
+        notices.warn(f"{label}: {warning}")
 
 
 def _done_message(outcome: StepOutcome, seconds: float) -> str:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from itkit import __version__
+import itkit
 from itkit.recipes.steps import StepOutcome
 
 STATUS_RAN = "ran"
@@ -94,6 +94,10 @@ class StepRow:
             out["estimate"] = o.estimate
         if o.notes:
             out["notes"] = list(o.notes)
+        if o.headline:
+            out["headline"] = dict(o.headline)
+        if o.warnings:
+            out["warnings"] = list(o.warnings)
         return out
 
 
@@ -113,6 +117,8 @@ class RunSummary:
     """The HTML report written at the end (``report: true`` in the recipe)."""
     error: str | None = None
     """Why the run stopped, when a step failed (the steps before it are in ``rows``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Every warning of the run, as said on stderr (token figures estimated, a step that produced nothing)."""
 
     @property
     def partial(self) -> bool:
@@ -156,7 +162,7 @@ class RunSummary:
             "recipe_sha256": self.recipe_sha256,
             "name": self.name,
             "run_dir": self.run_dir,
-            "itkit_version": __version__,
+            "itkit_version": itkit.__version__,
             "dry_run": self.dry_run,
             "started": _iso(self.started),
             "finished": _iso(finished),
@@ -165,6 +171,7 @@ class RunSummary:
             "steps": [row.as_dict() for row in self.rows],
             "totals": self.totals(),
             "removed_stale_folders": list(self.removed_stale),
+            "warnings": list(self.warnings),
             "error": self.error,
         }
 

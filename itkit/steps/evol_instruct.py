@@ -8,6 +8,7 @@ from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
 from itkit.methods.evol_instruct.operations import OPERATION_GROUPS, OPERATION_NAMES, PROMPTS_METHOD
 from itkit.methods.evol_instruct.run import COMMAND
 from itkit.steps import llm
+from itkit.steps import headlines
 from itkit.steps.io import ELIMINATED_FILE, Files, StepIO, StepOutcome
 from itkit.steps.spec import COMMA, Context, Opt, Step
 
@@ -102,7 +103,7 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
             partial=result.partial,
             plan=None,
             passed_through=result.passed_through,
-        )
+        ).headed(headlines.evol_headline(result.evolution.counts()))
 
 
 STEP = Step(

@@ -8,6 +8,7 @@ from itkit.export.pipeline import DEFAULT_LFT_SIZE, DEFAULT_SEED
 from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
 from itkit.export.subset import DIVERSITY_MODES
 from itkit.export.targets import MODES, TARGET_NAMES, TRL_FORMATS
+from itkit.steps import headlines
 from itkit.steps.io import EXPORT_FOLDER, INTERMEDIATE_FORMAT, SUMMARY_FILE, StepIO, StepOutcome, write_json
 from itkit.steps.spec import COMMA, Context, Opt, Step
 
@@ -107,7 +108,7 @@ def run(o: Any, io: StepIO, ctx: Context) -> StepOutcome:
         rejected=result.rejected,
         partial=bool(result.rejected),
         outputs={mode: m.records for mode, m in result.modes.items()},
-    )
+    ).headed(headlines.export_headline({mode: m.records for mode, m in result.modes.items()}))
 
 
 STEP = Step(

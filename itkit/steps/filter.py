@@ -8,6 +8,7 @@ from typing import Any
 from itkit.errors import UsageError
 from itkit.filters.language import LanguageRule
 from itkit.filters.registry import PARAM_OWNERS
+from itkit.steps import headlines
 from itkit.steps.io import REMOVED_FILE, SUMMARY_FILE, Files, StepIO, StepOutcome, nonzero, write_json
 from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
 
@@ -111,7 +112,7 @@ def run(rules: list, o: Any, io: StepIO) -> StepOutcome:
         removed=nonzero(dict(result.counts.removed)),
         rejected=result.rejected,
         partial=bool(result.rejected),
-    )
+    ).headed(headlines.filter_headline(result.rows, result.written))
 
 
 STEP = Step(

@@ -90,6 +90,14 @@ class StepOutcome:
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     """Files in the step's folder besides its output and fingerprint (filled in by the runner)."""
+    headline: dict[str, int] = field(default_factory=dict)
+    """The step's own figures, in order (evol-instruct: evolutions tried, survived...): see recipes.headlines."""
+    warnings: list[str] = field(default_factory=list)
+    """The step produced nothing of what it exists for ("0 of 54 evolutions survived")."""
+
+    def headed(self, figures: tuple[dict[str, int], list[str]]) -> "StepOutcome":
+        self.headline, self.warnings = dict(figures[0]), list(figures[1])
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +111,8 @@ class StepOutcome:
             "outputs": dict(self.outputs),
             "engine": self.engine,
             "files": list(self.files),
+            "headline": dict(self.headline),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -118,6 +128,8 @@ class StepOutcome:
             outputs=dict(data.get("outputs") or {}),
             engine=data.get("engine"),
             files=list(data.get("files") or []),
+            headline=dict(data.get("headline") or {}),
+            warnings=list(data.get("warnings") or []),
         )
 
 

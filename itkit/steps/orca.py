@@ -8,6 +8,7 @@ from itkit.methods.orca.assign import BY_TYPE, UNIFORM
 from itkit.methods.orca.rewrite import METHOD
 from itkit.methods.orca.run import COMMAND
 from itkit.steps import llm
+from itkit.steps import headlines
 from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import Context, Opt, Step
 
@@ -69,7 +70,7 @@ def run(rewriter: Any, o: Any, io: StepIO) -> StepOutcome:
         )
     if result.dry_run and result.empty_prompts:
         outcome.notes.append(f"records with an empty prompt (not sent): {result.empty_prompts}")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.orca_headline(result))
 
 
 STEP = Step(

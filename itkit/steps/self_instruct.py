@@ -13,6 +13,7 @@ from itkit.methods.self_instruct.instances import MAX_INSTANCES
 from itkit.methods.self_instruct.prompts import METHOD
 from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET
 from itkit.steps import llm
+from itkit.steps import headlines
 from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
 
@@ -95,7 +96,7 @@ def run(config: Any, o: Any, io: StepIO) -> StepOutcome:
         outcome.notes.append(f"the {result.seeds} input records are the seed tasks; {o.num} new instructions wanted")
     elif result.kept < result.requested:
         outcome.notes.append(f"kept {result.kept} of the {result.requested} instructions wanted")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.self_instruct_headline(result))
 
 
 STEP = Step(

@@ -6,6 +6,7 @@ from typing import Any
 
 from itkit.simplify import COMMAND, KEEP_ORIGINAL, METHOD, ON_VIOLATION, RETRY_TEMPLATE_NAME, TEMPLATE_NAME
 from itkit.steps import llm
+from itkit.steps import headlines
 from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import Context, Opt, Step
 
@@ -61,7 +62,7 @@ def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
         )
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")
-    return outcome
+    return outcome if result.dry_run else outcome.headed(headlines.simplify_headline(result))
 
 
 STEP = Step(

@@ -51,7 +51,7 @@ from itkit.methods.evol_instruct.evolve import (
     skip_reason,
 )
 from itkit.methods.evol_instruct.operations import OPERATION_NAMES, EvolPrompts
-from itkit.records import Record
+from itkit.records import META_PROVENANCE, Record
 
 COMMAND = "evol-instruct"
 PROBE_TEXT = "probe"
@@ -118,6 +118,14 @@ def check_writable(records: list[Record], evolver: Evolver, target: str, write_s
         for probe in probes:
             with fails_before_sending(f"record '{record.id}'"):
                 fmt.dump(probe)
+
+
+def with_provenance(record: Record) -> Record:
+    """One schema per output file: with ``keep="all"`` a source record (round 0) gets ``metadata.provenance``
+    too, empty, like its evolved records beside it (and every record has its id)."""
+    if META_PROVENANCE in record.metadata:
+        return record
+    return record.model_copy(update={"metadata": {**record.metadata, META_PROVENANCE: []}})
 
 
 def run_evol_instruct(
@@ -187,7 +195,7 @@ def run_evol_instruct(
 
     with RecordWriter(output, target) as writer:
         for record in evolution.records(keep, only_evolved):
-            writer.write(record)
+            writer.write(with_provenance(record) if keep == "all" else record)
         for record in read.rest:  # after a recipe's limit: unchanged
             writer.write(record)
     result.written = writer.count

@@ -89,6 +89,8 @@ EXPECTED_COMPLETION_TOKENS = {"instructions": 160, "alpaca": 2000, "is_classific
 """Completion lengths assumed by the dry-run estimate."""
 DRY_RUN_RENDERED = 200
 """A dry run renders and counts at most this many prompts of each kind, then extrapolates."""
+DRY_RUN_STAGE_LABELS = {"generate": "instructions", "is_classification": "classification", "instances": "instances"}
+"""How the dry run names each stage's requests ("requests to send: 125 (instructions 25, ...)")."""
 
 # why generation stopped
 STOP_REACHED = "reached --num"
@@ -526,6 +528,7 @@ class SelfInstructGenerator:
                 plan.requests += missing
                 plan.prompt_tokens += round(prompt_tokens / n * missing)
                 plan.completion_tokens += round(completion_tokens / n * missing)
+            plan.by_stage[DRY_RUN_STAGE_LABELS[kind]] = n + max(missing, 0) if n else 0
         self.counts.prompts = 0  # the dry run sent nothing
 
     # ---- records ----------------------------------------------------------------
