@@ -37,11 +37,14 @@ HELP = f"""Remove duplicate records; write the rest in input order.
 Stages, in this order, each on the records the previous one kept:
   exact  on by default (--no-exact): texts equal after NFKC, case folding
          and whitespace collapsing
-  near   --near: MinHash LSH on word n-grams (--ngram {DEFAULT_NGRAM}), estimated
-         Jaccard >= {DEFAULT_JACCARD} (--near-threshold); short texts are one shingle
+  near   --near: MinHash LSH on word n-grams (--ngram {DEFAULT_NGRAM}) finds candidates;
+         true Jaccard >= {DEFAULT_JACCARD} (--near-threshold) removes; short texts are
+         one shingle
   rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a
          kept record (--rouge-threshold); exactly rouge_score's decisions
 Giving --near-threshold or --rouge-threshold turns its stage on.
+--numbers significant (default): near and rouge only compare texts with
+the same numbers (math problems with other numbers are other problems).
 
 \b
 --on: the compared text. instruction = instruction + input; prompt = every
@@ -53,8 +56,8 @@ longest = longest response (ties: earliest).
 \b
 The summary counts every record (kept, removed per stage, rejected).
 --report writes one JSON line per removed record: stage, index (0-based
-input row), id, kept_index, kept_id, score (exact 1.0, near estimated
-Jaccard, rouge ROUGE-L F1). Exit 0 (3 when --on-error skip rejected some).
+input row), id, kept_index, kept_id, score (exact 1.0, near true
+Jaccard with its MinHash estimate, rouge ROUGE-L F1). Exit 0 (3 when --on-error skip rejected some).
 
 \b
 Examples:

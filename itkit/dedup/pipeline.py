@@ -8,7 +8,8 @@ as they arrive) and, for the ROUGE-L stage only, the texts themselves. :meth:`De
 applies the stages in order, each to the survivors of the previous one:
 
 - ``exact``: texts equal after normalisation form a group; one survives;
-- ``near``: MinHash LSH over word n-grams, estimated Jaccard >= threshold;
+- ``near``: MinHash LSH over word n-grams; a candidate goes when the true Jaccard
+  of the shingle sets is >= threshold (:mod:`itkit.dedup.verify`);
 - ``rouge``: Self-Instruct's filter, ROUGE-L F1 > threshold against a kept text.
 
 The keep policy decides which member survives and the visiting order of the
@@ -23,6 +24,7 @@ in input order at the end (atomically, like every itkit output).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tempfile
@@ -45,16 +47,20 @@ from itkit.dedup.minhash import (
     find_near_duplicates,
     lsh_params,
 )
-from itkit.dedup.normalize import normalize_text
+from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
+from itkit.dedup.verify import ShingleSets
 from itkit.errors import UsageError
 from itkit.formats import get_format
 from itkit.io.sinks import RowWriter
 
 STAGES = ("exact", "near", "rouge")
 KEEP_CHOICES = ("first", "longest")
+NUMBERS_CHOICES = ("significant", "ignore")
+"""``significant``: the near and ROUGE-L stages only compare texts with the same numbers
+(:func:`~itkit.dedup.normalize.number_key`); ``ignore``: numbers are words like any other."""
 SIGNATURE_CHUNK = 8192
 """Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
 PROGRESS_EVERY = 10_000
@@ -71,6 +77,7 @@ class DedupOptions:
     rouge: float | None = None
     keep: str = "first"
     seed: int = DEFAULT_SEED
+    numbers: str = "significant"
 
     @property
     def stages(self) -> list[str]:
@@ -80,6 +87,8 @@ class DedupOptions:
     def validate(self) -> None:
         if self.keep not in KEEP_CHOICES:
             raise UsageError(f"--keep must be first or longest, not '{self.keep}'")
+        if self.numbers not in NUMBERS_CHOICES:
+            raise UsageError(f"--numbers must be significant or ignore, not '{self.numbers}'")
         if not self.stages:
             raise UsageError("no stage to run: keep --exact on, or add --near or --rouge")
         if self.near is not None:
@@ -95,12 +104,16 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class Removal:
-    """Record ``index`` was removed by ``stage`` as a duplicate of ``kept_index`` (similarity ``score``)."""
+    """Record ``index`` was removed by ``stage`` as a duplicate of ``kept_index`` (similarity ``score``).
+
+    ``estimate``: the MinHash estimate of a ``near`` removal (``score`` is the true Jaccard).
+    """
 
     stage: str
     index: int
     kept_index: int
     score: float
+    estimate: float | None = None
 
 
 @dataclass
@@ -131,11 +144,15 @@ class Deduplicator:
         self._group_of = array("q")
         self._lengths = array("q") if options.keep == "longest" else None
         self._texts: list[str] | None = [] if options.rouge is not None else None
+        fuzzy = options.near is not None or options.rouge is not None
+        self._number_keys = array("Q") if fuzzy and options.numbers == "significant" else None
         self._hasher: MinHasher | None = None
         self._store: SignatureStore | None = None
+        self._sets: ShingleSets | None = None
         if options.near is not None:
             self._hasher = MinHasher(options.num_perm, options.ngram, options.seed)
             self._store = SignatureStore(options.num_perm)
+            self._sets = ShingleSets()
             lsh_params(options.near, options.num_perm)  # fail early on impossible settings
         self._pending = WordBatch()
         self._finished = False
@@ -148,6 +165,8 @@ class Deduplicator:
         normalized = normalize_text(text)
         group, new = self._groups.add_normalized(normalized)
         self._group_of.append(group)
+        if new and self._number_keys is not None:
+            self._number_keys.append(number_key(normalized))
         if self._lengths is not None:
             self._lengths.append(response_length)
         if self._texts is not None:
@@ -171,7 +190,7 @@ class Deduplicator:
         assert self._hasher is not None and self._store is not None
         if len(self._pending):
             batch, self._pending = self._pending, WordBatch()
-            self._store.append(self._hasher.signatures(batch))
+            self._store.append(self._hasher.signatures(batch, self._sets))
             self._hasher.trim_cache()
 
     def _signatures(self) -> SignatureStore:
@@ -198,21 +217,27 @@ class Deduplicator:
             visit = index
         rank = np.empty(n, dtype=np.int64)
         rank[visit] = index
+        keys = self._number_keys
+        labels = np.frombuffer(keys, dtype=np.uint64) if keys is not None and len(keys) else None
 
         alive = np.ones(n, dtype=bool)
         stage_of: list[np.ndarray] = []
         removed_of: list[np.ndarray] = []
         kept_of: list[np.ndarray] = []
         score_of: list[np.ndarray] = []
+        estimate_of: list[np.ndarray] = []
         removed: dict[str, int] = {}
 
-        def record(stage: str, gone: np.ndarray, matched: np.ndarray, scores: np.ndarray) -> None:
+        def record(
+            stage: str, gone: np.ndarray, matched: np.ndarray, scores: np.ndarray, estimates: np.ndarray | None = None
+        ) -> None:
             alive[gone] = False
             removed[stage] = len(gone)
             stage_of.append(np.full(len(gone), STAGES.index(stage), dtype=np.int8))
             removed_of.append(gone)
             kept_of.append(matched)
             score_of.append(np.asarray(scores, dtype=np.float64))
+            estimate_of.append(np.full(len(gone), np.nan) if estimates is None else np.asarray(estimates, dtype=np.float64))
 
         if opts.exact:
             best_rank = np.full(len(self._groups), n, dtype=np.int64)
@@ -226,18 +251,18 @@ class Deduplicator:
             self._store = None
             items = np.flatnonzero(alive)
             priority = np.argsort(rank[items], kind="stable")
-            result = find_near_duplicates(signatures, opts.near, priority=priority, items=group_of[items])
-            del signatures
-            record("near", items[result.removed], items[result.matched], result.score)
+            sets, self._sets = self._sets, None
+            result = find_near_duplicates(signatures, opts.near, priority=priority, items=group_of[items], sets=sets, labels=labels)
+            del signatures, sets
+            record("near", items[result.removed], items[result.matched], result.score, result.estimate)
 
         if opts.rouge is not None:
             assert self._texts is not None
             items = np.flatnonzero(alive)
             texts = [self._texts[i] for i in items.tolist()]
             self._texts = None
-            priority = np.argsort(rank[items], kind="stable").tolist()
-            outcome = RougeNoveltyFilter(opts.rouge).filter(texts, order=priority)
-            dropped = sorted(outcome.dropped.items())
+            priority = np.argsort(rank[items], kind="stable")
+            dropped = sorted(_rouge_dropped(texts, priority, opts.rouge, None if labels is None else labels[group_of[items]]))
             record(
                 "rouge",
                 items[np.asarray([i for i, _ in dropped], dtype=np.int64)],
@@ -252,14 +277,17 @@ class Deduplicator:
             stages = np.concatenate(stage_of)[order].tolist()
             matched = np.concatenate(kept_of)[order].tolist()
             scores = np.concatenate(score_of)[order].tolist()
+            estimates = [None if e != e else e for e in np.concatenate(estimate_of)[order].tolist()]  # NaN: none
             removals = [
-                Removal(STAGES[s], i, k, sc) for s, i, k, sc in zip(stages, gone[order].tolist(), matched, scores)
+                Removal(STAGES[s], i, k, sc, e)
+                for s, i, k, sc, e in zip(stages, gone[order].tolist(), matched, scores, estimates)
             ]
         return Decisions(alive, removals, removed)
 
     def close(self) -> None:
         """Free the signatures and texts (the decisions stay valid)."""
         self._store = None
+        self._sets = None
         self._texts = None
         self._pending = WordBatch()
 
@@ -268,6 +296,22 @@ class Deduplicator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rouge_dropped(texts: list[str], priority: np.ndarray, threshold: float, labels: np.ndarray | None):
+    """(index, Match) of the texts the ROUGE-L filter drops; with ``labels`` only texts of equal labels meet."""
+    if labels is None:
+        return RougeNoveltyFilter(threshold).filter(texts, order=priority.tolist()).dropped.items()
+    dropped = []
+    order = priority[np.argsort(labels[priority], kind="stable")]  # by label, priority order within
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for part in np.split(order, bounds):
+        if len(part) < 2:
+            continue
+        members = part.tolist()
+        outcome = RougeNoveltyFilter(threshold).filter([texts[i] for i in members])
+        dropped += [(members[i], dataclasses.replace(m, index=members[m.index])) for i, m in outcome.dropped.items()]
+    return dropped
 
 
 def dedup_texts(
@@ -358,7 +402,8 @@ def dedup_file(
     """Deduplicate the records of ``source`` into ``output``; see the module docstring.
 
     ``report``: a JSONL file with one line per removed record (stage, index, id,
-    kept_index, kept_id, score). ``on_error="skip"`` sends bad records to
+    kept_index, kept_id, score; for ``near`` the score is the true Jaccard and
+    ``estimate`` the MinHash estimate). ``on_error="skip"`` sends bad records to
     ``errors`` instead of failing; they count as rejected. Nothing is written
     when an error stops the run.
     """
@@ -417,6 +462,7 @@ def dedup_file(
                         "kept_index": rows_of[r.kept_index],
                         "kept_id": ids[r.kept_index],
                         "score": r.score,  # unrounded: a ROUGE-L F1 of 0.7000000000000001 is above 0.7
+                        **({"estimate": r.estimate} if r.estimate is not None else {}),
                     }
                 )
         # commit the output, then the report and the errors file (each atomically)

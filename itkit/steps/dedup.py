@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from itkit.dedup.minhash import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM
-from itkit.dedup.pipeline import KEEP_CHOICES, DedupOptions
+from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
 from itkit.dedup.texts import ON_CHOICES
 from itkit.errors import UsageError
@@ -26,6 +26,8 @@ OPTS = (
     Opt("ngram", int, DEFAULT_NGRAM, "Words per shingle for --near."),
     Opt("rouge_threshold", float, default_text=str(DEFAULT_ROUGE_THRESHOLD),
         help="ROUGE-L F1 above which a record is a near copy; implies --rouge."),
+    Opt("numbers", str, "significant", "significant: texts with different numbers are never near or ROUGE "
+        "duplicates; ignore: numbers are words.", choices=NUMBERS_CHOICES),
 )
 
 
@@ -41,6 +43,7 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         ngram=o.ngram,
         rouge=(DEFAULT_ROUGE_THRESHOLD if o.rouge_threshold is None else o.rouge_threshold) if rouge_on else None,
         keep=o.keep,
+        numbers=o.numbers,
     )
     options.validate()
     return options
