@@ -258,6 +258,7 @@ class SimplifyResult(JobResult):
             "no_response_passed_through": self.no_response,
             "failed": self.failed,
             "written": self.written,
+            **self.limit_counts(),
         }
 
     def add(self, done: Simplified) -> None:
@@ -307,10 +308,12 @@ def simplify_file(
     prompts_dir: str | None = None,
     on_error: str = "fail",
     errors_path: str | None = None,
+    pass_rest: bool = False,
 ) -> SimplifyResult:
     """Simplify every record of ``source`` into ``output`` (nothing is written in a dry run).
 
-    Reads the records (``engine.settings.limit`` first ones), loads the
+    Reads the records (``engine.settings.limit`` first ones; with
+    ``pass_rest`` the others are written unchanged after them), loads the
     templates and checks the output format can hold every record before any
     request, runs the rewrites concurrently, writes the results in input order,
     then the failures file and the run summary (``report``) with its
@@ -319,12 +322,15 @@ def simplify_file(
     settings = engine.settings
     template = load_template(METHOD, TEMPLATE_NAME, prompts_dir)
     retry_template = load_template(METHOD, RETRY_TEMPLATE_NAME, prompts_dir)
-    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    read = read_input(
+        source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path, pass_rest=pass_rest
+    )
     records = read.records
     target = to_format or read.format
     result = SimplifyResult(read.format, target, read=len(records), rejected_input=read.rejected)
     result.errors_path = read.errors_path
-    check_writable(records, target)
+    result.take_limit(read)
+    check_writable(records + read.rest, target)
 
     simplifier = Simplifier(
         engine,
@@ -350,10 +356,11 @@ def simplify_file(
         return result
 
     report = report or RunReport(COMMAND, output, settings)
+    report.inputs = read
     with RecordWriter(output, target) as writer:
         for outcome in outcomes:
             if outcome.failure is not None:
-                report.fail(outcome.item.id, outcome.failure.reason, outcome.failure.raw)
+                report.fail_record(outcome.item, outcome.failure.reason, outcome.failure.raw)
                 result.failed += 1
                 if outcome.failure.reason.startswith(VIOLATION_REASON):
                     result.stats.outcomes["failed_checks"] += 1
@@ -362,6 +369,10 @@ def simplify_file(
             result.add(done)
             writer.write(done.record)
             result.written += 1
+        for record in read.rest:  # after a recipe's limit: unchanged
+            writer.write(record)
+            result.written += 1
+    result.dropped = dict(writer.dropped)
     file_report(
         result,
         report,

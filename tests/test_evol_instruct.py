@@ -228,7 +228,7 @@ def test_every_operation_template_declares_markers_and_headers():
     prompts = EvolPrompts.load()
     for op in OPERATION_NAMES:
         assert prompts.markers(op) and prompts.answer_headers(op)
-    assert prompts.equality.sampling == {"temperature": 0}
+    assert prompts.equality.sampling.given() == {"temperature": 0}
 
 
 def override(tmp_path: Path, name: str, text: str) -> Path:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, fake_llm  # noqa: F401  (fixture)
 
 from itkit.methods.evol_instruct.elimination import RULES
@@ -204,10 +204,10 @@ def test_garbage_server_finishes_with_exit_3_and_records_raw_responses(runner, t
     result = run(runner, fake_llm, src, str(out))
     assert result.exit_code == 3
     assert json.loads(out.read_text()) == ALPACA  # a failed request keeps the parent, and --keep final writes it
-    failures = read_jsonl(f"{out}.failures.jsonl")
+    failures = read_failures(f"{out}.failures.jsonl")
     assert [f["id"] for f in failures] == ["a", "b", "c", "d"]
     for f in failures:
-        assert f["raw"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum" and f["parent_kept"] is True
+        assert f["response"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum" and f["parent_kept"] is True
         assert f["stage"] == "equality" and f["round"] == 1 and f["parent_id"] == f["id"]
         assert "neither 'Equal' nor 'Not Equal'" in f["reason"] and f["operation"] in OPERATION_NAMES
         assert f["instruction"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum"  # the rewrite that was being checked
@@ -253,7 +253,7 @@ def test_empty_and_cut_off_replies_become_failures_with_keep_all_survivors(runne
     final = tmp_path / "final.jsonl"
     assert run(runner, fake_llm, src, str(final), "--rounds", "2").exit_code == 3
     assert [r["id"] for r in read_jsonl(final)] == ["a-evol-r2", "b-evol-r1"]  # b's parent stayed in the pool
-    (failure,) = read_jsonl(f"{out}.failures.jsonl")
+    (failure,) = read_failures(f"{out}.failures.jsonl")
     assert failure["id"] == "b" and failure["stage"] == "response" and failure["round"] == 2
     assert failure["parent_id"] == "b-evol-r1" and "length limit" in failure["reason"]
 
@@ -312,7 +312,7 @@ def test_multi_turn_records_are_skipped_to_the_failures_file(runner, tmp_path, f
     assert result.exit_code == 3
     written = json.loads(out.read_text())
     assert [r["id"] for r in written] == ["one-evol-r1"] and written[0]["conversations"][0]["from"] == "human"
-    (failure,) = read_jsonl(f"{out}.failures.jsonl")
+    (failure,) = read_failures(f"{out}.failures.jsonl")
     assert failure["id"] == "chat" and failure["stage"] == "input" and "multi-turn" in failure["reason"]
     assert all("Tell me a joke" not in json.dumps(r.body) for r in fake_llm.chat_requests())
 

@@ -125,7 +125,7 @@ def test_builtin_system_messages_load_and_validate():
             "name: x\nversion: 1\nmessages:\n  - {number: 1, intent: a, text: ''}\n  - {number: 3, intent: b, text: b}\n",
             "numbered 1..2 without gaps (found 1, 3)",
         ),
-        ("name: x\nversion: 1\nmessages: [\n", "not valid UTF-8 YAML"),
+        ("name: x\nversion: 1\nmessages: [\n", "line 4: not valid YAML"),
     ],
 )
 def test_system_messages_file_errors_name_the_file_and_field(body, message):
@@ -478,7 +478,7 @@ def test_request_template_override_is_checked(tmp_path):
         "name: respond\nversion: 4\nvariables: [system_message, question]\nsampling: {warmth: 1}\nmessages:\n"
         "  - {role: system, content: '{{system_message}}'}\n  - {role: user, content: '{{question}}'}\n",
     )
-    with pytest.raises(UsageError, match="respond.yaml: sampling: unknown sampling parameter.s. warmth"):
+    with pytest.raises(PromptError, match="respond.yaml: field 'sampling': unknown sampling parameter.s. warmth"):
         OrcaRewriter.load(MODEL, prompts_dir=unknown_sampling)
     good = _respond_override(
         tmp_path / "d",
@@ -610,13 +610,17 @@ def test_run_writes_in_input_order_accounts_for_every_record_and_is_deterministi
         assert row["output"] == f"Explained: {row['instruction']}"
         assert row.get("system", "") in {messages.text(n) for n in messages.numbers}
     failures = [json.loads(line) for line in Path(f"{output}.failures.jsonl").read_text().splitlines()]
-    assert failures == [
+    assert failures == [  # the input row verbatim, with why and where it failed
         {
-            "id": "a5",
-            "reason": "empty response (gave up after 3 attempts)",
-            "raw": "",
-            "orca_system_message": failures[0]["orca_system_message"],
-            "task_type": "general",
+            **ROWS[5],
+            "_itkit_failure": {
+                "reason": "empty response (gave up after 3 attempts)",
+                "source": str(tmp_path / "in.jsonl"),
+                "line": 6,
+                "response": "",
+                "orca_system_message": failures[0]["_itkit_failure"]["orca_system_message"],
+                "task_type": "general",
+            },
         }
     ]
     summary = json.loads(Path(f"{output}.summary.json").read_text())
@@ -664,7 +668,7 @@ def test_empty_prompt_is_not_sent_and_is_recorded(tmp_path):
     assert (result.written, result.failed) == (1, 1)
     assert len(llm.requests) == 1
     [failure] = [json.loads(line) for line in Path(f"{output}.failures.jsonl").read_text().splitlines()]
-    assert failure["id"] == "e1" and failure["reason"] == EMPTY_PROMPT
+    assert failure["id"] == "e1" and failure["_itkit_failure"]["reason"] == EMPTY_PROMPT
 
 
 def test_limit_processes_the_first_records_only(tmp_path):

@@ -199,7 +199,7 @@ def test_prompts_dir_overrides_a_template_and_bad_templates_fail_before_any_requ
         "messages:\n  - role: user\n    content: \"{{instruction}}\"\n",
         encoding="utf-8",
     )
-    with pytest.raises(UsageError, match="temprature"):
+    with pytest.raises(PromptError, match="temprature"):
         SelfInstructPrompts("self-instruct", tmp_path)
     # instructions only: the classification template is not needed, so not loaded
     assert SelfInstructPrompts("self-instruct", tmp_path, instances=False).classify is None
@@ -638,9 +638,10 @@ def test_garbage_is_retried_then_recorded_and_generation_gives_up_after_failed_r
     gen = run(llm, num=5, batch_size=2, failed_rounds_to_stop=2, settings={"max_retries": 1})
     assert gen.tasks == [] and gen.counts.stopped == STOP_FAILING
     assert gen.counts.failed_prompts == 4 and len(llm.requests) == 8  # 2 rounds x 2 prompts x 2 attempts
-    assert [f.id for f in gen.failures] == ["prompt-1", "prompt-2", "prompt-3", "prompt-4"]
+    assert [f.extra["prompt"] for f in gen.failures] == [1, 2, 3, 4]
     assert all(f.raw == "%%%% ??? ####" and "no numbered list" in f.reason for f in gen.failures)
-    assert gen.failures[0].extra == {"stage": "instruction generation", "round": 1}
+    assert gen.failures[0].extra == {"stage": "instruction generation", "round": 1, "prompt": 1}
+    assert all(f.input is None for f in gen.failures)  # no input record, and no id made up for one
 
 
 def test_an_unclear_classification_answer_means_no_and_is_counted():
@@ -658,8 +659,10 @@ def test_garbage_instance_answers_fail_the_task_with_its_raw_text():
     assert gen.records("m") == []
     assert gen.counts.tasks_failed == 1
     failure = gen.failures[0]
-    assert failure.id == "self-instruct-1" and failure.raw == "%%%" and "no 'Example' or 'Output:'" in failure.reason
-    assert failure.extra == {"stage": "instance generation", "instruction": "Describe a walk through an autumn forest."}
+    assert failure.raw == "%%%" and "no 'Example' or 'Output:'" in failure.reason
+    assert failure.extra == {
+        "stage": "instance generation", "task": "self-instruct-1", "instruction": "Describe a walk through an autumn forest."
+    }
 
 
 def test_prompt_budget_stops_generation():

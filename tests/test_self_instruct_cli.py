@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, Fault, fake_llm  # noqa: F401  (fixture)
 from self_instruct_fakes import answer_text, kind_of
 
@@ -157,10 +157,11 @@ def test_a_server_answering_garbage_finishes_with_exit_3_and_every_failure_recor
     result = _si(runner, fake_llm, seeds_file, out, "--num", "4", "--batch-size", "2", "--max-retries", "1")
     assert result.exit_code == 3
     assert _read(out) == []
-    failures = _read(f"{out}.failures.jsonl")
-    assert [f["id"] for f in failures] == [f"prompt-{i}" for i in range(1, 7)]  # 3 failed rounds of 2 prompts
+    failures = read_failures(f"{out}.failures.jsonl")
+    assert [f["prompt"] for f in failures] == list(range(1, 7))  # 3 failed rounds of 2 prompts
+    assert all(f["record"] == {} for f in failures)  # no input record failed, and no id is made up
     for failure in failures:
-        assert failure["raw"] == "<html><body>502 upstream hiccup</body></html>"
+        assert failure["response"] == "<html><body>502 upstream hiccup</body></html>"
         assert failure["reason"].startswith("no numbered list in the response")
         assert failure["stage"] == "instruction generation"
     assert len(fake_llm.chat_requests()) == 12  # each prompt tried twice
@@ -183,7 +184,7 @@ def test_garbage_instance_answers_fail_their_tasks_only(runner, tmp_path, fake_l
     result = _si(runner, fake_llm, seeds_file, out, "--num", "5", "--max-retries", "0")
     assert result.exit_code == 3, result.stderr
     tasks = _read(f"{out}.tasks.jsonl")
-    failures = {f["id"]: f for f in _read(f"{out}.failures.jsonl")}
+    failures = {f["task"]: f for f in read_failures(f"{out}.failures.jsonl")}
     rows = _read(out)
     for task in tasks:
         if task["is_classification"]:
@@ -191,7 +192,7 @@ def test_garbage_instance_answers_fail_their_tasks_only(runner, tmp_path, fake_l
         else:
             assert task["status"] == "failed"
             failure = failures[task["id"]]
-            assert failure["raw"] == "I would rather not." and failure["stage"] == "instance generation"
+            assert failure["response"] == "I would rather not." and failure["stage"] == "instance generation"
             assert failure["instruction"] == task["instruction"]
     written = {r["instruction"] for r in rows}
     assert written == {t["instruction"] for t in tasks if t["status"] == "written"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, SHARED, invoke
+from conftest import SAMPLES, SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, Fault, FakeLLMServer
 
 from itkit.formats.base import META_ID_GENERATED
@@ -182,7 +182,7 @@ def test_answers_stay_with_their_records_and_every_record_is_accounted_for(runne
     assert result.exit_code == 3, result.stderr
     written = read_records(str(out))
     by_id = {r.id: r for r in written}
-    failures = [json.loads(line) for line in Path(f"{out}.failures.jsonl").read_text().splitlines()]
+    failures = read_failures(f"{out}.failures.jsonl")
     failed_ids = {f["id"] for f in failures}
     all_ids = {f"in-{i}" for i in range(300)}
     assert set(by_id) | failed_ids == all_ids and not set(by_id) & failed_ids
@@ -194,7 +194,7 @@ def test_answers_stay_with_their_records_and_every_record_is_accounted_for(runne
     for failure in failures:
         number = int(failure["id"].split("-")[1])
         if number % 2:
-            assert failure["reason"] == "empty response (gave up after 4 attempts)" and failure["raw"] == ""
+            assert failure["reason"] == "empty response (gave up after 4 attempts)" and failure["response"] == ""
         else:
             assert failure["reason"] == "HTTP 503 (gave up after 4 attempts)"
     assert [r.id for r in written] == sorted(by_id, key=lambda x: int(x.split("-")[1]))
@@ -264,11 +264,11 @@ def test_reject_longer_sends_the_record_to_the_failures_file(runner, server, tmp
     result = run(runner, server, source, "-o", out, "--reject-longer")
     assert result.exit_code == 3
     assert [r.id for r in read_records(str(out))] == ["once", "fine"]
-    [failure] = [json.loads(line) for line in Path(f"{out}.failures.jsonl").read_text().splitlines()]
+    [failure] = read_failures(f"{out}.failures.jsonl")
     assert failure["id"] == "always"
     assert failure["reason"].startswith("the simplified response is longer than the original: it is longer than")
     assert failure["reason"].endswith("after 2 tries")
-    assert failure["raw"] == "ALWAYS long answer here plus some words the original never said"
+    assert failure["response"] == "ALWAYS long answer here plus some words the original never said"
 
 
 def test_keep_original_flag_and_provenance_are_written_and_read_back(runner, server, tmp_path):

@@ -70,6 +70,7 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
         on_error=files.on_error,
         errors_path=files.errors_path,
         eliminated_path=files.eliminated,
+        pass_rest=files.pass_rest,
     )
 
 
@@ -81,7 +82,10 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
         assert result.evolution is not None
         counts = result.evolution.counts()["records"]
         if result.dry_run:
-            outcome = llm.outcome(engine, records_in=result.read, records_out=0, failed=0, partial=False, plan=result.plan)
+            outcome = llm.outcome(
+                engine, records_in=result.read + result.passed_through, records_out=0, failed=0, partial=False,
+                plan=result.plan, passed_through=result.passed_through,
+            )
             outcome.notes.append(
                 f"{result.read} records x {o.rounds} round(s), up to 3 requests each (rewrite, equality check, response); "
                 "the estimate assumes every evolution survives (an upper bound)"
@@ -91,11 +95,12 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
             return outcome
         return llm.outcome(
             engine,
-            records_in=result.read,
+            records_in=result.read + result.passed_through,
             records_out=result.written,
             failed=counts["skipped"],  # records with a failed request are written (parent kept); partial says so
             partial=result.partial,
             plan=None,
+            passed_through=result.passed_through,
         )
 
 

@@ -48,6 +48,7 @@ def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
         prompts_dir=files.prompts_dir,
         on_error=files.on_error,
         errors_path=files.errors_path,
+        pass_rest=files.pass_rest,
     )
 
 
@@ -55,8 +56,8 @@ def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
         result = execute(prepared, o, io.files(), engine, io.settings)
         outcome = llm.outcome(
-            engine, records_in=result.read, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan,
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
         )
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")

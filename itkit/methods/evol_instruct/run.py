@@ -97,6 +97,7 @@ class EvolFileResult(JobResult):
             "failed": records["failed"],
             "skipped": records["skipped"],
             "written": self.written,
+            **self.limit_counts(),
         }
 
     @property
@@ -139,6 +140,7 @@ def run_evol_instruct(
     on_error: str = "fail",
     errors_path: str | None = None,
     eliminated_path: str | None = None,
+    pass_rest: bool = False,
 ) -> EvolFileResult:
     """Evolve every record of ``source`` for ``rounds`` rounds and write ``output`` (nothing in a dry run).
 
@@ -146,7 +148,9 @@ def run_evol_instruct(
     format checked against every record before the first request.
     ``sampling`` (see :func:`split_sampling`) applies to the rewrite and
     response requests. ``eliminated_path``, if given, receives one JSON line
-    per eliminated evolution (rule, detail, rewrite, response).
+    per eliminated evolution (rule, detail, rewrite, response). With
+    ``pass_rest`` the records after ``--limit``'s first ones are written
+    unchanged after the others.
     """
     settings = engine.settings
     prompts = EvolPrompts.load(ops, prompts_dir)
@@ -159,12 +163,20 @@ def run_evol_instruct(
         sampling=sampling,
         salvage_labels=salvage_labels,
     )
-    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    read = read_input(
+        source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path, pass_rest=pass_rest
+    )
     records = read.records
     target = to_format or read.format
     result = EvolFileResult(read.format, target, read=len(records), rejected=read.rejected)
     result.errors_path = read.errors_path
+    result.take_limit(read)
+    report.inputs = read
     check_writable(records, Evolver(engine, prompts, config), target, write_sources=not only_evolved)
+    rest_format = get_format(target)
+    for record in read.rest:
+        with fails_before_sending(f"record '{record.id}'"):
+            rest_format.dump(record)
 
     evolution = run_evolution(engine, records, prompts, config)
     result.evolution = evolution
@@ -176,14 +188,17 @@ def run_evol_instruct(
     with RecordWriter(output, target) as writer:
         for record in evolution.records(keep, only_evolved):
             writer.write(record)
+        for record in read.rest:  # after a recipe's limit: unchanged
+            writer.write(record)
     result.written = writer.count
+    result.dropped = dict(writer.dropped)
     for lineage in evolution.lineages:
         if lineage.skipped is not None:
-            report.fail(lineage.source.id, lineage.skipped, "", stage="input")
+            report.fail_record(lineage.source, lineage.skipped, "", stage="input")
             continue
         for failure in lineage.failures:
-            report.fail(
-                lineage.source.id,
+            report.fail_record(
+                lineage.source,
                 failure.detail,
                 failure.raw,
                 stage=failure.stage,

@@ -306,7 +306,7 @@ class SelfInstructGenerator:
                 spec = outcome.item
                 if outcome.failure is not None:
                     counts.failed_prompts += 1
-                    self._fail(f"prompt-{spec.index}", outcome.failure, STAGE_GENERATION, round=spec.round)
+                    self._fail(outcome.failure, STAGE_GENERATION, round=spec.round, prompt=spec.index)
                     continue
                 any_answer = True
                 self._take(spec, outcome.value)
@@ -421,7 +421,7 @@ class SelfInstructGenerator:
                 counts.tasks_failed += 1
                 task.dropped = "failed"
                 stage = STAGE_CLASSIFICATION if task.is_classification is None else STAGE_INSTANCES
-                self._fail(task.id, outcome.failure, stage, instruction=task.instruction)
+                self._fail(outcome.failure, stage, task=task.id, instruction=task.instruction)
                 continue
             instances, truncated = outcome.value  # type: ignore[misc]
             counts.classification["yes" if task.is_classification else "no"] += 1
@@ -460,8 +460,9 @@ class SelfInstructGenerator:
         )
 
     # ---- failures ---------------------------------------------------------------
-    def _fail(self, record_id: str, failure: RecordFailure, stage: str, **extra: Any) -> None:
-        self.failures.append(FailedRecord(record_id, failure.reason, failure.raw, {"stage": stage, **extra}))
+    def _fail(self, failure: RecordFailure, stage: str, **extra: Any) -> None:
+        """A failed prompt (``prompt`` and ``round``) or task (``task``: its id in the tasks file, ``instruction``)."""
+        self.failures.append(FailedRecord(failure.reason, failure.raw, {"stage": stage, **extra}))
 
     # ---- dry run ----------------------------------------------------------------
     async def plan(self) -> None:

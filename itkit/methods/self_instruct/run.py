@@ -113,7 +113,7 @@ def self_instruct_file(
 
     report = report or RunReport(COMMAND, output, settings)
     for failure in generator.failures:
-        report.fail(failure.id, failure.reason, failure.raw, **failure.extra)
+        report.fail(failure.reason, failure.raw, **failure.extra)
     result.failed = len(generator.failures)
     result.counts = {
         "seeds": result.seeds,
