@@ -46,6 +46,9 @@ Stages, in this order, each on the records the previous one kept:
 Giving --near-threshold or --rouge-threshold turns its stage on.
 --numbers significant (default): near and rouge only compare texts with
 the same numbers (math problems with other numbers are other problems).
+--ignore-common auto (default): near and rouge leave out a prefix, suffix or
+sentence shared by many records (printed in the summary). A stage that
+removes more than --warn-share of its records is warned about on stderr.
 
 \b
 --on: the compared text. instruction = instruction + input; prompt = every
@@ -108,6 +111,8 @@ def dedup_command(
         out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
     elif not quiet:
         _print_summary(summary)
+    for warning in [] if quiet else summary.warnings:  # (-q: only in the --json summary)
+        err_console.print(f"warning: {warning}", markup=False)
     return EXIT_PARTIAL if summary.rejected else 0
 
 
@@ -126,6 +131,10 @@ def _print_summary(summary: DedupSummary) -> None:
         table.add_row("rejected (bad records)", str(summary.rejected))
     table.add_row("kept", str(summary.kept), style="bold")
     err_console.print(table)
+    if summary.boilerplate:
+        err_console.print("common text left out of the near/rouge comparison (--ignore-common off to keep it):", markup=False)
+        for line in summary.boilerplate:
+            err_console.print(f"  {line}", markup=False, soft_wrap=True)
     err_console.print(f"wrote {summary.kept} record(s) to {where}", markup=False)
     dropped = describe_dropped(summary.dropped, summary.output_format)
     if dropped:

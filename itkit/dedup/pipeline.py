@@ -35,6 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
+from itkit.dedup.common import COMMON_SAMPLE, IGNORE_COMMON_CHOICES, Boilerplate, detect
 from itkit.dedup.exact import ExactGroups
 from itkit.dedup.minhash import (
     DEFAULT_JACCARD,
@@ -51,6 +52,7 @@ from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
+from itkit.dedup.report import DEFAULT_WARN_SHARE, TextSpool, dominance_warnings
 from itkit.dedup.verify import ShingleSets
 from itkit.errors import UsageError
 from itkit.formats import get_format
@@ -78,6 +80,8 @@ class DedupOptions:
     keep: str = "first"
     seed: int = DEFAULT_SEED
     numbers: str = "significant"
+    ignore_common: str = "auto"
+    warn_share: float = DEFAULT_WARN_SHARE
 
     @property
     def stages(self) -> list[str]:
@@ -89,6 +93,10 @@ class DedupOptions:
             raise UsageError(f"--keep must be first or longest, not '{self.keep}'")
         if self.numbers not in NUMBERS_CHOICES:
             raise UsageError(f"--numbers must be significant or ignore, not '{self.numbers}'")
+        if self.ignore_common not in IGNORE_COMMON_CHOICES:
+            raise UsageError(f"--ignore-common must be auto or off, not '{self.ignore_common}'")
+        if not 0.0 <= self.warn_share <= 1.0:
+            raise UsageError(f"--warn-share must be between 0 and 1, not {self.warn_share}")
         if not self.stages:
             raise UsageError("no stage to run: keep --exact on, or add --near or --rouge")
         if self.near is not None:
@@ -123,6 +131,9 @@ class Decisions:
     keep: np.ndarray
     removals: list[Removal]
     removed: dict[str, int]
+    entered: dict[str, int] = field(default_factory=dict)
+    """Records each stage compared (the survivors of the stages before it)."""
+    boilerplate: Boilerplate = Boilerplate()
 
     @property
     def kept(self) -> int:
@@ -146,6 +157,8 @@ class Deduplicator:
         self._texts: list[str] | None = [] if options.rouge is not None else None
         fuzzy = options.near is not None or options.rouge is not None
         self._number_keys = array("Q") if fuzzy and options.numbers == "significant" else None
+        self._sample: list[str] | None = [] if fuzzy and options.ignore_common == "auto" else None
+        self.boilerplate = Boilerplate()
         self._hasher: MinHasher | None = None
         self._store: SignatureStore | None = None
         self._sets: ShingleSets | None = None
@@ -171,10 +184,13 @@ class Deduplicator:
             self._lengths.append(response_length)
         if self._texts is not None:
             self._texts.append(text)
-        if new and self._hasher is not None:
-            self._hasher.add(normalized, self._pending)
-            if len(self._pending) >= SIGNATURE_CHUNK:
-                self._submit()
+        if new:
+            if self._sample is not None:
+                self._sample.append(normalized)
+                if len(self._sample) >= COMMON_SAMPLE:
+                    self._detect()
+            elif self._hasher is not None:
+                self._hash(normalized)
         self.count += 1
         return self.count - 1
 
@@ -185,6 +201,29 @@ class Deduplicator:
         else:
             for text, length in zip(texts, response_lengths, strict=True):
                 self.add(text, length)
+
+    def _hash(self, normalized: str) -> None:
+        assert self._hasher is not None
+        self._hasher.add(self.boilerplate.strip(normalized), self._pending)
+        if len(self._pending) >= SIGNATURE_CHUNK:
+            self._submit()
+
+    def _detect(self) -> None:
+        """Find the boilerplate in the held first distinct texts, then hash them."""
+        sample, self._sample = self._sample, None
+        assert sample is not None
+        self.boilerplate = detect(sample)
+        if self._hasher is not None:
+            for normalized in sample:
+                self._hash(normalized)
+
+    def _compared(self, text: str) -> str:
+        """The text the ROUGE-L stage compares: without the boilerplate, if it has some."""
+        if not self.boilerplate:
+            return text
+        normalized = normalize_text(text)
+        rest = self.boilerplate.strip(normalized)
+        return text if rest == normalized else rest
 
     def _submit(self) -> None:
         assert self._hasher is not None and self._store is not None
@@ -206,6 +245,8 @@ class Deduplicator:
         if self._finished:
             raise RuntimeError("Deduplicator.finish() was already called")
         self._finished = True
+        if self._sample is not None:
+            self._detect()
         opts = self.options
         n = self.count
         index = np.arange(n, dtype=np.int64)
@@ -227,10 +268,12 @@ class Deduplicator:
         score_of: list[np.ndarray] = []
         estimate_of: list[np.ndarray] = []
         removed: dict[str, int] = {}
+        entered: dict[str, int] = {}
 
         def record(
             stage: str, gone: np.ndarray, matched: np.ndarray, scores: np.ndarray, estimates: np.ndarray | None = None
         ) -> None:
+            entered[stage] = int(alive.sum())
             alive[gone] = False
             removed[stage] = len(gone)
             stage_of.append(np.full(len(gone), STAGES.index(stage), dtype=np.int8))
@@ -259,7 +302,7 @@ class Deduplicator:
         if opts.rouge is not None:
             assert self._texts is not None
             items = np.flatnonzero(alive)
-            texts = [self._texts[i] for i in items.tolist()]
+            texts = [self._compared(self._texts[i]) for i in items.tolist()]
             self._texts = None
             priority = np.argsort(rank[items], kind="stable")
             dropped = sorted(_rouge_dropped(texts, priority, opts.rouge, None if labels is None else labels[group_of[items]]))
@@ -282,7 +325,7 @@ class Deduplicator:
                 Removal(STAGES[s], i, k, sc, e)
                 for s, i, k, sc, e in zip(stages, gone[order].tolist(), matched, scores, estimates)
             ]
-        return Decisions(alive, removals, removed)
+        return Decisions(alive, removals, removed, entered, self.boilerplate)
 
     def close(self) -> None:
         """Free the signatures and texts (the decisions stay valid)."""
@@ -347,6 +390,9 @@ class DedupSummary:
     errors: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
     """Source fields the output format cannot hold -> kept records written without them."""
+    boilerplate: list[str] = field(default_factory=list)
+    """The common text the near and ROUGE-L stages left out (``--ignore-common auto``)."""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -429,8 +475,9 @@ def dedup_file(
     writer = RecordWriter(output, out_format)
     report_writer: RowWriter | None = None
     spool = _Spool(_spool_dir(output))
+    texts = TextSpool(_spool_dir(output))
     ids: list[str] | None = [] if report else None
-    rows_of = array("q") if report else None
+    rows_of = array("q")
     longest = options.keep == "longest"
     multi_turn = False
     try:
@@ -440,10 +487,12 @@ def dedup_file(
                 spool.add(writer.dump(record))
                 if writer.last_dropped:
                     lost[dedup.count] = writer.last_dropped
-                dedup.add(get_text(record), response_length(record) if longest else 0)
-                if ids is not None and rows_of is not None:
+                text = get_text(record)
+                texts.add(text)
+                dedup.add(text, response_length(record) if longest else 0)
+                if ids is not None:
                     ids.append(record.id)
-                    rows_of.append(reader.counts.rows - 1)
+                rows_of.append(reader.counts.rows - 1)
                 multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 if progress is not None and dedup.count % PROGRESS_EVERY == 0:
                     progress(f"read {dedup.count:,} records")
@@ -460,7 +509,10 @@ def dedup_file(
             if keep[index]:
                 for name in names:
                     summary.dropped[name] = summary.dropped.get(name, 0) + 1
-        if report and ids is not None and rows_of is not None:
+        summary.warnings = dominance_warnings(
+            decisions.entered, decisions.removals, texts, rows_of, ids, options.warn_share
+        )
+        if report and ids is not None:
             report_writer = RowWriter(report, "jsonl")
             for r in decisions.removals:
                 report_writer.write(
@@ -487,12 +539,14 @@ def dedup_file(
         raise
     finally:
         spool.close()
+        texts.close()
     if on == ON_AUTO:
         summary.on = "auto: instruction, prompt for multi-turn records" if multi_turn else "auto: instruction"
     summary.rows = reader.counts.rows
     summary.rejected = reader.counts.rejected
     summary.removed = {stage: decisions.removed.get(stage, 0) for stage in options.stages}
     summary.kept = decisions.kept
+    summary.boilerplate = decisions.boilerplate.describe()
     return summary
 
 
