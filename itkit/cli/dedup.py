@@ -61,7 +61,8 @@ longest = longest response (ties: earliest).
 The summary counts every record (kept, removed per stage, rejected).
 --report writes one JSON line per removed record: stage, index (0-based
 input row), id, kept_index, kept_id, score (exact 1.0, near true
-Jaccard with its MinHash estimate, rouge ROUGE-L F1). Exit 0 (3 when --on-error skip rejected some).
+Jaccard with its MinHash estimate, rouge ROUGE-L F1), and the removed and
+kept texts (text, kept_text) cut to --report-chars. Exit 0 (3 when --on-error skip rejected some).
 
 \b
 Examples:

@@ -18,6 +18,8 @@ DEFAULT_WARN_SHARE = 0.3
 """A stage removing more than this share of the records it compared is warned about."""
 SNIPPET_CHARS = 80
 """Characters of a text shown in a warning."""
+REPORT_CHARS = 200
+"""Characters of the removed text and of the text it duplicates in a ``--report`` line."""
 
 
 class TextSpool:

@@ -8,7 +8,7 @@ from typing import Any
 from itkit.dedup.common import IGNORE_COMMON_CHOICES
 from itkit.dedup.minhash import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM
 from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
-from itkit.dedup.report import DEFAULT_WARN_SHARE
+from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
 from itkit.dedup.texts import ON_CHOICES
 from itkit.errors import UsageError
@@ -35,6 +35,7 @@ OPTS = (
         "preamble); off: compare whole texts.", choices=IGNORE_COMMON_CHOICES),
     Opt("warn_share", float, DEFAULT_WARN_SHARE, "Warn when a stage removes more than this share of its records.",
         ge=0.0, le=1.0),
+    Opt("report_chars", int, REPORT_CHARS, "Characters of each text in a --report line (0: no texts).", ge=0),
 )
 
 
@@ -73,6 +74,7 @@ def execute(options: DedupOptions, o: Any, files: Files):
         on_error=files.on_error,
         errors=files.errors_path,
         progress=files.progress,
+        report_chars=o.report_chars,
     )
 
 
