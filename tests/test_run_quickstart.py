@@ -97,7 +97,8 @@ def test_records_keep_their_source_and_ids_between_steps(quickstart):
 def test_a_second_run_skips_every_step_and_rewrites_nothing(runner, tmp_path):
     run_dir = tmp_path / "run"
     assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q").exit_code == 0
-    outputs = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name not in ("run_summary.json", ".lock"))
+    # run_summary.json and report.html describe the latest run: rewritten each time
+    outputs = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name not in ("run_summary.json", "report.html", ".lock"))
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in outputs}
 
     result = run(runner, QUICKSTART, "--run-dir", run_dir)

@@ -100,6 +100,8 @@ def run_command(
             for row in summary.rows:
                 if row.type == "export" and row.output:
                     err_console.print(f"datasets: {where}/{row.folder}/output", markup=False)
+            if summary.report:
+                err_console.print(f"report: {summary.report}", markup=False)
     return summary.exit_code
 
 

@@ -53,6 +53,7 @@ from itkit.recipes.fingerprint import (
     write_fingerprint,
 )
 from itkit.recipes.schema import Recipe, RecipeError, StepSpec
+from itkit.report import REPORT_FILE, check_output, write_report
 from itkit.recipes.sources import MERGED_FILE, REJECTED_FILE, merge_sources
 from itkit.steps import EXPORT as EXPORT_STEP, STEPS
 from itkit.steps import export as export_step
@@ -530,7 +531,17 @@ def run_recipe(
     except OSError as exc:
         raise UsageError(f"--run-dir {folder}: cannot create it: {exc.strerror or exc}") from None
     with RunLock(folder):
-        return Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            check_output(folder / REPORT_FILE)
+        summary = Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            if events is not None:
+                events("start", "report", "")
+            write_report(folder, folder / REPORT_FILE)
+            summary.report = str(folder / REPORT_FILE)
+            if events is not None:
+                events("done", "report", REPORT_FILE)
+        return summary
 
 
 class _scratch:

@@ -105,6 +105,8 @@ class RecipeModel(Options):
     llm: Optional[dict[str, Any]] = None
     steps: list[Any] = Field(default_factory=list)
     export: Optional[dict[str, Any]] = None
+    report: bool = False
+    """Write ``report.html`` (itkit report) in the run folder at the end of the run."""
 
 
 # ---------------------------------------------------------------------------
@@ -149,6 +151,8 @@ class Recipe:
     export: BaseModel | None
     export_line: int = 0
     description: str | None = None
+    report: bool = False
+    """Write the HTML report in the run folder at the end of the run."""
     text_sha256: str = ""
     """Hash of the recipe file as read (recorded in the run summary)."""
     shown: str = ""
@@ -321,6 +325,7 @@ def load_recipe(path: str | Path, check_files: bool = True) -> Recipe:
         export=export,
         export_line=located.key_line_of(("export",)),
         description=top.description,
+        report=top.report,
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         shown=shown,
         located=located,
