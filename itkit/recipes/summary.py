@@ -37,7 +37,7 @@ class StepRow:
     output: str | None = None
     """The step's output, relative to the run folder."""
     forced: bool = False
-    """Re-run because of ``--from``."""
+    """Re-run because of ``--from-step``."""
 
     @property
     def engine(self) -> dict[str, Any]:
