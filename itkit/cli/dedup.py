@@ -37,10 +37,10 @@ HELP = f"""Remove duplicate records; write the rest in input order.
 \b
 Stages, in this order, each on the records the previous one kept:
   exact  on by default: texts equal after NFKC, case folding, whitespace
-  near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, Jaccard >= {DEFAULT_JACCARD}
+  near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, true Jaccard >= {DEFAULT_JACCARD}
   rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
 
---on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, or auto (instruction; prompt for multi-turn records). --report gives, for each removed record, the record it duplicates and the score. Details: README, "itkit dedup".
+--on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, or auto (instruction; prompt for multi-turn records). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
 
 \b
 Examples:
@@ -90,6 +90,8 @@ def dedup_command(
         out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
     elif not quiet:
         _print_summary(summary)
+    for warning in [] if quiet else summary.warnings:  # (-q: only in the --json summary)
+        err_console.print(f"warning: {warning}", markup=False)
     return EXIT_PARTIAL if summary.rejected else 0
 
 
@@ -108,6 +110,10 @@ def _print_summary(summary: DedupSummary) -> None:
         table.add_row("rejected (bad records)", str(summary.rejected))
     table.add_row("kept", str(summary.kept), style="bold")
     err_console.print(table)
+    if summary.boilerplate:
+        err_console.print("common text left out of the near/rouge comparison (--ignore-common off to keep it):", markup=False)
+        for line in summary.boilerplate:
+            err_console.print(f"  {line}", markup=False, soft_wrap=True)
     err_console.print(f"wrote {summary.kept} record(s) to {where}", markup=False)
     dropped = describe_dropped(summary.dropped, summary.output_format)
     if dropped:

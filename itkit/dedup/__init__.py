@@ -5,7 +5,11 @@
 - :mod:`itkit.dedup.minhash`: vectorised MinHash signatures, LSH banding, greedy near-duplicate removal;
 - :mod:`itkit.dedup.rouge`: rouge_score-exact ROUGE-L and :class:`RougeNoveltyFilter`;
 - :mod:`itkit.dedup.texts`: which text of a record is compared (``--on``);
-- :mod:`itkit.dedup.pipeline`: the stages in order, the keep policy, and :func:`dedup_file`.
+- :mod:`itkit.dedup.verify`: true Jaccard of shingle sets (every near candidate is checked);
+- :mod:`itkit.dedup.common`: boilerplate shared by many records (``--ignore-common``);
+- :mod:`itkit.dedup.pipeline`: the stages in order and the keep policy;
+- :mod:`itkit.dedup.report`: report texts and stage warnings;
+- :mod:`itkit.dedup.files`: :func:`dedup_file`, the file runner.
 """
 
 from itkit.dedup.exact import ExactGroups, text_key
@@ -23,12 +27,11 @@ from itkit.dedup.pipeline import (
     STAGES,
     Decisions,
     DedupOptions,
-    DedupSummary,
     Deduplicator,
     Removal,
-    dedup_file,
     dedup_texts,
 )
+from itkit.dedup.files import DedupSummary, dedup_file
 from itkit.dedup.rouge import (
     DEFAULT_ROUGE_THRESHOLD,
     FilterResult,

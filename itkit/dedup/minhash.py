@@ -19,9 +19,12 @@ Pipeline, all vectorised with numpy:
    and false-negative areas; false negatives weigh more here since every
    candidate is verified). Texts sharing a band bucket are candidates.
 4. *Verification and keep policy.* Texts are visited in priority order; a text
-   is a near duplicate when its estimated Jaccard similarity (the share of equal
-   signature values) with a candidate already kept is at least the threshold,
-   and is then reported against the best such kept text. Otherwise it is kept.
+   is a near duplicate when the true Jaccard similarity of its shingle set with
+   that of a candidate already kept is at least the threshold
+   (:mod:`itkit.dedup.verify`; candidates whose estimate, the share of equal
+   signature values, is more than ``VERIFY_MARGIN`` under the threshold are not
+   checked), and is then reported against the most similar such kept text.
+   Otherwise it is kept. Without shingle sets the estimate decides.
    Because every removal points at a kept text, chains never remove a text that
    is not itself similar to a survivor.
 
@@ -41,6 +44,7 @@ np = lazy_module("numpy")
 xxhash = lazy_module("xxhash")
 
 from itkit.dedup.normalize import normalize_text, segments
+from itkit.dedup.verify import VERIFY_MARGIN, ShingleSets
 
 DEFAULT_JACCARD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -164,8 +168,8 @@ class MinHasher:
             self._hashes[_EMPTY_TEXT] = self._empty
 
     # -- word hashes -> signatures
-    def signatures(self, batch: WordBatch) -> np.ndarray:
-        """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch``."""
+    def signatures(self, batch: WordBatch, sets: ShingleSets | None = None) -> np.ndarray:
+        """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch`` (their shingle sets into ``sets``)."""
         if not len(batch):
             return np.empty((0, self.num_perm), dtype=np.uint32)
         hashes = np.fromiter(batch.hashes, dtype=np.uint64, count=len(batch.hashes))
@@ -185,6 +189,8 @@ class MinHasher:
         shingles, per_segment = self.shingles(words, segment_words)
         # every text has at least one word (add() gives a wordless text the empty-text token)
         per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(text_tokens)).astype(np.int64)
+        if sets is not None:
+            sets.append(shingles, per_text)
         return self.minhash(shingles, per_text)
 
     def shingles(self, word_hashes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +264,9 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class NearResult:
-    """``removed[i]`` was matched to the kept ``matched[i]`` with estimated Jaccard ``score[i]``.
+    """``removed[i]`` was matched to the kept ``matched[i]`` with Jaccard ``score[i]`` (estimated ``estimate[i]``).
+
+    ``score`` is the true Jaccard of the shingle sets when they were given, else the estimate.
 
     Indices are item numbers (rows of the signature matrix given to :func:`find_near_duplicates`).
     """
@@ -267,6 +275,7 @@ class NearResult:
     matched: np.ndarray
     score: np.ndarray
     candidates: int = 0
+    estimate: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class SignatureStore:
@@ -346,6 +355,8 @@ def find_near_duplicates(
     bands: int | None = None,
     rows: int | None = None,
     items: np.ndarray | None = None,
+    sets: ShingleSets | None = None,
+    labels: np.ndarray | None = None,
 ) -> NearResult:
     """Greedy near-duplicate removal.
 
@@ -355,7 +366,10 @@ def find_near_duplicates(
     default: item order). An item whose estimated Jaccard with an LSH candidate
     kept before it is ``>= threshold`` is removed, matched to the most similar
     such item (ties: the one visited first). ``bands``/``rows`` default to
-    :func:`lsh_params`.
+    :func:`lsh_params`. With ``sets`` (the shingle sets of the signature rows) the
+    similarity that decides is the true Jaccard of candidates whose estimate is at
+    least ``threshold - VERIFY_MARGIN``. With ``labels`` (one per signature row) only
+    rows with equal labels are compared (``--numbers significant``: their numbers).
     """
     store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
     num_perm = store.num_perm
@@ -367,7 +381,7 @@ def find_near_duplicates(
     n = len(row_of)
     empty = np.zeros(0, dtype=np.int64)
     if n < 2:
-        return NearResult(empty, empty, np.zeros(0))
+        return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
     visit = np.arange(n) if priority is None else np.asarray(priority, dtype=np.int64)
     rank = np.empty(n, dtype=np.int64)
     rank[visit] = np.arange(n)
@@ -395,7 +409,7 @@ def find_near_duplicates(
         next_bucket += len(ids)
     del keys
     if not member_items:
-        return NearResult(empty, empty, np.zeros(0))
+        return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
     items_all = np.concatenate(member_items)
     buckets_all = np.concatenate(member_buckets)
     # group each item's buckets; visit items in priority order
@@ -411,10 +425,13 @@ def find_near_duplicates(
     removed: list[int] = []
     matched: list[int] = []
     scores: list[float] = []
+    estimates: list[float] = []
+    floor = round((threshold - VERIFY_MARGIN) * num_perm, 9) if sets is not None else threshold * num_perm
     compared = 0
     rank_of = rank.tolist()
     row_list = row_of.tolist()
     row = store.row
+    label_of = None if labels is None else np.asarray(labels).tolist()
     for item, lo, hi in zip(visit_items, starts, stops):
         its_buckets = buckets_sorted[lo:hi]
         candidates: set[int] = set()
@@ -422,22 +439,29 @@ def find_near_duplicates(
             lst = kept_in[b]
             if lst:
                 candidates.update(lst)
+        if candidates and label_of is not None:
+            mine = label_of[row_list[item]]
+            candidates = {c for c in candidates if label_of[row_list[c]] == mine}
         if candidates:
             compared += len(candidates)
             signature = row(row_list[item])
-            if len(candidates) == 1:
-                (best,) = candidates
-                equal = int(np.count_nonzero(signature == row(row_list[best])))
+            cand = sorted(candidates, key=rank_of.__getitem__)
+            if len(cand) == 1:
+                counts = [int(np.count_nonzero(signature == row(row_list[cand[0]])))]
             else:
-                cand = sorted(candidates, key=rank_of.__getitem__)
-                counts = np.count_nonzero(np.stack([row(row_list[c]) for c in cand]) == signature, axis=1)
-                j = int(np.argmax(counts))  # first maximum: the earliest-visited among equals
-                best, equal = cand[j], int(counts[j])
-            score = equal / num_perm  # the estimated Jaccard similarity
+                counts = np.count_nonzero(np.stack([row(row_list[c]) for c in cand]) == signature, axis=1).tolist()
+            best, score, estimate = -1, -1.0, 0.0
+            for c, equal in zip(cand, counts):  # earliest-visited first: it wins ties
+                if equal < floor:
+                    continue
+                similarity = equal / num_perm if sets is None else sets.jaccard(row_list[item], row_list[c])
+                if similarity > score:
+                    best, score, estimate = c, similarity, equal / num_perm
             if score >= threshold:
                 removed.append(item)
                 matched.append(best)
                 scores.append(score)
+                estimates.append(estimate)
                 continue
         for b in its_buckets:
             lst = kept_in[b]
@@ -446,5 +470,9 @@ def find_near_duplicates(
             else:
                 lst.append(item)
     return NearResult(
-        np.asarray(removed, dtype=np.int64), np.asarray(matched, dtype=np.int64), np.asarray(scores), compared
+        np.asarray(removed, dtype=np.int64),
+        np.asarray(matched, dtype=np.int64),
+        np.asarray(scores),
+        compared,
+        np.asarray(estimates),
     )

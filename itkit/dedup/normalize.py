@@ -9,6 +9,10 @@ shingles: runs of letters/digits (punctuation and underscores dropped), with
 each Chinese/Japanese character a word of its own, since those scripts do not
 separate words with spaces. :func:`segments` first cuts the text at sentence
 ends, so shingles never span two sentences.
+
+:func:`number_key` identifies the numbers written in digits in a text (as a multiset): with
+``--numbers significant`` the near and ROUGE-L stages only compare texts whose keys
+are equal (two math problems with different numbers are different problems).
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import xxhash
+
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 SENTENCE_BREAKS = ".!?\u3002"
 """Characters that end a sentence segment (NFKC already maps the full-width forms to ASCII)."""
 _SENTENCE_RE = re.compile(f"[{re.escape(SENTENCE_BREAKS)}]")
+_NUMBER_RE = re.compile(r"(?<!\w)\d+(?!\w)")
+"""A run of digits that is not part of a word ("12th", "x2" and "w12" are words; "1,200.5" is 1, 200 and 5)."""
 
 
 def normalize_text(text: str) -> str:
@@ -31,6 +39,17 @@ def normalize_text(text: str) -> str:
     # folds produce decomposable sequences), so normalise again after folding
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     return " ".join(folded.split())
+
+
+def numbers(normalized: str) -> list[str]:
+    """The digit runs of a normalised text, sorted (so reordered sentences keep their numbers)."""
+    return sorted(n.lstrip("0") or "0" for n in _NUMBER_RE.findall(normalized))
+
+
+def number_key(normalized: str) -> int:
+    """A 64-bit key of :func:`numbers`: equal for texts with the same numbers (0 for none)."""
+    found = numbers(normalized)
+    return xxhash.xxh3_64_intdigest(" ".join(found).encode()) if found else 0
 
 
 def words(normalized: str) -> list[str]:

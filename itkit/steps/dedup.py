@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from itkit.dedup.common import IGNORE_COMMON_CHOICES
 from itkit.dedup.minhash import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM
-from itkit.dedup.pipeline import KEEP_CHOICES, DedupOptions
+from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
+from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
 from itkit.dedup.texts import ON_CHOICES
 from itkit.errors import UsageError
@@ -26,6 +29,13 @@ OPTS = (
     Opt("ngram", int, DEFAULT_NGRAM, "Words per shingle for --near."),
     Opt("rouge_threshold", float, default_text=str(DEFAULT_ROUGE_THRESHOLD),
         help="ROUGE-L F1 above which a record is a near copy; implies --rouge."),
+    Opt("numbers", str, "significant", "significant: texts with different numbers are never near or ROUGE "
+        "duplicates; ignore: numbers are words.", choices=NUMBERS_CHOICES),
+    Opt("ignore_common", str, "auto", "auto: near and rouge leave out text most records share (a template "
+        "preamble); off: compare whole texts.", choices=IGNORE_COMMON_CHOICES),
+    Opt("warn_share", float, DEFAULT_WARN_SHARE, "Warn when a stage removes more than this share of its records.",
+        ge=0.0, le=1.0),
+    Opt("report_chars", int, REPORT_CHARS, "Characters of each text in a --report line (0: no texts).", ge=0),
 )
 
 
@@ -41,6 +51,9 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         ngram=o.ngram,
         rouge=(DEFAULT_ROUGE_THRESHOLD if o.rouge_threshold is None else o.rouge_threshold) if rouge_on else None,
         keep=o.keep,
+        numbers=o.numbers,
+        ignore_common=o.ignore_common,
+        warn_share=o.warn_share,
     )
     options.validate()
     return options
@@ -61,11 +74,14 @@ def execute(options: DedupOptions, o: Any, files: Files):
         on_error=files.on_error,
         errors=files.errors_path,
         progress=files.progress,
+        report_chars=o.report_chars,
     )
 
 
 def run(options: DedupOptions, o: Any, io: StepIO) -> StepOutcome:
     summary = execute(options, o, io.files(report=str(io.folder / REMOVED_FILE)))
+    for warning in summary.warnings:
+        sys.stderr.write(f"itkit: warning: dedup: {warning}\n")
     write_json(io.folder / SUMMARY_FILE, summary.as_dict())
     return StepOutcome(
         records_in=summary.rows,

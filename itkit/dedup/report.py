@@ -1,0 +1,79 @@
+"""What a file run tells its user besides the output: the compared texts on disk, and stage warnings.
+
+:class:`TextSpool` parks the compared text of every record in a temporary file (offsets in
+memory: 8 bytes a record), so a removal can be shown with its text and the text it
+duplicates without holding the texts in memory. :func:`dominance_warnings` flags a stage
+that removed more than ``warn_share`` of the records it saw, naming the survivor most of
+those removals point at (a template or boilerplate the comparison did not see through).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from array import array
+from collections import Counter
+from typing import Sequence
+
+DEFAULT_WARN_SHARE = 0.3
+"""A stage removing more than this share of the records it compared is warned about."""
+SNIPPET_CHARS = 80
+"""Characters of a text shown in a warning."""
+REPORT_CHARS = 200
+"""Characters of the removed text and of the text it duplicates in a ``--report`` line."""
+
+
+class TextSpool:
+    """Texts by index in an anonymous temporary file."""
+
+    def __init__(self, directory: str | None):
+        self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-texts-")
+        self._ends = array("q")
+
+    def add(self, text: str) -> None:
+        self._fh.write(text.encode("utf-8", "surrogatepass"))
+        self._ends.append(self._fh.tell())
+
+    def get(self, i: int) -> str:
+        start = self._ends[i - 1] if i else 0
+        self._fh.flush()
+        self._fh.seek(start)
+        data = self._fh.read(self._ends[i] - start)
+        self._fh.seek(0, 2)
+        return data.decode("utf-8", "surrogatepass")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis marks the cut)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 1)].rstrip() + "\u2026"
+
+
+def dominance_warnings(
+    entered: dict[str, int],
+    removals: Sequence,  # Removal
+    texts: TextSpool,
+    row_of: Sequence[int],
+    ids: Sequence[str] | None,
+    warn_share: float = DEFAULT_WARN_SHARE,
+) -> list[str]:
+    """One line per stage that removed more than ``warn_share`` of the records it compared."""
+    by_stage: dict[str, Counter[int]] = {}
+    for r in removals:
+        by_stage.setdefault(r.stage, Counter())[r.kept_index] += 1
+    warnings = []
+    for stage, seen in entered.items():
+        counts = by_stage.get(stage)
+        gone = sum(counts.values()) if counts else 0
+        if not seen or gone <= warn_share * seen:
+            continue
+        assert counts is not None
+        top, n = counts.most_common(1)[0]
+        warnings.append(
+            f"the {stage} stage removed {gone:,} of {seen:,} records ({gone / seen:.0%}); {n:,} of them as "
+            f"duplicates of record {row_of[top]}{'' if ids is None else f' (id {ids[top]})'}: \"{cut(texts.get(top), SNIPPET_CHARS)}\"; "
+            f"check --report, --ignore-common or the threshold"
+        )
+    return warnings
