@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.decontaminate.ngrams import batch_ngrams
 

@@ -20,11 +20,14 @@ from __future__ import annotations
 from itertools import chain
 from typing import Sequence
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.dedup.normalize import normalize_text, words
 
-MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+MULTIPLIER = 0x9E3779B97F4A7C15
+"""The odd 64-bit constant that mixes each word hash into the running n-gram hash (as np.uint64)."""
 """The odd multiplier of the n-gram polynomial (the 64-bit golden ratio)."""
 
 
@@ -53,7 +56,7 @@ def batch_ngrams(word_lists: Sequence[Sequence[str]], n: int) -> tuple[np.ndarra
     starts = len(w) - n + 1
     h = w[:starts].copy()
     for k in range(1, n):
-        h *= MULTIPLIER
+        h *= np.uint64(MULTIPLIER)
         h += w[k : k + starts]
     # keep the n-grams that start and end inside one list
     kept = np.maximum(lengths - n + 1, 0)

@@ -26,7 +26,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
+from itkit.lazy import lazy_module
+
+np = lazy_module("numpy")
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.decontaminate.benchmarks import BUILTIN, Benchmark, load_benchmarks

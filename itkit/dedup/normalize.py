@@ -20,7 +20,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import xxhash
+from itkit.lazy import lazy_module
+
+xxhash = lazy_module("xxhash")
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
