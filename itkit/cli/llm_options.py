@@ -20,8 +20,12 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from itkit.llm.discovery import discover_model
 from itkit.llm.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_OUTAGE,
+    DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
@@ -41,10 +45,10 @@ _OPTIONS: dict[str, Any] = {
         typer.Option("--model", help=f"Model name as the endpoint knows it (default: {DEFAULT_MODEL}).", rich_help_panel=PANEL),
     ],
     "base_url": Annotated[
-        Optional[str],
+        Optional[list[str]],
         typer.Option(
             "--base-url",
-            help=f"OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama) (env: {ENV_BASE_URL}; default: OpenAI).",
+            help=f"OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); repeat for several servers of one model (env: {ENV_BASE_URL}; default: OpenAI).",
             rich_help_panel=PANEL,
             show_default=False,
         ),
@@ -76,7 +80,19 @@ _OPTIONS: dict[str, Any] = {
     ],
     "timeout": Annotated[
         Optional[float],
-        typer.Option("--timeout", help=f"Seconds per request before it is abandoned and retried (default: {DEFAULT_TIMEOUT:g}).", rich_help_panel=PANEL, show_default=False),
+        typer.Option("--timeout", help=f"Seconds one attempt may take in all before it is abandoned and retried (default: {DEFAULT_TIMEOUT:g}).", rich_help_panel=PANEL, show_default=False),
+    ],
+    "connect_timeout": Annotated[
+        Optional[float],
+        typer.Option("--connect-timeout", help=f"Seconds to wait for the server to accept a connection (default: {DEFAULT_CONNECT_TIMEOUT:g}).", rich_help_panel=PANEL, show_default=False),
+    ],
+    "max_outage": Annotated[
+        Optional[float],
+        typer.Option("--max-outage", help=f"Seconds a server that answered before may stay unreachable (requests paused, probed with backoff) before the run stops with exit 1 (default: {DEFAULT_MAX_OUTAGE:g}).", rich_help_panel=PANEL, show_default=False),
+    ],
+    "max_retry_after": Annotated[
+        Optional[float],
+        typer.Option("--max-retry-after", help=f"Longest Retry-After or rate-limit reset honoured, in seconds (default: {DEFAULT_MAX_RETRY_AFTER:g}).", rich_help_panel=PANEL, show_default=False),
     ],
     "max_retries": Annotated[
         Optional[int],
@@ -84,7 +100,15 @@ _OPTIONS: dict[str, Any] = {
     ],
     "concurrency": Annotated[
         Optional[int],
-        typer.Option("--concurrency", "-j", help=f"Requests in flight at once (default: {DEFAULT_CONCURRENCY}).", rich_help_panel=PANEL, show_default=False),
+        typer.Option("--concurrency", "-j", help=f"Most requests in flight at once per server; below it the engine adapts to the server (default: {DEFAULT_CONCURRENCY}).", rich_help_panel=PANEL, show_default=False),
+    ],
+    "no_adapt": Annotated[
+        bool,
+        typer.Option("--no-adapt", help="Keep --concurrency requests in flight instead of adapting to the server (for benchmarks).", rich_help_panel=PANEL),
+    ],
+    "cache_endpoint": Annotated[
+        Optional[str],
+        typer.Option("--cache-endpoint", help="Key the cache on this name instead of the endpoint URL (servers that are mirrors of one model).", rich_help_panel=PANEL, show_default=False),
     ],
     "rpm": Annotated[
         Optional[int],
@@ -132,7 +156,7 @@ PromptsDir = Annotated[
         show_default=False,
     ),
 ]
-_BOOLEAN_DEFAULTS = {"no_cache": False, "dry_run": False, "quiet": False}
+_BOOLEAN_DEFAULTS = {"no_cache": False, "dry_run": False, "quiet": False, "no_adapt": False}
 
 
 def _declared_options(param: inspect.Parameter) -> set[str]:
@@ -178,7 +202,7 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(PREFIX + name, None) for name in _OPTIONS}
         prompts_dir = kwargs.pop("prompts_dir", None)
-        settings = LLMSettings.resolve(**values)
+        settings = discover_model(LLMSettings.resolve(**values))
         return fn(*args, settings=settings, prompts_dir=prompts_dir, **kwargs)
 
     wrapper.__signature__ = new_signature  # type: ignore[attr-defined]

@@ -2,19 +2,25 @@
 
 :meth:`Engine.complete` sends one chat request the careful way:
 
-1. the cache is looked up (a hit costs nothing and is checked like a fresh response);
+1. the cache is looked up (a hit costs nothing and is checked like a fresh
+   response); the key holds the endpoint (:attr:`LLMSettings.cache_scope`);
 2. in dry-run mode the request is recorded for the estimate instead of sent;
-3. otherwise it waits for a concurrency slot (``--concurrency``), for the
-   request and token buckets (``--rpm``, ``--tpm``: prompt tokens by tiktoken
-   plus ``max_tokens``) and for any 429 cool-down, then sends;
-4. the response is checked (empty, cut off by the length limit, not JSON in
+3. an identical request already in flight is not sent again: the second
+   caller waits for the first one's answer (single flight);
+4. otherwise it goes to an endpoint (:mod:`itkit.llm.endpoints`: adaptive
+   concurrency, circuit breaker, rate limits, each in its own module), after
+   a prompt the endpoint's known context cannot hold is failed unsent;
+5. the response is checked (empty, cut off by the length limit, not JSON in
    JSON mode, or rejected by the caller's ``parse``); an accepted response is
    stored in the cache and committed at once;
-5. transient errors and rejected responses are retried with exponential
-   backoff and jitter (tenacity), honouring ``Retry-After``; a 429 makes every
-   request in flight cool down, not only the one that got it. After
-   ``--max-retries`` the record fails with :class:`RecordFailure`; a
-   :class:`FatalLLMError` (bad key, unknown model) stops the whole run at once.
+6. transient errors are retried with backoff (:mod:`itkit.llm.attempts`),
+   rejected responses at once with a request that can change the answer;
+   attempts that failed while the endpoint's breaker was open do not count.
+   After ``--max-retries`` the record fails with :class:`RecordFailure`
+   (saying how many requests were sent); a prompt beyond the context, or a 400
+   once the endpoint has answered other requests, fails only its record; a
+   :class:`FatalLLMError` (bad key, unknown model, server gone longer than
+   ``--max-outage``) stops the whole run at once.
 
 :meth:`Engine.run` maps a worker over records concurrently and returns the
 outcomes in input order; :meth:`Engine.execute` runs any async driver (such as
@@ -30,10 +36,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
-from itkit.errors import UsageError
+from itkit.errors import ItkitError, UsageError
+from itkit.llm.attempts import BACKOFF_BASE, BACKOFF_MAX, backoff, varied
 from itkit.llm.base import (
     LLM,
     ChatRequest,
@@ -45,9 +49,13 @@ from itkit.llm.base import (
     Sampling,
     TransientLLMError,
 )
+from itkit.llm.base import TIMEOUT_STATUS
 from itkit.llm.cache import ResponseCache, request_key
+from itkit.llm.concurrency import NEUTRAL, OK, OVERLOAD, REFUSED
+from itkit.llm.discovery import discover_model
 from itkit.llm.dryrun import DryRunPlan
-from itkit.llm.errors import DryRunRequest, Interrupted, RequestTooLarge
+from itkit.llm.endpoints import Endpoint, pick
+from itkit.llm.errors import BadRequest, DryRunRequest, Interrupted, RequestTooLarge
 from itkit.llm.pricing import price_for
 from itkit.llm.progress import RunProgress
 from itkit.llm.settings import LLMSettings
@@ -57,21 +65,16 @@ from itkit.tokens import TokenCounter, counter_for
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
 
-BACKOFF_BASE = 0.25
-"""Seconds: the first retry waits up to this long (full jitter), doubling each time."""
-BACKOFF_MAX = 30.0
-"""Seconds: the longest backoff between two attempts (Retry-After may ask for more)."""
-RETRY_AFTER_MAX = 300.0
-"""Seconds: the longest Retry-After honoured."""
-RATE_LIMIT_COOLDOWN = 2.0
-"""Seconds every request pauses after a 429 that gave no Retry-After."""
-RATE_PERIOD = 60.0
-"""Seconds: --rpm and --tpm are per minute."""
+FIRST_ANSWER_POLL = 0.05
+"""Seconds between looks for a first answer before calling an endpoint that never answered wrong."""
+CONTEXT_MARGIN = 1.1
+"""A prompt is failed unsent when tiktoken counts this many times the context the server named (tokenizers differ)."""
 TPM_COMPLETION_ALLOWANCE = 512
 """Completion tokens reserved in the --tpm bucket for a request without max_tokens."""
 WORKERS_PER_SLOT = 2
 """run() keeps this many records per concurrency slot in progress (cache hits never wait for a slot)."""
 LENGTH_FINISH = "length"
+CUT_OFF_REASON = "the response was cut off by the length limit (finish_reason=length)"
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(.*?)\n?\s*```\s*$", re.S | re.I)
 
@@ -106,7 +109,7 @@ def check_response(response: ChatResponse, json_mode: bool, allow_length: bool =
     if not response.text.strip():
         raise ResponseRejected("empty response", response.text)
     if response.finish_reason == LENGTH_FINISH and not allow_length:
-        raise ResponseRejected("the response was cut off by the length limit (finish_reason=length)", response.text)
+        raise ResponseRejected(CUT_OFF_REASON, response.text)
     if json_mode:
         parse_json(response.text)
 
@@ -127,11 +130,14 @@ class Outcome(Generic[I, T]):
 
 
 class Engine:
-    """Concurrency, rate limits, retries, cache, accounting and progress around one :class:`LLM`."""
+    """Endpoints, retries, cache, accounting and progress around one or more :class:`LLM` instances.
+
+    ``llm`` is one LLM or a list (one per endpoint: ``--base-url`` given several times).
+    """
 
     def __init__(
         self,
-        llm: LLM | None,
+        llm: LLM | Sequence[LLM] | None,
         settings: LLMSettings,
         cache: ResponseCache | None = None,
         counter: TokenCounter | None = None,
@@ -141,20 +147,24 @@ class Engine:
     ):
         if llm is None and not settings.dry_run:
             raise FatalLLMError("an engine without a model can only do a dry run")
-        self.llm = llm
+        llms = [] if llm is None else list(llm) if isinstance(llm, (list, tuple)) else [llm]
+        self.llm = llms[0] if llms else None
         self.settings = settings
         self.cache = cache
         self._counter = counter
-        self.stats = EngineStats(price=price_for(settings.model, settings.price_in, settings.price_out))
+        price = price_for(settings.model, settings.price_in, settings.price_out, use_table=settings.is_openai)
+        self.stats = EngineStats(price=price)
         self.plan = DryRunPlan()
         self._user_sampling = settings.sampling()
-        self._retry_wait = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
+        self._backoff = (backoff_base, backoff_max)
+        self.endpoints = [
+            Endpoint(one, getattr(one, "endpoint", settings.endpoint), settings) for one in llms
+        ]
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._rpm: AsyncLimiter | None = None
-        self._tpm: AsyncLimiter | None = None
-        self._cooldown_until = 0.0
         self._fatal: FatalLLMError | None = None
+        self._flights: dict[str, asyncio.Future] = {}
+        self._active = 0
+        """Records whose requests are being attempted (to tell a wrong endpoint from a slow first answer)."""
         self._progress: RunProgress | None = None
         self._done = 0
         self._total: int | None = None
@@ -173,11 +183,20 @@ class Engine:
         if self._loop is loop:
             return
         self._loop = loop
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._rpm = AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
-        self._tpm = AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
-        self._cooldown_until = 0.0
+        for endpoint in self.endpoints:
+            endpoint.bind()
+        self._flights = {}
+        self._active = 0
         self._fatal = None
+
+    def status(self) -> str:
+        """The progress line's word on the endpoints: outages, pauses, concurrency."""
+        words = [e.status() for e in self.endpoints]
+        words = [w for w in words if w]
+        limits = [e.limiter for e in self.endpoints]
+        if limits and not self.settings.no_adapt:
+            words.append("j " + "+".join(str(l.size) for l in limits))
+        return " | ".join(words)
 
     def request_for(
         self,
@@ -231,9 +250,9 @@ class Engine:
         """
         self._bind()
         request = self.request_for(messages, template=template, sampling=sampling, json_mode=json_mode)
-        key = request_key(request, variant) if self.cache is not None else None
-        if key is not None:
-            hit = self.cache.get(key)  # type: ignore[union-attr]
+        key = request_key(request, variant, self.settings.cache_scope)
+        if self.cache is not None:
+            hit = self.cache.get(key)
             if hit is not None:
                 try:
                     value = self._accept(hit, json_mode, parse, allow_length)
@@ -248,68 +267,179 @@ class Engine:
             self.plan.add(request, self.counter.count_messages(list(request.messages)), expected_tokens)
             raise DryRunRequest("dry run: request recorded, not sent")
 
-        tokens = self._tpm_reservation(request) if self._tpm is not None else 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type((TransientLLMError, ResponseRejected)),
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
+        flight = self._flights.get(key)
+        if flight is not None:  # the same request is in flight: one request, one answer, for both callers
+            self.stats.coalesced += 1
+            try:
+                response = await asyncio.shield(flight)
+            except RecordFailure as failure:
+                self.stats.failures += 1
+                self.stats.failure_reasons[failure.base_reason] += 1
+                raise RecordFailure(failure.reason, failure.raw) from None
+            try:
+                return self._accept(response, json_mode, parse, allow_length)
+            except ResponseRejected as exc:
+                raise self._give_up(exc.reason, exc.raw, 0) from None
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
         try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._send(request, tokens)
-                    value = self._accept(response, json_mode, parse, allow_length)
-        except ResponseRejected as exc:
-            raise self._give_up(exc.reason, exc.raw) from None
-        except RequestTooLarge as exc:
-            raise self._give_up(str(exc), "") from None
-        except TransientLLMError as exc:
-            if self.stats.responses == 0:
-                # not one answer yet, and a request has used up its retries: the endpoint is down or wrong
-                self._fatal = FatalLLMError(
-                    f"{self.settings.endpoint}: {exc} on every attempt and no request has succeeded yet; "
-                    "check --base-url and that the server is up, then re-run the same command"
-                )
-                raise self._fatal from None
-            raise self._give_up(str(exc), "") from None
-        if key is not None:
-            self.cache.put(key, response)  # type: ignore[union-attr]
+            value, response = await self._attempts(request, key, json_mode, parse, allow_length)
+        except BaseException as exc:
+            if isinstance(exc, RecordFailure):
+                flight.set_exception(exc)
+                flight.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            else:
+                flight.cancel()
+            raise
+        else:
+            flight.set_result(response)
+        finally:
+            self._flights.pop(key, None)
+        if self.cache is not None:
+            self.cache.put(key, response)
         return value
 
-    def _give_up(self, reason: str, raw: str) -> RecordFailure:
+    async def _attempts(
+        self,
+        request: ChatRequest,
+        key: str,
+        json_mode: bool,
+        parse: Callable[[ChatResponse], T] | None,
+        allow_length: bool,
+    ) -> tuple[Any, ChatResponse]:
+        """Send ``request`` until an accepted response, the retry limit, or a fatal error."""
+        self._active += 1
+        try:
+            return await self._attempt_loop(request, key, json_mode, parse, allow_length)
+        finally:
+            self._active -= 1
+
+    async def _attempt_loop(
+        self,
+        request: ChatRequest,
+        key: str,
+        json_mode: bool,
+        parse: Callable[[ChatResponse], T] | None,
+        allow_length: bool,
+    ) -> tuple[Any, ChatResponse]:
+        counted = 0  # attempts that count against --max-retries
+        sent = 0  # requests sent for this record (what the failure message says)
+        rejected = 0
+        current = request
+        tokens = 0
+        while True:
+            endpoint = pick(self.endpoints)
+            if endpoint.limits.counts_tokens and not tokens:
+                tokens = self._tpm_reservation(request, endpoint.limits.tpm)
+            self._check_context(endpoint, request)
+            probe = await endpoint.breaker.admit()
+            sent += 1
+            try:
+                response = await self._send(endpoint, current, tokens, key, probe)
+                return self._accept(response, json_mode, parse, allow_length), response
+            except ResponseRejected as exc:
+                counted += 1
+                rejected += 1
+                if counted > self.settings.max_retries:
+                    raise self._give_up(exc.reason, exc.raw, sent) from None
+                # the server is fine; ask again at once, with a request that can give another answer
+                current = varied(request, rejected, cut_off=exc.reason == CUT_OFF_REASON)
+                self.stats.retries += 1
+            except RequestTooLarge as exc:
+                if exc.context_size:
+                    endpoint.context_size = exc.context_size
+                raise self._give_up(str(exc), "", sent) from None
+            except BadRequest as exc:
+                if endpoint.answered:  # this endpoint serves other requests: this one is the problem
+                    raise self._give_up(exc.said, "", sent) from None
+                self._fatal = exc
+                raise
+            except TransientLLMError as exc:
+                excused = exc.outage and endpoint.breaker.is_open
+                if not excused:
+                    counted += 1
+                if counted > self.settings.max_retries:
+                    self._active -= 1  # waiting: not counted, so records that all wait do not wait for each other
+                    try:
+                        while self.stats.responses == 0 and self._active > 0 and self._fatal is None:
+                            await asyncio.sleep(FIRST_ANSWER_POLL)  # others may yet get the first answer
+                    finally:
+                        self._active += 1
+                    if self.stats.responses == 0:
+                        # not one answer yet, and a request has used up its retries: the endpoint is down or wrong
+                        self._fatal = FatalLLMError(
+                            f"{endpoint.name}: {exc.short} on every attempt and no request has succeeded yet; "
+                            "check --base-url and that the server is up, then re-run the same command"
+                            + str(exc).removeprefix(exc.short)
+                        )
+                        raise self._fatal from None
+                    raise self._give_up(str(exc), "", sent) from None
+                self.stats.retries += 1
+                if not excused:  # an open breaker paces its own probes
+                    await asyncio.sleep(backoff(counted, exc, *self._backoff, self.settings.max_retry_after))
+
+    def _check_context(self, endpoint: Endpoint, request: ChatRequest) -> None:
+        """Fail a prompt the endpoint's known context cannot hold without sending it."""
+        if endpoint.context_size is None:
+            return
+        try:
+            prompt = self.counter.count_messages(list(request.messages))
+        except ItkitError:  # no tokenizer here: let the server judge
+            return
+        if prompt > endpoint.context_size * CONTEXT_MARGIN:
+            raise self._give_up(
+                f"the prompt ({prompt} tokens by tiktoken) is longer than the model's context "
+                f"({endpoint.context_size} tokens, as the server said); not sent",
+                "",
+                0,
+            )
+
+    def _give_up(self, reason: str, raw: str, sent: int) -> RecordFailure:
         self.stats.failures += 1
         self.stats.failure_reasons[reason] += 1
-        attempts = self.settings.max_retries + 1
-        return RecordFailure(f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})", raw)
+        shown = f"{reason} (gave up after {sent} attempt{'s' if sent > 1 else ''})" if sent else reason
+        failure = RecordFailure(shown, raw)
+        failure.base_reason = reason
+        return failure
 
-    async def _send(self, request: ChatRequest, tokens: int) -> ChatResponse:
-        await self._cool_down()
-        async with self._slots:  # type: ignore[union-attr]
-            if self._rpm is not None:
-                await self._rpm.acquire()
-            if self._tpm is not None:
-                await self._tpm.acquire(tokens)
-            await self._cool_down()  # a 429 may have come while this request waited
+    async def _send(self, endpoint: Endpoint, request: ChatRequest, tokens: int, key: str, probe: bool) -> ChatResponse:
+        ticket = await endpoint.limiter.acquire()
+        outcome = NEUTRAL
+        try:
+            await endpoint.limits.acquire(tokens)
             if self._fatal is not None:  # the run is stopping: send nothing more
                 raise self._fatal
             self.stats.requests += 1
             try:
-                response = await self.llm.complete(request)  # type: ignore[union-attr]
-            except RequestTooLarge:
+                response = await endpoint.llm.complete(request)
+            except TransientLLMError as exc:
+                self.stats.errors[exc.short] += 1
+                endpoint.limits.learn(exc.limits)
+                if exc.status == 429:
+                    self.stats.rate_limited += 1
+                    endpoint.limits.rate_limited(exc.retry_after)
+                    outcome = OVERLOAD
+                elif exc.outage:
+                    outcome = REFUSED if exc.status >= 500 else OVERLOAD if exc.status == TIMEOUT_STATUS else NEUTRAL
+                    if endpoint.answered:  # a server that never answered is not "down", it is wrong
+                        endpoint.breaker.failed(key, str(exc), probe)
+                        probe = False
+                    if exc.retry_after is not None:
+                        endpoint.limits.pause(endpoint.limits.capped(exc.retry_after), "server busy (Retry-After)")
+                raise
+            except (RequestTooLarge, BadRequest):
                 raise
             except FatalLLMError as exc:
                 self._fatal = exc
                 raise
-            except TransientLLMError as exc:
-                self.stats.errors[str(exc)] += 1
-                if exc.status == 429:
-                    self.stats.rate_limited += 1
-                    pause = RATE_LIMIT_COOLDOWN if exc.retry_after is None else min(exc.retry_after, RETRY_AFTER_MAX)
-                    loop_now = asyncio.get_running_loop().time()
-                    self._cooldown_until = max(self._cooldown_until, loop_now + pause)
-                raise
+            outcome = OK
+            endpoint.answered += 1
+            endpoint.breaker.succeeded()
+            probe = False
+            endpoint.limits.learn(response.limits)
+        finally:
+            endpoint.breaker.released(probe)
+            endpoint.limiter.release(ticket, outcome)
         self.stats.responses += 1
         self._account(request, response)
         return response
@@ -329,27 +459,11 @@ class Engine:
                 self.stats.errors[exc.reason] += 1
             raise
 
-    async def _cool_down(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (delay := self._cooldown_until - loop.time()) > 0:
-            await asyncio.sleep(delay)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, ResponseRejected):
-            return 0.0  # the server is fine; ask again at once
-        delay = self._retry_wait(state)
-        if isinstance(exc, TransientLLMError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX))
-        return delay
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-
-    def _tpm_reservation(self, request: ChatRequest) -> int:
+    def _tpm_reservation(self, request: ChatRequest, tpm: int | None = None) -> int:
         prompt = self.counter.count_messages(list(request.messages))
         reserve = prompt + (request.sampling.max_tokens or TPM_COMPLETION_ALLOWANCE)
-        return min(reserve, self.settings.tpm or reserve)  # a request larger than the bucket takes all of it
+        bucket = tpm or self.settings.tpm
+        return min(reserve, bucket or reserve)  # a request larger than the bucket takes all of it
 
     def _account(self, request: ChatRequest, response: ChatResponse) -> None:
         if response.prompt_tokens or response.completion_tokens:
@@ -386,7 +500,8 @@ class Engine:
                     self.advance()
                 await asyncio.sleep(0)  # cache hits never wait: let Ctrl-C and the other workers in
 
-        n_workers = min(len(indexed), self.settings.concurrency * WORKERS_PER_SLOT)
+        slots = sum(e.limiter.ceiling for e in self.endpoints) or self.settings.concurrency
+        n_workers = min(len(indexed), slots * WORKERS_PER_SLOT)
         await _all_or_nothing([asyncio.ensure_future(pump()) for _ in range(n_workers)])
         return outcomes  # type: ignore[return-value]
 
@@ -427,7 +542,9 @@ class Engine:
         """
         self._done = 0
         self._total = total
-        self._progress = RunProgress(self.stats, total, description, enabled=not self.settings.quiet)
+        self._progress = RunProgress(
+            self.stats, total, description, enabled=not self.settings.quiet, status=self.status
+        )
 
         async def main() -> T:
             self._bind()
@@ -497,12 +614,18 @@ async def _all_or_nothing(tasks: list[asyncio.Future]) -> None:
         raise (fatal or failed)[0].exception()  # type: ignore[misc]
 
 
-def open_engine(settings: LLMSettings, llm: LLM | None = None) -> Engine:
-    """An engine for ``settings``: the OpenAI-compatible client (none in a dry run) and the cache unless --no-cache."""
-    if llm is None and not settings.dry_run:
-        from itkit.llm.openai_client import OpenAIChatLLM
+def open_engine(settings: LLMSettings, llm: LLM | Sequence[LLM] | None = None) -> Engine:
+    """An engine for ``settings``: one OpenAI-compatible client per endpoint (none in a dry run), the cache unless --no-cache.
 
-        llm = OpenAIChatLLM(settings)
+    With no ``--model`` for a server that is not OpenAI, the server is asked for its model first
+    (:mod:`itkit.llm.discovery`); the engine's ``settings`` then name it.
+    """
+    if llm is None:
+        settings = discover_model(settings)
+        if not settings.dry_run:
+            from itkit.llm.openai_client import OpenAIChatLLM
+
+            llm = [OpenAIChatLLM(settings, url) for url in settings.base_urls]
     cache = None if settings.no_cache else ResponseCache.open(settings.cache_dir)
     return Engine(llm, settings, cache)
 

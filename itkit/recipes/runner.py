@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
+from itkit.llm.discovery import discover_model
 from itkit.llm.settings import LLMSettings
 from itkit.recipes.fingerprint import (
     FINGERPRINT_FILE,
@@ -132,7 +133,7 @@ def _prepare_error(recipe: Recipe, line: int, where: str, exc: ItkitError) -> It
 
 def step_settings(spec: StepSpec, *, dry_run: bool, quiet: bool) -> LLMSettings:
     """The settings an LLM step runs with: the recipe's, then the environment (key, base URL), then defaults."""
-    return LLMSettings.resolve(**(spec.llm or {}), dry_run=dry_run, quiet=quiet)
+    return discover_model(LLMSettings.resolve(**(spec.llm or {}), dry_run=dry_run, quiet=quiet))
 
 
 def plan_stages(recipe: Recipe, *, dry_run: bool = False, quiet: bool = False) -> list[Stage]:

@@ -32,7 +32,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
@@ -56,7 +56,7 @@ from itkit.recipes.yaml_lines import LocatedYAML
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
-FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet")
+FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet", "model_given", "extra_base_urls")
 """LLMSettings fields a recipe may not set: the key comes from the environment only; dry-run and quiet are
 options of ``itkit run``."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -137,6 +137,8 @@ def _llm_block_model() -> type[BaseModel]:
         if name in FORBIDDEN_LLM_FIELDS:
             continue
         annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        if name == "base_url":  # one endpoint, or a list of servers of the same model
+            annotation = Union[str, list[str]]
         fields[name] = (Optional[annotation], None)
     fields["prompts_dir"] = (Optional[str], None)
     return create_model("LLMBlock", __base__=Options, **fields)
