@@ -113,6 +113,11 @@ class TransientLLMError(LLMError):
         """A sign the server is down or overloaded (connection error, timeout, 5xx), not a rate limit."""
         return self.status is not None and (self.status < 0 or self.status >= 500)
 
+    @property
+    def unreachable(self) -> bool:
+        """A sign the server is gone: refused or dropped connection, timeout, 502/503/504 from a proxy or a restart."""
+        return self.status is not None and (self.status < 0 or self.status in (502, 503, 504))
+
 
 class ResponseRejected(LLMError):
     """A response arrived but cannot be used; ``raw`` is its text."""

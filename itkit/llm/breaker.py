@@ -1,7 +1,8 @@
 """The circuit breaker of one endpoint: stop sending into a server that is down, probe it, resume.
 
-When :data:`TRIP_AFTER` outage errors in a row (refused or dropped
-connections, timeouts, HTTP 5xx), spanning at least :data:`TRIP_RECORDS`
+When :data:`TRIP_AFTER` errors in a row that say the server is gone (refused
+or dropped connections, timeouts, HTTP 502/503/504; not a 500, which is
+often one request's problem), spanning at least :data:`TRIP_RECORDS`
 different requests, come back from an endpoint that has answered before, the
 breaker *opens*: no request is sent but one probe at a time, after a backoff
 that doubles from :data:`PROBE_FIRST` to :data:`PROBE_MAX` seconds. The first
@@ -20,12 +21,10 @@ from typing import Callable
 
 from itkit.llm.errors import ServerUnreachable
 
-TRIP_AFTER = 8
-"""Consecutive outage errors that open the breaker..."""
-TRIP_RECORDS = 3
-"""...spanning at least this many different requests..."""
-TRIP_SECONDS = 1.0
-"""...and at least this many seconds (a flaky server's burst of errors is not an outage)."""
+TRIP_AFTER = 5
+"""Consecutive "unreachable" errors that open the breaker..."""
+TRIP_RECORDS = 2
+"""...spanning at least this many different requests."""
 PROBE_FIRST = 1.0
 """Seconds before the first probe of an open breaker."""
 PROBE_MAX = 30.0
@@ -47,7 +46,6 @@ class Breaker:
         self._clock = clock
         self._wall = wall
         self._streak = 0
-        self._streak_started = 0.0
         self._streak_keys: set[str] = set()
         self._opened: float | None = None
         self._opened_wall = 0.0
@@ -83,16 +81,10 @@ class Breaker:
     def failed(self, key: str, error: str, probe: bool) -> None:
         """An outage error on the request ``key`` (``probe``: it was the open breaker's probe)."""
         self._last_error = error
-        if not self._streak:
-            self._streak_started = self._clock()
         self._streak += 1
         self._streak_keys.add(key)
         if self._opened is None:
-            if (
-                self._streak >= TRIP_AFTER
-                and len(self._streak_keys) >= TRIP_RECORDS
-                and self._clock() - self._streak_started >= TRIP_SECONDS
-            ):
+            if self._streak >= TRIP_AFTER and len(self._streak_keys) >= TRIP_RECORDS:
                 self._opened = self._clock()
                 self._opened_wall = self._wall()
                 self._next_probe = self._opened + PROBE_FIRST
@@ -150,4 +142,4 @@ class Breaker:
         return f"server unreachable since {since}, retrying in {left:.0f} s"
 
 
-__all__ = ["Breaker", "PROBE_FIRST", "PROBE_MAX", "TRIP_AFTER", "TRIP_RECORDS", "TRIP_SECONDS"]
+__all__ = ["Breaker", "PROBE_FIRST", "PROBE_MAX", "TRIP_AFTER", "TRIP_RECORDS"]

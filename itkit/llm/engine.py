@@ -331,7 +331,6 @@ class Engine:
             endpoint = pick(self.endpoints)
             if endpoint.limits.counts_tokens and not tokens:
                 tokens = self._tpm_reservation(request, endpoint.limits.tpm)
-            self._check_context(endpoint, request)
             probe = await endpoint.breaker.admit()
             sent += 1
             try:
@@ -355,7 +354,7 @@ class Engine:
                 self._fatal = exc
                 raise
             except TransientLLMError as exc:
-                excused = exc.outage and endpoint.breaker.is_open
+                excused = exc.unreachable and endpoint.breaker.is_open
                 if not excused:
                     counted += 1
                 if counted > self.settings.max_retries:
@@ -406,6 +405,7 @@ class Engine:
         ticket = await endpoint.limiter.acquire()
         outcome = NEUTRAL
         try:
+            self._check_context(endpoint, request)
             await endpoint.limits.acquire(tokens)
             if self._fatal is not None:  # the run is stopping: send nothing more
                 raise self._fatal
@@ -421,7 +421,7 @@ class Engine:
                     outcome = OVERLOAD
                 elif exc.outage:
                     outcome = REFUSED if exc.status >= 500 else OVERLOAD if exc.status == TIMEOUT_STATUS else NEUTRAL
-                    if endpoint.answered:  # a server that never answered is not "down", it is wrong
+                    if endpoint.answered and exc.unreachable:  # a server that never answered is wrong, not down
                         endpoint.breaker.failed(key, str(exc), probe)
                         probe = False
                     if exc.retry_after is not None:

@@ -47,6 +47,11 @@ def _httpx() -> Any:
         return httpx
 
 
+def timeouts(timeout: float, connect_timeout: float | None = None) -> Any:
+    """read: the gap between bytes; connect: a port that never answers fails fast; pool: the engine bounds concurrency."""
+    return _httpx().Timeout(timeout, connect=connect_timeout or timeout, pool=None)
+
+
 def http_client(concurrency: int, timeout: float, connect_timeout: float | None = None) -> Any:
     """The SDK's HTTP client with one pooled connection per concurrency slot.
 
@@ -59,17 +64,15 @@ def http_client(concurrency: int, timeout: float, connect_timeout: float | None 
     import openai
 
     httpx = _httpx()
-    # read: the gap between bytes; connect: a port that never answers fails fast; pool: the engine bounds concurrency
-    timeout = httpx.Timeout(timeout, connect=connect_timeout or timeout, pool=None)
     limits = httpx.Limits(
         max_connections=max(concurrency, 1),
         max_keepalive_connections=max(concurrency, 1),
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     try:
-        return openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+        return openai.DefaultAioHttpClient(limits=limits, timeout=timeouts(timeout, connect_timeout))
     except (AttributeError, RuntimeError):  # pragma: no cover - an SDK or install without the aiohttp transport
-        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeouts(timeout, connect_timeout))
 
 
 def parse_completion(content: bytes) -> ChatResponse:
@@ -140,7 +143,7 @@ class OpenAIChatLLM(LLM):
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
                 base_url=self.base_url,
-                timeout=self.settings.timeout,
+                timeout=timeouts(self.settings.timeout, self.settings.connect_timeout),
                 max_retries=0,
                 http_client=http_client(self.concurrency, self.settings.timeout, self.settings.connect_timeout),
             )

@@ -39,7 +39,7 @@ CONTEXT_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error
 _CONTEXT_WORDS = re.compile(
     r"context[ _](?:length|size|window)|maximum context|too many tokens|prompt is too long|input is too long"
     r"|exceeds? (?:the )?(?:model'?s? )?(?:max(?:imum)?|available) (?:context|input|sequence)|max_model_len"
-    r"|must have less than \d+ tokens|inputs? tokens \+ max_new_tokens|input length (?:of \d+ )?exceeds",
+    r"|must have less than \d+ tokens|inputs?`? tokens \+ `?max_new_tokens|input length (?:of \d+ )?exceeds",
     re.I,
 )
 """vLLM "maximum context length", llama.cpp "exceeds the available context size" and "Context size has been
@@ -50,7 +50,7 @@ _CONTEXT_SIZE = (
     re.compile(r"available context size \((\d+) tokens?\)", re.I),
     re.compile(r"context (?:size|length|window) (?:of |is )?\(?(\d+)", re.I),
     re.compile(r"must have less than (\d+) tokens", re.I),
-    re.compile(r"max_new_tokens` must be <= (\d+)", re.I),
+    re.compile(r"max_new_tokens`? must be <= (\d+)", re.I),
     re.compile(r"max_model_len[ =(]+(\d+)", re.I),
 )
 _KEY_FRAGMENT = re.compile(r"\b(sk|pk|key|rk)-[A-Za-z0-9_\-*.]{2,}")
