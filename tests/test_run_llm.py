@@ -290,7 +290,7 @@ def test_dry_run_renders_prompts_and_estimates_every_llm_step_without_sending(ru
     assert server.chat_requests() == []
 
 
-def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner, tmp_path, llm_env):
+def test_failed_records_exit_3_and_a_plain_rerun_retries_them(runner, tmp_path, llm_env):
     server = llm_env
 
     def flaky(body: dict) -> str:
@@ -311,14 +311,20 @@ def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner
     bad_ids = {f["id"] for f in failures}
     assert summary_of(run_dir)["exit_code"] == 3
 
-    # unchanged: skipped, and the run still reports the failures
+    # a plain re-run retries the failed records (only them: the others come from the cache), and says so
     server.reset()
-    assert run(runner, recipe, run_dir, "-q").exit_code == 3
-    assert server.chat_requests() == []
+    result = run(runner, recipe, run_dir)
+    assert result.exit_code == 3
+    assert {r.last_user for r in server.chat_requests()} == {
+        r.last_user for r in server.chat_requests() if any(ch.isdigit() for ch in r.last_user)
+    }
+    assert len(server.chat_requests()) == 2 * len(bad_ids)  # each: its first try and one retry (max_retries 1)
+    assert f"retrying the {len(bad_ids)} records that failed last time" in result.stderr
 
-    # --from orca asks again for the failed records only (the others come from the cache)
+    # once the server answers them, a plain re-run finishes the step
+    server.reset()
     server.reply = teacher
-    result = run(runner, recipe, run_dir, "-q", "--from", "orca")
+    result = run(runner, recipe, run_dir, "-q")
     assert result.exit_code == 0, result.stderr
     assert len(server.chat_requests()) == len(bad_ids)
     ids = {r["id"] for r in read_jsonl(run_dir / "04-orca" / "output.jsonl")}

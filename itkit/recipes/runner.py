@@ -388,6 +388,12 @@ class Runner:
         fingerprint, parts = self.fingerprint(stage, cursor) if not cursor.changed else ("", {})
         recorded = self.finished(stage, folder, fingerprint) if not cursor.changed else None
         output = self.output_of(stage, folder)
+        retried = 0
+        if recorded is not None and stage.spec is not None and STEPS[stage.spec.type].uses_llm:
+            # a step that finished with failed records is not finished: run it again (cached answers stay)
+            retried = int((recorded.get("result") or {}).get("failed") or 0)
+            if retried and not self.dry_run:
+                recorded = None
         if recorded is not None:
             outcome = StepOutcome.from_dict(recorded.get("result") or {})
             outcome.notes = list((recorded.get("result") or {}).get("notes") or [])
@@ -399,13 +405,15 @@ class Runner:
         if self.dry_run:
             return self._dry_stage(stage, cursor)
 
-        self.emit("start", stage.label, "")
+        self.emit("start", stage.label, f"retrying the {retried} records that failed last time" if retried else "")
         _reset_folder(folder)
         started = time.monotonic()
         try:
             outcome = self.execute(stage, folder, cursor)
         except ItkitError as exc:
             raise StepFailed(stage.label, exc) from None
+        if retried:
+            outcome.notes.append(f"re-run: retried the {retried} records that failed in the last run")
         seconds = time.monotonic() - started
         state = output_state(output)
         own = {output.relative_to(folder).parts[0], FINGERPRINT_FILE}
