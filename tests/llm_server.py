@@ -61,8 +61,8 @@ Knobs (attributes, changeable while running):
 - ``capacity``: serve at most this many chat requests at once; beyond it,
   ``overflow="503"`` answers HTTP 503 at once (llama-server with all slots busy)
   and ``overflow="queue"`` makes them wait their turn (latency rises).
-- ``rpm`` / ``tpm``: enforce requests and tokens (usage counts) per minute with
-  429 + ``Retry-After``; every answer then carries OpenAI's
+- ``rpm`` / ``tpm``: enforce requests and tokens (usage counts) per minute
+  (``period`` seconds) with token buckets, 429 + ``Retry-After``; every answer then carries OpenAI's
   ``x-ratelimit-limit/remaining/reset-requests/tokens`` headers
   (``send_limits=False`` leaves them out).
 - ``stop()`` then ``start()`` again serves on the same port (an outage and a restart).
@@ -256,6 +256,7 @@ class FakeLLMServer:
         rpm: int | None = None,
         tpm: int | None = None,
         send_limits: bool = True,
+        period: float = 60.0,
     ):
         self.reply = reply or echo_reply
         self.latency = latency
@@ -287,7 +288,10 @@ class FakeLLMServer:
         self.served = 0
         self._serving = 0
         self._queue: asyncio.Semaphore | None = None
-        self._window: list[tuple[float, int]] = []
+        self.period = period
+        self._refilled = 0.0
+        self._requests_left = 0.0
+        self._tokens_left = 0.0
 
     # ---- lifecycle -----------------------------------------------------
     @property
@@ -482,39 +486,53 @@ class FakeLLMServer:
                 self._serving -= 1
         return await self._serve(seen, fault)
 
+    def _refill(self, now: float) -> None:
+        """Token buckets (as OpenAI's limits work): full at the start, refilled continuously per ``period``."""
+        elapsed = now - self._refilled
+        self._refilled = now
+        if self.rpm:
+            self._requests_left = min(float(self.rpm), self._requests_left + elapsed * self.rpm / self.period)
+        if self.tpm:
+            self._tokens_left = min(float(self.tpm), self._tokens_left + elapsed * self.tpm / self.period)
+
     def _rate_limited(self, seen: SeenRequest) -> tuple[int, bytes, dict] | None:
         now = time.monotonic()
-        self._window = [(t, n) for t, n in self._window if now - t < 60.0]
+        if self._refilled == 0.0:
+            self._refilled = now
+            self._requests_left = float(self.rpm or 0)
+            self._tokens_left = float(self.tpm or 0)
+        self._refill(now)
         tokens = _usage_of(seen.body)["total_tokens"]
-        used_requests = len(self._window)
-        used_tokens = sum(n for _, n in self._window)
-        over = (self.rpm and used_requests + 1 > self.rpm) or (self.tpm and used_tokens + tokens > self.tpm)
-        if over:
-            oldest = self._window[0][0] if self._window else now
-            wait = max(0.05, 60.0 - (now - oldest))
-            if self.rpm and self.tpm is None:
-                wait = 60.0 / self.rpm  # the next slot of a smooth bucket
+        short_requests = self.rpm and self._requests_left < 1
+        short_tokens = self.tpm and self._tokens_left < tokens
+        if short_requests or short_tokens:
+            waits = []
+            if short_requests:
+                waits.append((1 - self._requests_left) * self.period / self.rpm)
+            if short_tokens:
+                waits.append((tokens - self._tokens_left) * self.period / self.tpm)
             seen.status = 429
             self.refused += 1
             err = _error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded")
-            return 429, json.dumps(err).encode(), {"Retry-After": f"{wait:.3f}", **self._limit_headers(now)}
-        self._window.append((now, tokens))
+            return 429, json.dumps(err).encode(), {"Retry-After": f"{max(waits):.3f}", **self._limit_headers(now)}
+        if self.rpm:
+            self._requests_left -= 1
+        if self.tpm:
+            self._tokens_left -= tokens
         return None
 
     def _limit_headers(self, now: float) -> dict[str, str]:
         if not self.send_limits:
             return {}
         headers = {}
-        oldest = self._window[0][0] if self._window else now
-        reset = f"{max(0.0, 60.0 - (now - oldest)):.3f}s"
         if self.rpm:
             headers["x-ratelimit-limit-requests"] = str(self.rpm)
-            headers["x-ratelimit-remaining-requests"] = str(max(0, self.rpm - len(self._window)))
-            headers["x-ratelimit-reset-requests"] = reset
+            headers["x-ratelimit-remaining-requests"] = str(int(self._requests_left))
+            headers["x-ratelimit-reset-requests"] = f"{(self.rpm - self._requests_left) * self.period / self.rpm:.3f}s"
         if self.tpm:
             headers["x-ratelimit-limit-tokens"] = str(self.tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, self.tpm - sum(n for _, n in self._window)))
-            headers["x-ratelimit-reset-tokens"] = reset
+            headers["x-ratelimit-remaining-tokens"] = str(int(self._tokens_left))
+            headers["x-ratelimit-reset-tokens"] = f"{(self.tpm - self._tokens_left) * self.period / self.tpm:.3f}s"
         return headers
 
     async def _special(self, fault: Fault, seen: SeenRequest, writer_hint: Any) -> tuple[int, bytes, dict]:
@@ -632,9 +650,12 @@ def main() -> None:  # pragma: no cover - used by benchmarks
     parser.add_argument("--overflow", choices=["503", "queue"], default="503")
     parser.add_argument("--rpm", type=int, default=None)
     parser.add_argument("--tpm", type=int, default=None)
+    parser.add_argument("--period", type=float, default=60.0, help="seconds of a rate-limit 'minute'")
+    parser.add_argument("--no-limit-headers", action="store_true")
     args = parser.parse_args()
     server = FakeLLMServer(latency=args.latency, api_key=args.api_key, port=args.port, record=False,
-                           capacity=args.capacity, overflow=args.overflow, rpm=args.rpm, tpm=args.tpm)
+                           capacity=args.capacity, overflow=args.overflow, rpm=args.rpm, tpm=args.tpm,
+                           period=args.period, send_limits=not args.no_limit_headers)
     server.start()
     print(f"READY {server.base_url}", flush=True)
     try:

@@ -25,10 +25,10 @@ TRIP_AFTER = 5
 """Consecutive "unreachable" errors that open the breaker..."""
 TRIP_RECORDS = 2
 """...spanning at least this many different requests."""
-PROBE_FIRST = 1.0
+PROBE_FIRST = 0.5
 """Seconds before the first probe of an open breaker."""
-PROBE_MAX = 30.0
-"""Seconds: the longest wait between two probes."""
+PROBE_MAX = 2.0
+"""Seconds: the longest wait between two probes (one small request: a server back is noticed at once)."""
 
 
 class Breaker:

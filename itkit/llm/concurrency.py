@@ -3,8 +3,8 @@
 ``--concurrency`` is the ceiling. Below it, :class:`AdaptiveLimit` keeps a
 limit that grows while the server keeps up and shrinks when it does not:
 
-- *slow start*: from :data:`INITIAL_LIMIT`, +1 per answered request (the limit
-  doubles every round trip) until the first sign of overload;
+- *slow start*: from :data:`INITIAL_LIMIT`, +2 per answered request (the limit
+  triples every round trip) until the first sign of overload;
 - *additive increase*: then +1 per round trip (+1/limit per answer), and,
   near the level where the server was last overloaded, ``PROBE_PATIENCE``
   times slower (doubling after each overload at the same level), so a server
@@ -29,11 +29,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-INITIAL_LIMIT = 8
+INITIAL_LIMIT = 4
 """Requests in flight at the start (or the ceiling, if lower)."""
+SLOW_START_STEP = 2.0
+"""Slow start: the limit grows by this much per answer (it triples every round trip)."""
 DECREASE_FACTOR = 0.5
 """The limit is multiplied by this on overload."""
-PROBE_PATIENCE = 4
+PROBE_PATIENCE = 8
 """Near the last overload level, growth is this many times slower (doubling per repeat overload)."""
 MAX_PATIENCE = 128
 LATENCY_TOLERANCE = 2.0
@@ -141,7 +143,7 @@ class AdaptiveLimit:
 
     def _increase(self) -> None:
         if self._slow_start:
-            step = 1.0
+            step = SLOW_START_STEP
         elif self._loss_level is not None and self.limit + 1 >= self._loss_level:
             step = 1.0 / (self.limit * self._patience)
         else:

@@ -67,6 +67,8 @@ I = TypeVar("I")  # noqa: E741
 
 FIRST_ANSWER_POLL = 0.05
 """Seconds between looks for a first answer before calling an endpoint that never answered wrong."""
+CHARS_PER_TOKEN = 4
+"""The rough size of a token where tiktoken's files are missing."""
 CONTEXT_MARGIN = 1.1
 """A prompt is failed unsent when tiktoken counts this many times the context the server named (tokenizers differ)."""
 TPM_COMPLETION_ALLOWANCE = 512
@@ -460,7 +462,10 @@ class Engine:
             raise
 
     def _tpm_reservation(self, request: ChatRequest, tpm: int | None = None) -> int:
-        prompt = self.counter.count_messages(list(request.messages))
+        try:
+            prompt = self.counter.count_messages(list(request.messages))
+        except ItkitError:  # no tokenizer here (a limit learned from headers): about 4 characters a token
+            prompt = sum(len(m["content"]) for m in request.messages) // CHARS_PER_TOKEN + 1
         reserve = prompt + (request.sampling.max_tokens or TPM_COMPLETION_ALLOWANCE)
         bucket = tpm or self.settings.tpm
         return min(reserve, bucket or reserve)  # a request larger than the bucket takes all of it

@@ -25,8 +25,6 @@ RATE_PERIOD = 60.0
 """Seconds: --rpm and --tpm are per minute."""
 RATE_LIMIT_COOLDOWN = 2.0
 """Seconds every request pauses after a 429 that gave no Retry-After."""
-HEADROOM = 0.95
-"""Learned limits are used at this fraction, so clocks and in-flight requests do not overshoot them."""
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
 
 
@@ -110,11 +108,11 @@ class RateLimits:
         tpm = _int(headers.get("x-ratelimit-limit-tokens"))
         if rpm and self.explicit_rpm is None and rpm != self.rpm:
             self.rpm = rpm
-            self._rpm_bucket = AsyncLimiter(max(1, int(rpm * HEADROOM)), RATE_PERIOD)
+            self._rpm_bucket = AsyncLimiter(rpm, RATE_PERIOD)
             self.learned = True
         if tpm and self.explicit_tpm is None and tpm != self.tpm:
             self.tpm = tpm
-            self._tpm_bucket = AsyncLimiter(max(1, int(tpm * HEADROOM)), RATE_PERIOD)
+            self._tpm_bucket = AsyncLimiter(tpm, RATE_PERIOD)
             self.learned = True
         for kind in ("requests", "tokens"):
             if _int(headers.get(f"x-ratelimit-remaining-{kind}")) == 0:
