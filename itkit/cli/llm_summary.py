@@ -29,6 +29,22 @@ def rejects_path(output: str, on_error: OnError, errors: str | None) -> str | No
     return errors_path_for(output, errors) if on_error is OnError.skip else None
 
 
+def cli_files(src: str, output: str, from_: Any, to: Any, on_error: OnError, errors: str | None, prompts_dir: str | None, **extra: Any):
+    """The :class:`~itkit.steps.io.Files` of an LLM command's plumbing options."""
+    from itkit.steps.io import Files
+
+    return Files(
+        src,
+        output,
+        from_format=from_.value,
+        to_format=to.value if to else None,
+        on_error=on_error.value,
+        errors_path=rejects_path(output, on_error, errors),
+        prompts_dir=prompts_dir,
+        **extra,
+    )
+
+
 def say(text: str) -> None:
     """One summary line on stderr (never read as rich markup)."""
     err_console.print(text, markup=False)
