@@ -8,7 +8,8 @@ both modes, side by side in one run:
 
 - itkit's engine with its default settings (``--concurrency`` 64 as the
   ceiling, adapting below it);
-- a sweep of fixed concurrencies (``--no-adapt``) 1, 2, 4, ... 64, and the best of them.
+- a sweep of fixed concurrencies (``--no-adapt``) 1, 2, 4, ... 64 (from K/2 to 4K:
+  the others are slower by construction), and the best of them.
 
 Printed: throughput (records/s) of each, the ratio default / best fixed
 (target >= 0.9) and the error responses of the default run as a share of its
@@ -92,6 +93,8 @@ def measure(k: int, mode: str, latency: float, seconds: float, home: Path) -> di
         for j in SWEEP:
             if j > 4 * max(k, 1) and j > 8:
                 break  # far beyond the capacity: only slower
+            if j < k / 2:
+                continue  # at most j / latency: far below the capacity
             fixed_wall, fixed_stats = run_engine(
                 url, prompts(f"fixed-{k}-{mode}-{j}", n_fixed), home, concurrency=j, no_adapt=True, max_retries=50
             )

@@ -425,3 +425,27 @@ def test_open_engine_makes_one_client_per_base_url(tmp_path):
         assert [e.name for e in engine.endpoints] == ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]
     with pytest.raises(ServerUnreachable.__mro__[1]):  # FatalLLMError: no key, no endpoint
         open_engine(LLMSettings.resolve(env={}, model="m", cache_dir=str(tmp_path)))
+
+
+# ---- 12. parameters a server rejects or ignores ---------------------------------------------------------
+
+
+def test_parameters_can_be_dropped_or_renamed_for_a_server_and_the_cache_knows(runner, tmp_path):
+    with FakeLLMServer(api_key=TEST_API_KEY) as server:
+        sampling = Sampling(temperature=0.5, max_tokens=40, presence_penalty=1.0)
+        with make_engine(server) as engine:
+            engine.run(["plain"], ask(engine, sampling=sampling))
+        with make_engine(server, drop_params=["presence_penalty"], rename_params=["max_tokens=max_completion_tokens"]) as engine:
+            engine.run(["plain"], ask(engine, sampling=sampling))
+            assert engine.stats.cache_hits == 0  # another request was sent: not the first one's answer
+        first, second = (r.body for r in server.chat_requests())
+    assert first["presence_penalty"] == 1.0 and first["max_tokens"] == 40
+    assert "presence_penalty" not in second and "max_tokens" not in second and second["max_completion_tokens"] == 40
+    with pytest.raises(Exception, match="give OLD=NEW"):
+        LLMSettings.resolve(env={}, rename_params=["max_tokens"])
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_alpaca(src, [LONG])
+    with FakeLLMServer(api_key=TEST_API_KEY) as server:
+        result = simplify(runner, server, src, "-o", out, "--drop-param", "temperature", "--drop-param", "top_p")
+        assert result.exit_code == 0, result.stderr
+        assert all("temperature" not in r.body for r in server.chat_requests())

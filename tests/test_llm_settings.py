@@ -129,7 +129,7 @@ def test_llm_options_adds_every_engine_option_once():
         "--model", "--base-url", "--api-key", "--temperature", "--top-p", "--max-tokens", "--seed", "--timeout",
         "--max-retries", "--concurrency", "--rpm", "--tpm", "--cache-dir", "--no-cache", "--price-in",
         "--price-out", "--dry-run", "--limit", "--quiet", "--prompts-dir", "--connect-timeout", "--max-outage",
-        "--max-retry-after", "--no-adapt", "--cache-endpoint",
+        "--max-retry-after", "--no-adapt", "--cache-endpoint", "--drop-param", "--rename-param",
     }
     assert names == expected
 

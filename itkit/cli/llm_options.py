@@ -108,6 +108,14 @@ _OPTIONS: dict[str, Any] = {
         bool,
         typer.Option("--no-adapt", help="Keep --concurrency requests in flight instead of adapting to the server (for benchmarks).", rich_help_panel=PANEL),
     ],
+    "drop_params": Annotated[
+        Optional[list[str]],
+        typer.Option("--drop-param", help="A request field never to send (a server that rejects or ignores it, e.g. presence_penalty); repeatable.", rich_help_panel=PANEL, show_default=False),
+    ],
+    "rename_params": Annotated[
+        Optional[list[str]],
+        typer.Option("--rename-param", help="OLD=NEW: send a request field under another name (e.g. max_tokens=max_completion_tokens); repeatable.", rich_help_panel=PANEL, show_default=False),
+    ],
     "cache_endpoint": Annotated[
         Optional[str],
         typer.Option("--cache-endpoint", help="Key the cache on this name instead of the endpoint URL (servers that are mirrors of one model).", rich_help_panel=PANEL, show_default=False),

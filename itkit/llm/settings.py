@@ -55,6 +55,8 @@ OPTION_NAMES = {
     "max_retry_after": "--max-retry-after",
     "extra_base_urls": "--base-url",
     "cache_endpoint": "--cache-endpoint",
+    "drop_params": "--drop-param",
+    "rename_params": "--rename-param",
     "rpm": "--rpm",
     "tpm": "--tpm",
     "cache_dir": "--cache-dir",
@@ -90,6 +92,10 @@ class LLMSettings(BaseModel):
     """More endpoints serving the same model (``--base-url`` repeated): requests are spread over all."""
     cache_endpoint: str | None = None
     """Key the cache on this name instead of the endpoint URL (endpoints that are mirrors of one model)."""
+    drop_params: tuple[str, ...] = ()
+    """Request fields never sent (a server that rejects or ignores them): ``--drop-param presence_penalty``."""
+    rename_params: tuple[str, ...] = ()
+    """``OLD=NEW``: request fields sent under another name (``--rename-param max_tokens=max_completion_tokens``)."""
     model_given: bool = True
     """False when ``model`` is the default, not the user's: a local server is asked for its model."""
     rpm: int | None = Field(default=None, ge=1)
@@ -133,6 +139,15 @@ class LLMSettings(BaseModel):
     def _urls(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(u for u in (cls._url(v) for v in values) if u)
 
+    @field_validator("rename_params")
+    @classmethod
+    def _renames(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            old, sep, new = value.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ValueError(f"give OLD=NEW, got {value!r}")
+        return tuple(v.replace(" ", "") for v in values)
+
     @field_validator("api_key")
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -148,7 +163,7 @@ class LLMSettings(BaseModel):
         A bad value raises :class:`UsageError` naming the option.
         """
         environ = os.environ if env is None else env
-        values = {k: v for k, v in options.items() if v is not None}
+        values = {k: v for k, v in options.items() if v is not None and not (isinstance(v, (list, tuple)) and not v)}
         if "api_key" not in values and environ.get(ENV_API_KEY):
             values["api_key"] = environ[ENV_API_KEY]
         if "base_url" not in values and environ.get(ENV_BASE_URL):
@@ -172,6 +187,17 @@ class LLMSettings(BaseModel):
         """The sampling options given for this run (None where not given)."""
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed)
 
+    def adapt_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A request body with ``drop_params`` left out and ``rename_params`` renamed."""
+        if not self.drop_params and not self.rename_params:
+            return body
+        out = {k: v for k, v in body.items() if k not in self.drop_params}
+        for pair in self.rename_params:
+            old, _, new = pair.partition("=")
+            if old in out:
+                out[new] = out.pop(old)
+        return out
+
     @property
     def base_urls(self) -> tuple[str | None, ...]:
         """Every endpoint of the run (None: OpenAI's)."""
@@ -185,9 +211,10 @@ class LLMSettings(BaseModel):
     @property
     def cache_scope(self) -> str:
         """The endpoint part of the cache key: ``--cache-endpoint``, else every endpoint's scheme, host, port and path."""
-        if self.cache_endpoint:
-            return self.cache_endpoint
-        return " ".join(sorted({endpoint_identity(url or OPENAI_URL) for url in self.base_urls}))
+        scope = self.cache_endpoint or " ".join(sorted({endpoint_identity(url or OPENAI_URL) for url in self.base_urls}))
+        if self.drop_params or self.rename_params:  # what is sent differs: so may the answer
+            scope += f" drop={','.join(sorted(self.drop_params))} rename={','.join(sorted(self.rename_params))}"
+        return scope
 
     @property
     def endpoint(self) -> str:

@@ -88,6 +88,8 @@ def _llm_block_model() -> type[BaseModel]:
         annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         if name == "base_url":  # one endpoint, or a list of servers of the same model
             annotation = Union[str, list[str]]
+        elif name in ("drop_params", "rename_params"):  # YAML lists
+            annotation = list[str]
         fields[name] = (Optional[annotation], None)
     fields["prompts_dir"] = (Optional[str], None)
     return create_model("LLMBlock", __base__=Options, **fields)
