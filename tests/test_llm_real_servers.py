@@ -276,8 +276,9 @@ def test_a_port_that_never_accepts_fails_after_the_connect_timeout():
                                        connect_timeout=0.5, timeout=60, max_retries=0, no_cache=True)
         engine = Engine(OpenAIChatLLM(settings), settings)
         started = time.monotonic()
-        with pytest.raises(FatalLLMError, match="no request has succeeded yet"):
+        with pytest.raises(FatalLLMError, match="no request has succeeded yet") as info:
             engine.run(["q"], ask(engine))
+        assert "could not connect within 0.5 s" in str(info.value)
         assert time.monotonic() - started < 10
     finally:
         for s in fillers:

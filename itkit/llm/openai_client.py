@@ -192,9 +192,17 @@ class OpenAIChatLLM(LLM):
         timeout; the root cause tells them apart.)
         """
         root: BaseException = exc
+        names = [type(root).__name__]
         while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
             root = root.__cause__ or root.__context__  # type: ignore[assignment]
-        if isinstance(root, TimeoutError) or "Timeout" in type(root).__name__:
+            names.append(type(root).__name__)
+        timed_out = isinstance(root, (TimeoutError, asyncio.CancelledError)) or "Timeout" in type(root).__name__
+        if timed_out and any("Connect" in name and "Timeout" in name for name in names[1:]):
+            return TransientLLMError(
+                f"could not connect within {self.settings.connect_timeout:g} s (--connect-timeout)",
+                status=CONNECTION_STATUS,
+            )
+        if timed_out:
             return TransientLLMError(f"the request timed out after {self.settings.timeout:g} s", status=TIMEOUT_STATUS)
         return TransientLLMError(f"connection error ({type(root).__name__})", status=CONNECTION_STATUS)
 
