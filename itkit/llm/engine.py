@@ -31,15 +31,13 @@ handling. Both may be called several times on one engine.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
-from itkit.errors import ItkitError, UsageError
+from itkit.errors import ItkitError
 from itkit.llm.attempts import BACKOFF_BASE, BACKOFF_MAX, backoff, varied
 from itkit.llm.base import (
     LLM,
+    TIMEOUT_STATUS,
     ChatRequest,
     ChatResponse,
     FatalLLMError,
@@ -49,15 +47,23 @@ from itkit.llm.base import (
     Sampling,
     TransientLLMError,
 )
-from itkit.llm.base import TIMEOUT_STATUS
+from itkit.llm.batch import WORKERS_PER_SLOT, Batches  # noqa: F401  (re-exported)
 from itkit.llm.cache import ResponseCache, request_key
 from itkit.llm.concurrency import NEUTRAL, OK, OVERLOAD, REFUSED
 from itkit.llm.discovery import discover_model
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.endpoints import Endpoint, pick
-from itkit.llm.errors import BadRequest, DryRunRequest, Interrupted, RequestTooLarge
+from itkit.llm.errors import BadRequest, DryRunRequest, RequestTooLarge
 from itkit.llm.pricing import price_for
 from itkit.llm.progress import RunProgress
+from itkit.llm.responses import (  # noqa: F401  (re-exported: the engine is where callers find them)
+    CUT_OFF_REASON,
+    LENGTH_FINISH,
+    Outcome,
+    check_response,
+    parse_json,
+    sampling_from,
+)
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.tokens import TokenCounter, counter_for
@@ -73,65 +79,7 @@ CONTEXT_MARGIN = 1.1
 """A prompt is failed unsent when tiktoken counts this many times the context the server named (tokenizers differ)."""
 TPM_COMPLETION_ALLOWANCE = 512
 """Completion tokens reserved in the --tpm bucket for a request without max_tokens."""
-WORKERS_PER_SLOT = 2
-"""run() keeps this many records per concurrency slot in progress (cache hits never wait for a slot)."""
-LENGTH_FINISH = "length"
-CUT_OFF_REASON = "the response was cut off by the length limit (finish_reason=length)"
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(.*?)\n?\s*```\s*$", re.S | re.I)
-
-
-def parse_json(text: str) -> Any:
-    """The JSON value of a response body (a surrounding ```json fence is allowed); ResponseRejected if invalid."""
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1)
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ResponseRejected(f"the response is not valid JSON ({exc.msg})", text) from None
-
-
-def sampling_from(values: dict[str, Any] | None, where: str = "sampling") -> Sampling:
-    """A :class:`Sampling` from plain data (a template's ``sampling:`` block); unknown keys are an error."""
-    data = dict(values or {})
-    known = set(Sampling.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"{where}: unknown sampling parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if data.get("stop") is not None:
-        stop = data["stop"]
-        data["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
-    return Sampling(**data)
-
-
-def check_response(response: ChatResponse, json_mode: bool, allow_length: bool = False) -> None:
-    """Raise ResponseRejected for an empty, truncated (unless ``allow_length``) or (in JSON mode) non-JSON response."""
-    if not response.text.strip():
-        raise ResponseRejected("empty response", response.text)
-    if response.finish_reason == LENGTH_FINISH and not allow_length:
-        raise ResponseRejected(CUT_OFF_REASON, response.text)
-    if json_mode:
-        parse_json(response.text)
-
-
-@dataclass
-class Outcome(Generic[I, T]):
-    """What became of one item: a value, a failure, or (dry run) a plan."""
-
-    item: I
-    value: T | None = None
-    failure: RecordFailure | None = None
-    planned: bool = False
-    """Dry run: the item's requests were recorded, nothing was sent."""
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and not self.planned
-
-
-class Engine:
+class Engine(Batches):
     """Endpoints, retries, cache, accounting and progress around one or more :class:`LLM` instances.
 
     ``llm`` is one LLM or a list (one per endpoint: ``--base-url`` given several times).
@@ -479,117 +427,6 @@ class Engine:
             self.stats.prompt_tokens += self.counter.count_messages(list(request.messages))
             self.stats.completion_tokens += self.counter.count(response.text)
 
-    # ---- many items -----------------------------------------------------------
-    async def amap(
-        self,
-        items: Iterable[I],
-        worker: Callable[[I], Awaitable[T]],
-        *,
-        advance: bool = True,
-    ) -> list[Outcome[I, T]]:
-        """Run ``worker`` on every item concurrently, inside a running engine; outcomes in input order.
-
-        ``worker`` returns the item's value or raises :class:`RecordFailure`
-        (usually from :meth:`complete`). Any other exception (FatalLLMError, a
-        bug) cancels the other workers and propagates.
-        """
-        self._bind()
-        indexed = list(enumerate(items))
-        outcomes: list[Outcome[I, T] | None] = [None] * len(indexed)
-        feed = iter(indexed)
-
-        async def pump() -> None:
-            for index, item in feed:
-                outcomes[index] = await self._one(item, worker)
-                if advance:
-                    self.advance()
-                await asyncio.sleep(0)  # cache hits never wait: let Ctrl-C and the other workers in
-
-        slots = sum(e.limiter.ceiling for e in self.endpoints) or self.settings.concurrency
-        n_workers = min(len(indexed), slots * WORKERS_PER_SLOT)
-        await _all_or_nothing([asyncio.ensure_future(pump()) for _ in range(n_workers)])
-        return outcomes  # type: ignore[return-value]
-
-    async def _one(self, item: I, worker: Callable[[I], Awaitable[T]]) -> Outcome[I, T]:
-        try:
-            return Outcome(item, value=await worker(item))
-        except RecordFailure as failure:
-            return Outcome(item, failure=failure)
-        except DryRunRequest:
-            return Outcome(item, planned=True)
-
-    def run(
-        self,
-        items: Iterable[I],
-        worker: Callable[[I], Awaitable[T]],
-        *,
-        description: str = "",
-    ) -> list[Outcome[I, T]]:
-        """Synchronous entry: ``worker`` over all items with the progress bar; outcomes in input order."""
-        items = list(items)
-        return self.execute(lambda: self.amap(items, worker), total=len(items), description=description)
-
-    def execute(
-        self,
-        coro_factory: Callable[[], Awaitable[T]],
-        *,
-        total: int | None = None,
-        description: str = "",
-    ) -> T:
-        """Run an async driver on a fresh event loop with the progress bar and Ctrl-C handling.
-
-        (From code that already runs in an event loop, await :meth:`amap` and
-        :meth:`complete` directly instead.)
-
-        The driver calls :meth:`complete` / :meth:`amap` and moves the bar with
-        :meth:`advance`. Ctrl-C stops at once; finished responses are already in
-        the cache, and :class:`Interrupted` says how to resume.
-        """
-        self._done = 0
-        self._total = total
-        self._progress = RunProgress(
-            self.stats, total, description, enabled=not self.settings.quiet, status=self.status
-        )
-
-        async def main() -> T:
-            self._bind()
-            try:
-                return await coro_factory()
-            finally:
-                if self.llm is not None:
-                    await self.llm.aclose()
-
-        self.stats.begin()
-        self._progress.start()
-        try:
-            return asyncio.run(main())
-        except KeyboardInterrupt:
-            raise self._interrupted() from None
-        finally:
-            self._progress.stop()
-            self.stats.end()
-            self._loop = None
-
-    def advance(self, n: int = 1) -> None:
-        """Move the progress bar by ``n`` finished records."""
-        self._done += n
-        if self._progress is not None:
-            self._progress.advance(n)
-
-    def _interrupted(self) -> Interrupted:
-        if self._total is not None:
-            done = f"interrupted after {self._done} of {self._total} records"
-        else:
-            done = f"interrupted after {self._done} records" if self._done else "interrupted"
-        if self.cache is None:
-            saved = "nothing was cached (--no-cache): a re-run starts over"
-        else:
-            saved = (
-                f"finished responses are saved in the cache ({self.cache.path}): "
-                "re-run the same command to resume; only the missing requests will be sent"
-            )
-        return Interrupted(f"{done}; {saved}")
-
     # ---- lifecycle -------------------------------------------------------------
     def close(self) -> None:
         if self.cache is not None:
@@ -600,23 +437,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def _all_or_nothing(tasks: list[asyncio.Future]) -> None:
-    """Wait for all tasks; on the first exception cancel the rest and raise it."""
-    if not tasks:
-        return
-    try:
-        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
-    if failed:
-        fatal = [t for t in failed if isinstance(t.exception(), FatalLLMError)]
-        raise (fatal or failed)[0].exception()  # type: ignore[misc]
 
 
 def open_engine(settings: LLMSettings, llm: LLM | Sequence[LLM] | None = None) -> Engine:
