@@ -50,6 +50,7 @@ _OPTIONS: dict[str, Any] = {
         Optional[list[str]],
         typer.Option(
             "--base-url",
+            metavar="URL",
             help=f"OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); repeat for several servers of one model (env: {ENV_BASE_URL}; default: OpenAI).",
             rich_help_panel=PANEL,
             show_default=False,
@@ -110,11 +111,11 @@ _OPTIONS: dict[str, Any] = {
     ],
     "drop_params": Annotated[
         Optional[list[str]],
-        typer.Option("--drop-param", help="A request field never to send (a server that rejects or ignores it, e.g. presence_penalty); repeatable.", rich_help_panel=PANEL, show_default=False),
+        typer.Option("--drop-param", metavar="NAME", help="A request field never to send (a server that rejects or ignores it, e.g. presence_penalty); repeatable.", rich_help_panel=PANEL, show_default=False),
     ],
     "rename_params": Annotated[
         Optional[list[str]],
-        typer.Option("--rename-param", help="OLD=NEW: send a request field under another name (e.g. max_tokens=max_completion_tokens); repeatable.", rich_help_panel=PANEL, show_default=False),
+        typer.Option("--rename-param", metavar="OLD=NEW", help="OLD=NEW: send a request field under another name (e.g. max_tokens=max_completion_tokens); repeatable.", rich_help_panel=PANEL, show_default=False),
     ],
     "cache_endpoint": Annotated[
         Optional[str],

@@ -9,9 +9,9 @@ limit that grows while the server keeps up and shrinks when it does not:
   near the level where the server was last overloaded, ``PROBE_PATIENCE``
   times slower (doubling after each overload at the same level), so a server
   that serves K at a time sees an error once in many requests, not every few;
-- *multiplicative decrease*: an HTTP 429 or a timeout, or answers taking
-  :data:`LATENCY_TOLERANCE` times the long-run average (rising latency), halve the limit (once per
-  round of requests);
+- *multiplicative decrease*: an HTTP 429 or a timeout, or answers taking more
+  than half the attempt deadline (a server queueing more than it serves in
+  time), halve the limit (once per round of requests);
 - a request the server refused (HTTP 5xx) caps the limit at the number of
   requests still in flight: a server that serves K at a time and refuses the
   rest settles at K, and a flaky server's odd 500 costs one slot, not half.
@@ -38,16 +38,12 @@ DECREASE_FACTOR = 0.5
 PROBE_PATIENCE = 8
 """Near the last overload level, growth is this many times slower (doubling per repeat overload)."""
 MAX_PATIENCE = 128
-LATENCY_TOLERANCE = 2.0
-"""Recent answers this many times slower than the long-run average mean the server is queueing: overload..."""
-LATENCY_FLOOR = 0.05
-"""...and at least this many seconds slower (jitter of quick answers is not queueing)."""
+SLOW_SHARE = 0.5
+"""Answers (smoothed) taking more than this share of the attempt deadline (--timeout) mean the server queues
+more than it can serve in time: overload, before requests start timing out. (Latency relative to the quickest
+answer is no signal: it rises as much when this process is short of CPU, or when answers are longer.)"""
 LATENCY_SMOOTHING = 0.2
-"""Weight of a new answer in the recent latency..."""
-LATENCY_LONG_SMOOTHING = 0.02
-"""...and in the long-run latency."""
-LATENCY_WARMUP = 8
-"""Answers seen before latency can signal overload."""
+"""Weight of a new answer in the smoothed latency."""
 
 OK = "ok"
 OVERLOAD = "overload"
@@ -74,6 +70,7 @@ class AdaptiveLimit:
         *,
         adapt: bool = True,
         initial: int = INITIAL_LIMIT,
+        deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.ceiling = max(1, ceiling)
@@ -86,9 +83,8 @@ class AdaptiveLimit:
         self._slow_start = True
         self._loss_level: float | None = None
         self._patience = PROBE_PATIENCE
-        self._long: float | None = None
+        self.slow_after = deadline * SLOW_SHARE if deadline else None
         self._smoothed: float | None = None
-        self._answers = 0
         self._waiters: deque[asyncio.Future] = deque()
 
     @property
@@ -128,18 +124,12 @@ class AdaptiveLimit:
         self._wake()
 
     def _queueing(self, latency: float) -> bool:
-        self._answers += 1
-        if self._smoothed is None or self._long is None:
-            self._smoothed = latency
-            self._long = latency if self._long is None else self._long
+        if self.slow_after is None:
             return False
-        self._smoothed += LATENCY_SMOOTHING * (latency - self._smoothed)
-        self._long += LATENCY_LONG_SMOOTHING * (latency - self._long)
-        return (
-            self._answers > LATENCY_WARMUP
-            and self._smoothed > LATENCY_TOLERANCE * self._long
-            and self._smoothed - self._long > LATENCY_FLOOR
+        self._smoothed = latency if self._smoothed is None else (
+            self._smoothed + LATENCY_SMOOTHING * (latency - self._smoothed)
         )
+        return self._smoothed > self.slow_after
 
     def _increase(self) -> None:
         if self._slow_start:

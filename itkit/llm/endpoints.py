@@ -41,7 +41,7 @@ class Endpoint:
     def bind(self) -> None:
         """Fresh loop-bound state (the engine may run several event loops one after the other)."""
         s = self.settings
-        self.limiter = AdaptiveLimit(s.concurrency, adapt=not s.no_adapt)
+        self.limiter = AdaptiveLimit(s.concurrency, adapt=not s.no_adapt, deadline=s.timeout)
         self.breaker = Breaker(self.name, s.max_outage)
         self.limits = RateLimits(s.rpm, s.tpm, s.max_retry_after)
 
