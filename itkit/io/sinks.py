@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from itkit.errors import OutputError, UsageError
+from itkit.errors import ConversionError, Location, OutputError, UsageError
 from itkit.io.rows import NESTED_CSV_COLUMNS, container_of, display_name, is_hub
 
 _DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -140,13 +140,18 @@ class RowWriter:
 
     # -- writing
     def write(self, row: dict) -> None:
-        if self._buffer is not None:
-            self._buffer.append(row)
-        elif self.container == "json":
-            self.fh.write(b"\n" if self.count == 0 else b",\n")
-            self.fh.write(orjson.dumps(row))
-        else:
-            self.fh.write(dumps_line(row))
+        try:
+            if self._buffer is not None:
+                self._buffer.append(row)
+            elif self.container == "json":
+                blob = orjson.dumps(row)
+                self.fh.write(b"\n" if self.count == 0 else b",\n")
+                self.fh.write(blob)
+            else:
+                self.fh.write(dumps_line(row))
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (255 levels), a non-JSON value
+            where = Location(f"{display_name(self.target)}, record {self.count + 1}")
+            raise ConversionError(f"cannot be written as JSON ({exc})", where) from None
         self.count += 1
 
     def close(self) -> None:

@@ -30,9 +30,12 @@ def _get_models(settings: LLMSettings, base_url: str) -> list[str]:
     from itkit.llm.openai_client import _httpx
 
     httpx = _httpx()
+    from itkit.llm.secrets import split_credentials
+
     key = settings.key_value()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    url = base_url + MODELS_PATH
+    plain, basic = split_credentials(base_url)
+    headers = {"Authorization": basic} if basic else {"Authorization": f"Bearer {key}"} if key else {}
+    url = plain + MODELS_PATH
     try:
         response = httpx.get(
             url, headers=headers, timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout)

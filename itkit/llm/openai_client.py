@@ -26,7 +26,8 @@ import orjson
 
 from itkit.llm.base import CONNECTION_STATUS, TIMEOUT_STATUS, ChatRequest, ChatResponse, FatalLLMError, LLM, TransientLLMError
 from itkit.llm.server_errors import classify
-from itkit.llm.settings import LLMSettings, scrub, shown_url
+from itkit.llm.secrets import mask_server_text, split_credentials
+from itkit.llm.settings import LLMSettings, shown_url
 
 CHAT_PATH = "/chat/completions"
 NO_KEY_PLACEHOLDER = "no-key"
@@ -122,18 +123,26 @@ class OpenAIChatLLM(LLM):
 
     def __init__(self, settings: LLMSettings, base_url: str | None = None):
         key = settings.key_value()
-        self.base_url = base_url or settings.base_url
-        if key is None and self.base_url is None:
+        url = base_url or settings.base_url
+        if key is None and url is None:
             raise FatalLLMError(
                 "no API key: pass --api-key or set OPENAI_API_KEY "
                 "(for a local server such as vLLM or Ollama, set --base-url; it needs no key)"
             )
+        # user:password@ in --base-url: HTTP Basic auth (a gateway in front of a local server), instead of a key
+        self.base_url, basic = split_credentials(url) if url else (None, None)
+        if basic is not None and key is not None:
+            raise FatalLLMError(
+                f"{shown_url(url)}: the URL carries a user and password and an API key is given too; "
+                "HTTP sends one Authorization header: drop one of them"
+            )
+        self._headers = {"Authorization": basic} if basic is not None else None
         self.settings = settings
         self._key = key or NO_KEY_PLACEHOLDER
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.concurrency = settings.concurrency
-        self.endpoint = shown_url(self.base_url) if self.base_url else settings.endpoint
+        self.endpoint = shown_url(url) if url else settings.endpoint
 
     def _client_for_loop(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -143,6 +152,7 @@ class OpenAIChatLLM(LLM):
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
                 base_url=self.base_url,
+                default_headers=self._headers,
                 timeout=timeouts(self.settings.timeout, self.settings.connect_timeout),
                 max_retries=0,
                 http_client=http_client(self.concurrency, self.settings.timeout, self.settings.connect_timeout),
@@ -221,7 +231,7 @@ class OpenAIChatLLM(LLM):
             body,
             headers,
             where=f"{self.endpoint}, model '{self.settings.model}'",
-            mask=lambda text: scrub(text, self._key),
+            mask=lambda text: mask_server_text(text, self._key),
         )
         if isinstance(error, TransientLLMError):
             error.limits = rate_limit_headers(headers)

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from itkit.errors import UsageError
 from itkit.llm.base import ChatResponse, RecordFailure, ResponseRejected, Sampling
+from itkit.llm.sampling_spec import SamplingSpec
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -31,9 +32,9 @@ def parse_json(text: str) -> Any:
         raise ResponseRejected(f"the response is not valid JSON ({exc.msg})", text) from None
 
 
-def sampling_from(values: dict[str, Any] | None, where: str = "sampling") -> Sampling:
-    """A :class:`Sampling` from plain data (a template's ``sampling:`` block); unknown keys are an error."""
-    data = dict(values or {})
+def sampling_from(values: "SamplingSpec | dict[str, Any] | None", where: str = "sampling") -> Sampling:
+    """A :class:`Sampling` from a template's ``sampling:`` block (or plain data); unknown keys are an error."""
+    data = values.given() if isinstance(values, SamplingSpec) else dict(values or {})
     known = set(Sampling.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:

@@ -53,7 +53,6 @@ _CONTEXT_SIZE = (
     re.compile(r"max_new_tokens`? must be <= (\d+)", re.I),
     re.compile(r"max_model_len[ =(]+(\d+)", re.I),
 )
-_KEY_FRAGMENT = re.compile(r"\b(sk|pk|key|rk)-[A-Za-z0-9_\-*.]{2,}")
 
 
 def context_size_in(message: str) -> int | None:
@@ -124,7 +123,7 @@ def classify(
     the endpoint and model for fatal messages; ``mask`` hides the API key in the
     quoted message.
     """
-    said = _KEY_FRAGMENT.sub("[redacted]", mask(server_message(body)))
+    said = mask(server_message(body))
     code = _code(body)
     quoted = f" (server said: {said})" if said else ""
     if status == 429:
