@@ -30,6 +30,7 @@ from llm_server import (
     echo_text,
 )
 
+from itkit.failures import FAILURE_KEY
 from itkit.llm.base import ChatResponse, FatalLLMError, Sampling
 from itkit.llm.cache import ResponseCache
 from itkit.llm.engine import Engine, open_engine
@@ -145,7 +146,9 @@ def test_5xx_bodies_and_plain_text_are_quoted_in_the_failures_file(runner, tmp_p
         server.faults = lambda req, attempt: PLAIN_TEXT if "word11 2" in req.last_user else None
         result = simplify(runner, server, src, "-o", out)
     assert result.exit_code == 3, result.stderr
-    failure = json.loads(Path(f"{out}.failures.jsonl").read_text().splitlines()[0])
+    row = json.loads(Path(f"{out}.failures.jsonl").read_text().splitlines()[0])
+    failure = row[FAILURE_KEY]
+    assert row["id"] == "r2"
     assert "HTTP 500 (server said: Internal Server Error: the worker died)" in failure["reason"]
     assert "gave up after 3 attempts" in failure["reason"]
 
