@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from itkit.llm.base import FatalLLMError
+from itkit.llm.secrets import mask_server_text
 from itkit.llm.server_text import sanitize, server_message
 from itkit.llm.settings import LLMSettings
 
@@ -46,7 +47,7 @@ def _get_models(settings: LLMSettings, base_url: str) -> list[str]:
             f"({type(exc).__name__}); give --model, or check --base-url and that the server is up"
         ) from None
     if response.status_code != 200:
-        said = server_message(response.content)
+        said = mask_server_text(server_message(response.content), key)
         raise FatalLLMError(
             f"{settings.endpoint}: no --model given and GET {MODELS_PATH} answered HTTP {response.status_code}"
             + (f" (server said: {said})" if said else "")
