@@ -13,7 +13,7 @@ own folder of the run folder::
 
 A stage runs only when its fingerprint (:mod:`itkit.recipes.fingerprint`)
 differs from the one its folder holds, when its output changed since, or when
-``--from`` names it or an earlier stage. Running a stage first removes its
+``--from-step`` names it or an earlier stage. Running a stage first removes its
 fingerprint file, then empties its folder, runs the step (whose files appear
 atomically), and writes the fingerprint file last. A run killed at any moment
 therefore resumes from the first stage without a fingerprint; LLM steps get
@@ -30,6 +30,7 @@ on that step's input, as its output does not exist yet.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -54,6 +55,7 @@ from itkit.recipes.fingerprint import (
     write_fingerprint,
 )
 from itkit.recipes.schema import Recipe, RecipeError, StepSpec
+from itkit.report import REPORT_FILE, check_output, write_report
 from itkit.recipes.sources import MERGED_FILE, REJECTED_FILE, merge_sources
 from itkit.steps import EXPORT as EXPORT_STEP, STEPS
 from itkit.steps import export as export_step
@@ -167,7 +169,7 @@ def plan_stages(recipe: Recipe, *, dry_run: bool = False, quiet: bool = False) -
 
 
 def resolve_from(stages: list[Stage], value: str) -> int:
-    """The index of the stage ``--from`` names: its number, folder name, or type when only one stage has it."""
+    """The index of the stage ``--from-step`` names: its number, folder name, or type when only one stage has it."""
     text = value.strip()
     if text.isdigit():
         index = int(text)
@@ -181,8 +183,8 @@ def resolve_from(stages: list[Stage], value: str) -> int:
         return matches[0].index
     choices = ", ".join(f"{s.index} ({s.label})" for s in stages)
     if len(matches) > 1:
-        raise UsageError(f"--from {value}: {len(matches)} steps are {text}; give the number or folder name: {choices}")
-    raise UsageError(f"--from {value}: no such step; choose a number or a name: {choices}")
+        raise UsageError(f"--from-step {value}: {len(matches)} steps are {text}; give the number or folder name: {choices}")
+    raise UsageError(f"--from-step {value}: no such step; choose a number or a name: {choices}")
 
 
 # ---------------------------------------------------------------------------
@@ -318,9 +320,13 @@ class Runner:
         assert spec is not None
         adapter = STEPS[spec.type]
         prompts = prompt_hashes(adapter.prompts_method, spec.prompts_dir) if adapter.prompts_method else None
+        options = spec.options.model_dump(mode="json")
+        if adapter.reads is not None:
+            read = adapter.reads(spec.options, self.recipe.resolve)
+            options["files_sha256"] = {p: sha256_file(p) if os.path.isfile(p) else None for p in read}
         return step_fingerprint(
             spec.type,
-            spec.options.model_dump(mode="json"),
+            options,
             previous=cursor.fingerprint,
             input_sha256=cursor.input_sha256,
             llm=stage.settings.redacted() if stage.settings is not None else None,  # no URL password in the file
@@ -539,7 +545,17 @@ def run_recipe(
     except OSError as exc:
         raise UsageError(f"--run-dir {folder}: cannot create it: {exc.strerror or exc}") from None
     with RunLock(folder):
-        return Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            check_output(folder / REPORT_FILE)
+        summary = Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            if events is not None:
+                events("start", "report", "")
+            write_report(folder, folder / REPORT_FILE)
+            summary.report = str(folder / REPORT_FILE)
+            if events is not None:
+                events("done", "report", REPORT_FILE)
+        return summary
 
 
 class _scratch:

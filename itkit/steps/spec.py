@@ -77,6 +77,8 @@ class Opt:
     file: bool = False
     """A file the step may also write: a path option (plumbing) on the command line, a boolean in a recipe
     (``eliminated: true`` writes the step folder's eliminated.jsonl)."""
+    metavar: str | None = None
+    """What the help shows for the value (default: N, X, TEXT, a|b, or the name for long choices)."""
     recipe_value: Callable[[Any], Any] | None = None
     """Turns other recipe spellings into the option's type before the check (Orca's ``[2, 5, 7]``)."""
 
@@ -150,6 +152,9 @@ class Step:
     """LLM steps: what ``--seed`` defaults to for this method."""
     llm_exclude: tuple[str, ...] = ()
     """Engine options this command does not take (self-instruct has no record --limit)."""
+    reads: Callable[[Any, Callable[[str], str]], list[str]] | None = None
+    """``reads(options, resolve)``: files the step reads besides its input (decontaminate's benchmarks);
+    their sha256 goes into the run fingerprint, so a changed file re-runs the step."""
 
     def opt(self, name: str) -> Opt:
         for o in self.opts:
