@@ -14,7 +14,9 @@ Printed side by side:
   the same 2,000 request bodies, twice: with the SDK's default httpx transport,
   and with the SDK's aiohttp transport that itkit uses (the fair comparison of
   the engine's own overhead);
-- our time, and the ratios (targets: <= 1.15 x ideal, <= 1.10 x the bare loop);
+- our time (adaptive concurrency, the default, with 64 as its ceiling) and with
+  ``--no-adapt`` (64 in flight from the start), and the ratios (targets:
+  <= 1.15 x ideal, <= 1.10 x the bare loop);
 - at zero latency: CPU seconds per request of both (this process only; the
   server runs elsewhere) and their difference, our per-request overhead.
 
@@ -70,7 +72,9 @@ def write_records(path: Path, n: int) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def ours(source: Path, output: Path, base_url: str, concurrency: int, home: Path) -> tuple[float, float, dict]:
+def ours(
+    source: Path, output: Path, base_url: str, concurrency: int, home: Path, no_adapt: bool = False
+) -> tuple[float, float, dict]:
     """Wall and CPU seconds of itkit's simplify over the file, with a fresh cache."""
     from itkit.llm.engine import open_engine
     from itkit.llm.report import RunReport
@@ -79,7 +83,8 @@ def ours(source: Path, output: Path, base_url: str, concurrency: int, home: Path
 
     os.environ["ITKIT_HOME"] = str(home)
     settings = LLMSettings.resolve(
-        env={}, api_key=API_KEY, base_url=base_url, concurrency=concurrency, quiet=True, timeout=60
+        env={}, api_key=API_KEY, base_url=base_url, concurrency=concurrency, quiet=True, timeout=60, model="gpt-4o-mini",
+        no_adapt=no_adapt,
     )
     wall, cpu = time.perf_counter(), time.process_time()
     with open_engine(settings) as engine:
@@ -154,6 +159,8 @@ def main() -> None:
         default_wall, default_cpu = bare(bodies, url, args.concurrency)
         bare_wall, bare_lat_cpu = bare(bodies, url, args.concurrency, aiohttp=True)
         our_wall, our_lat_cpu, stats = ours(source, work / "out.jsonl", url, args.concurrency, work / "home-latency")
+        fixed_wall, _fixed_cpu, _ = ours(source, work / "out-fixed.jsonl", url, args.concurrency, work / "home-fixed",
+                                         no_adapt=True)
     finally:
         server.kill()
         server.wait()
@@ -183,6 +190,8 @@ def main() -> None:
           f"({bare_wall / ideal:.3f} x ideal; {bare_lat_cpu:.2f} s CPU)")
     print(f"  itkit simplify                                            : {our_wall:7.2f} s   "
           f"({our_wall / ideal:.3f} x ideal; {our_lat_cpu:.2f} s CPU)")
+    print(f"  itkit simplify --no-adapt (fixed concurrency)             : {fixed_wall:7.2f} s   "
+          f"({fixed_wall / ideal:.3f} x ideal; adaptive / fixed = {our_wall / fixed_wall:.3f})")
     print(f"  ratios: {our_wall / ideal:.3f} x ideal (target <= 1.15), {our_wall / bare_wall:.3f} x the bare loop on the "
           f"same transport and {our_wall / default_wall:.3f} x the bare loop on the SDK default (target <= 1.10)")
     print(f"  requests sent {stats['requests']}, retries {stats['retries']}, cache hits {stats['cache_hits']}")

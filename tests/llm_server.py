@@ -47,7 +47,25 @@ Knobs (attributes, changeable while running):
   ``400``, ``401``, ``403``, ``404``, ``422`` HTTP errors with an OpenAI-style body
   ``context_length`` HTTP 400 ``context_length_exceeded``
   ``quota``  HTTP 429 ``insufficient_quota`` (retrying cannot help)
+  ``raw``    HTTP ``status`` with ``body`` and ``headers`` as given (any server's error shape)
+  ``trickle`` a valid answer sent in ``pieces`` pieces ``gap`` seconds apart
   ========== ==============================================================
+
+  Real servers' shapes, ready to use: :data:`LLAMA_CPP_CONTEXT` (400
+  ``exceed_context_size_error``), :data:`LLAMA_CPP_CONTEXT_500`, :data:`VLLM_CONTEXT`,
+  :data:`TGI_CONTEXT`, :data:`FASTAPI_DETAIL` (``{"detail": ...}`` of transformers
+  serve and llama-cpp-python), :data:`OLLAMA_ERROR` (``{"error": "..."}``),
+  :data:`PLAIN_TEXT`.
+
+- ``models``: the model names ``GET /v1/models`` lists (default ``["gpt-4o-mini"]``).
+- ``capacity``: serve at most this many chat requests at once; beyond it,
+  ``overflow="503"`` answers HTTP 503 at once (llama-server with all slots busy)
+  and ``overflow="queue"`` makes them wait their turn (latency rises).
+- ``rpm`` / ``tpm``: enforce requests and tokens (usage counts) per minute
+  (``period`` seconds) with token buckets, 429 + ``Retry-After``; every answer then carries OpenAI's
+  ``x-ratelimit-limit/remaining/reset-requests/tokens`` headers
+  (``send_limits=False`` leaves them out).
+- ``stop()`` then ``start()`` again serves on the same port (an outage and a restart).
 
 - ``api_key``: when set, a request whose ``Authorization`` is not
   ``Bearer <api_key>`` gets 401 (an OpenAI-style message that echoes part of
@@ -86,6 +104,16 @@ class Fault:
     kind: str
     retry_after: float | None = 1.0
     hang: float = DEFAULT_HANG
+    status: int = 400
+    """``raw``: the HTTP status to answer with."""
+    body: bytes | str = b""
+    """``raw``: the body, sent as is (JSON of any shape, plain text, HTML, escape codes)."""
+    headers: dict | None = None
+    """``raw``: extra response headers."""
+    pieces: int = 10
+    """``trickle``: the answer is sent in this many pieces..."""
+    gap: float = 0.5
+    """...this many seconds apart."""
 
 
 FaultSpec = Union[Fault, str, None]
@@ -162,6 +190,30 @@ ERRORS: dict[str, tuple[int, dict]] = {
         ),
     ),
 }
+LLAMA_CPP_CONTEXT = Fault("raw", status=400, body=json.dumps({"error": {
+    "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 3873, "n_ctx": 1024,
+    "message": "request (3873 tokens) exceeds the available context size (1024 tokens), try increasing it"}}))
+"""llama.cpp's llama-server, a prompt longer than its context."""
+LLAMA_CPP_CONTEXT_500 = Fault("raw", status=500, body=json.dumps({"error": {
+    "code": 500, "type": "server_error", "message": "Context size has been exceeded."}}))
+"""llama.cpp (older builds): the same, as a 500."""
+VLLM_CONTEXT = Fault("raw", status=400, body=json.dumps({"object": "error", "type": "BadRequestError", "code": 400,
+    "message": "This model's maximum context length is 2048 tokens. However, you requested 4000 tokens "
+               "(3900 in the messages, 100 in the completion). Please reduce the length of the messages or completion.",
+    "param": None}))
+"""vLLM: the prompt and max_tokens exceed max_model_len."""
+TGI_CONTEXT = Fault("raw", status=422, body=json.dumps({
+    "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` "
+             "tokens and 200 `max_new_tokens`", "error_type": "validation"}))
+"""Hugging Face TGI: input validation error."""
+FASTAPI_DETAIL = Fault("raw", status=400, body=json.dumps({"detail": "Model 'other-model' is not loaded; this server "
+                                                                     "is pinned to 'tiny-llama'."}))
+"""``transformers serve`` / llama-cpp-python: FastAPI's ``{"detail": ...}``."""
+OLLAMA_ERROR = Fault("raw", status=400, body=json.dumps({"error": "invalid option provided: presence_penalty"}))
+"""Ollama: ``{"error": "..."}`` as a plain string."""
+PLAIN_TEXT = Fault("raw", status=500, body="Internal Server Error: the worker died\n")
+"""A proxy or a crashed worker: a plain-text body."""
+
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
            502: "Bad Gateway", 503: "Service Unavailable"}
@@ -169,6 +221,21 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
 
 class _Drop(Exception):
     """Close the connection without an answer."""
+
+
+class _Trickle(Exception):
+    """Send a valid answer slowly, in pieces."""
+
+    def __init__(self, fault: "Fault"):
+        super().__init__("trickle")
+        self.fault = fault
+
+
+def _usage_of(body: dict | None) -> dict:
+    messages = (body or {}).get("messages") or []
+    prompt = sum(len(str(m.get("content") or "").split()) + 3 for m in messages) + 3
+    done = 2
+    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
 
 
 class FakeLLMServer:
@@ -183,6 +250,13 @@ class FakeLLMServer:
         port: int = 0,
         usage: bool = True,
         record: bool = True,
+        models: list[str] | None = None,
+        capacity: int | None = None,
+        overflow: str = "503",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        send_limits: bool = True,
+        period: float = 60.0,
     ):
         self.reply = reply or echo_reply
         self.latency = latency
@@ -203,6 +277,21 @@ class FakeLLMServer:
         self.in_flight = 0
         self.max_in_flight = 0
         """Most chat requests being answered at once (the client's effective concurrency)."""
+        self.models = ["gpt-4o-mini"] if models is None else list(models)
+        self.capacity = capacity
+        self.overflow = overflow
+        self.rpm = rpm
+        self.tpm = tpm
+        self.send_limits = send_limits
+        self.refused = 0
+        """Chat requests answered 503 (over capacity) or 429 (over a rate limit)."""
+        self.served = 0
+        self._serving = 0
+        self._queue: asyncio.Semaphore | None = None
+        self.period = period
+        self._refilled = 0.0
+        self._requests_left = 0.0
+        self._tokens_left = 0.0
 
     # ---- lifecycle -----------------------------------------------------
     @property
@@ -221,6 +310,7 @@ class FakeLLMServer:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             self._loop = loop
+            self._queue = None
             try:
                 self._server = loop.run_until_complete(
                     asyncio.start_server(self._handle, HOST, self._port, backlog=1024)
@@ -293,6 +383,9 @@ class FakeLLMServer:
                     status, payload, extra = await self._respond(method, path, headers, raw)
                 except _Drop:
                     return
+                except _Trickle as slow:
+                    await self._trickle(writer, slow.fault, raw)
+                    continue
                 self._write(writer, status, payload, extra)
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
@@ -307,6 +400,22 @@ class FakeLLMServer:
                 writer.close()
             except Exception:
                 pass
+
+    async def _trickle(self, writer: asyncio.StreamWriter, fault: Fault, raw: bytes) -> None:
+        body = json.loads(raw)
+        payload = json.dumps({
+            "id": "chatcmpl-trickle", "object": "chat.completion", "created": 1700000000, "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": echo_reply(body)}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }).encode()
+        head = (f"HTTP/1.1 200 OK\r\nContent-Length: {len(payload)}\r\nContent-Type: application/json\r\n"
+                "Connection: keep-alive\r\n\r\n").encode("latin-1")
+        writer.write(head)
+        step = max(1, -(-len(payload) // fault.pieces))
+        for start in range(0, len(payload), step):
+            await asyncio.sleep(fault.gap)
+            writer.write(payload[start:start + step])
+            await writer.drain()
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, status: int, payload: bytes, extra: dict[str, str]) -> None:
@@ -329,7 +438,8 @@ class FakeLLMServer:
                 self.requests.append(seen)
 
         if method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
-            return 200, json.dumps({"object": "list", "data": []}).encode(), {}
+            data = [{"id": name, "object": "model", "owned_by": "itkit-tests"} for name in self.models]
+            return 200, json.dumps({"object": "list", "data": data}).encode(), {}
         if method != "POST" or path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             seen.status = 404
             return 404, json.dumps(_error_body(f"no route {method} {path}", "invalid_request_error", None)).encode(), {}
@@ -352,6 +462,91 @@ class FakeLLMServer:
         fault = Fault(spec) if isinstance(spec, str) else spec
         seen.fault = fault.kind if fault is not None else None
 
+        if self.rpm or self.tpm:
+            limited = self._rate_limited(seen)
+            if limited is not None:
+                return limited
+        if fault is not None and fault.kind in ("raw", "trickle"):
+            return await self._special(fault, seen, writer_hint=None)
+        if self.capacity is not None:
+            if self.overflow == "queue":
+                if self._queue is None:
+                    self._queue = asyncio.Semaphore(self.capacity)
+                async with self._queue:
+                    return await self._serve(seen, fault)
+            if self._serving >= self.capacity:
+                seen.status = 503
+                self.refused += 1
+                err = _error_body("Loading model / all slots are busy", "unavailable_error", None)
+                return 503, json.dumps(err).encode(), {}
+            self._serving += 1
+            try:
+                return await self._serve(seen, fault)
+            finally:
+                self._serving -= 1
+        return await self._serve(seen, fault)
+
+    def _refill(self, now: float) -> None:
+        """Token buckets (as OpenAI's limits work): full at the start, refilled continuously per ``period``."""
+        elapsed = now - self._refilled
+        self._refilled = now
+        if self.rpm:
+            self._requests_left = min(float(self.rpm), self._requests_left + elapsed * self.rpm / self.period)
+        if self.tpm:
+            self._tokens_left = min(float(self.tpm), self._tokens_left + elapsed * self.tpm / self.period)
+
+    def _rate_limited(self, seen: SeenRequest) -> tuple[int, bytes, dict] | None:
+        now = time.monotonic()
+        if self._refilled == 0.0:
+            self._refilled = now
+            self._requests_left = float(self.rpm or 0)
+            self._tokens_left = float(self.tpm or 0)
+        self._refill(now)
+        tokens = _usage_of(seen.body)["total_tokens"]
+        short_requests = self.rpm and self._requests_left < 1
+        short_tokens = self.tpm and self._tokens_left < tokens
+        if short_requests or short_tokens:
+            waits = []
+            if short_requests:
+                waits.append((1 - self._requests_left) * self.period / self.rpm)
+            if short_tokens:
+                waits.append((tokens - self._tokens_left) * self.period / self.tpm)
+            seen.status = 429
+            self.refused += 1
+            err = _error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded")
+            return 429, json.dumps(err).encode(), {"Retry-After": f"{max(waits):.3f}", **self._limit_headers(now)}
+        if self.rpm:
+            self._requests_left -= 1
+        if self.tpm:
+            self._tokens_left -= tokens
+        return None
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        if not self.send_limits:
+            return {}
+        headers = {}
+        if self.rpm:
+            headers["x-ratelimit-limit-requests"] = str(self.rpm)
+            headers["x-ratelimit-remaining-requests"] = str(int(self._requests_left))
+            headers["x-ratelimit-reset-requests"] = f"{(self.rpm - self._requests_left) * self.period / self.rpm:.3f}s"
+        if self.tpm:
+            headers["x-ratelimit-limit-tokens"] = str(self.tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(int(self._tokens_left))
+            headers["x-ratelimit-reset-tokens"] = f"{(self.tpm - self._tokens_left) * self.period / self.tpm:.3f}s"
+        return headers
+
+    async def _special(self, fault: Fault, seen: SeenRequest, writer_hint: Any) -> tuple[int, bytes, dict]:
+        if fault.kind == "raw":
+            seen.status = fault.status
+            body = fault.body.encode("utf-8") if isinstance(fault.body, str) else fault.body
+            stripped = body.strip()
+            extra = dict(fault.headers or {})
+            if not stripped.startswith((b"{", b"[")):
+                extra.setdefault("content-type", "text/plain; charset=utf-8")
+            return fault.status, body, extra
+        raise _Trickle(fault)
+
+    async def _serve(self, seen: SeenRequest, fault: Fault | None) -> tuple[int, bytes, dict]:
         latency = self.latency(seen.body) if callable(self.latency) else self.latency
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -418,10 +613,12 @@ class FakeLLMServer:
         if usage is not None:
             completion["usage"] = usage
         seen.status = 200
+        self.served += 1
         if fault is None:
             with self._lock:
                 self.completed.append(seen)
-        return 200, json.dumps(completion, ensure_ascii=False).encode("utf-8"), {}
+        extra = self._limit_headers(time.monotonic()) if (self.rpm or self.tpm) else {}
+        return 200, json.dumps(completion, ensure_ascii=False).encode("utf-8"), extra
 
 
 TEST_API_KEY = "sk-itkit-test-7f3a9c2e5b1d4086"
@@ -449,8 +646,16 @@ def main() -> None:  # pragma: no cover - used by benchmarks
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--capacity", type=int, default=None, help="serve at most this many requests at once")
+    parser.add_argument("--overflow", choices=["503", "queue"], default="503")
+    parser.add_argument("--rpm", type=int, default=None)
+    parser.add_argument("--tpm", type=int, default=None)
+    parser.add_argument("--period", type=float, default=60.0, help="seconds of a rate-limit 'minute'")
+    parser.add_argument("--no-limit-headers", action="store_true")
     args = parser.parse_args()
-    server = FakeLLMServer(latency=args.latency, api_key=args.api_key, port=args.port, record=False)
+    server = FakeLLMServer(latency=args.latency, api_key=args.api_key, port=args.port, record=False,
+                           capacity=args.capacity, overflow=args.overflow, rpm=args.rpm, tpm=args.tpm,
+                           period=args.period, send_limits=not args.no_limit_headers)
     server.start()
     print(f"READY {server.base_url}", flush=True)
     try:

@@ -14,7 +14,7 @@ from itkit.llm.base import ChatRequest, Sampling
 from itkit.llm.cache import request_key
 from itkit.llm.engine import parse_json, sampling_from
 from itkit.llm.base import ResponseRejected
-from itkit.llm.openai_client import retry_after_seconds
+from itkit.llm.server_errors import retry_after_seconds
 from itkit.llm.pricing import price_for
 from itkit.llm.report import sidecar_path
 from itkit.llm.secrets import mask_key, mask_server_text, mask_url, mask_urls
@@ -31,7 +31,7 @@ def test_options_win_over_environment_which_wins_over_defaults():
     assert given.key_value() == KEY and given.base_url == "http://opt:2/v1"
     default = LLMSettings.resolve(env={})
     assert default.api_key is None and default.base_url is None and default.model == "gpt-4o-mini"
-    assert default.concurrency == 16 and default.max_retries == 6
+    assert default.concurrency == 64 and default.max_retries == 6 and not default.no_adapt
 
 
 def test_the_key_is_redacted_everywhere():
@@ -151,7 +151,8 @@ def test_llm_options_adds_every_engine_option_once():
     expected = {
         "--model", "--base-url", "--api-key", "--temperature", "--top-p", "--max-tokens", "--seed", "--timeout",
         "--max-retries", "--concurrency", "--rpm", "--tpm", "--cache-dir", "--no-cache", "--price-in",
-        "--price-out", "--dry-run", "--limit", "--quiet", "--prompts-dir",
+        "--price-out", "--dry-run", "--limit", "--quiet", "--prompts-dir", "--connect-timeout", "--max-outage",
+        "--max-retry-after", "--no-adapt", "--cache-endpoint", "--drop-param", "--rename-param",
     }
     assert names == expected
 

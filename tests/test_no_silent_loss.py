@@ -258,4 +258,4 @@ def test_a_dry_run_with_a_limit_says_what_a_run_would_leave_out(runner, tmp_path
     result = llm(runner, "simplify", src, tmp_path / "out.jsonl", server, "--limit", "1", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "--limit 1: 3 more input records not processed and not written" in result.stdout
-    assert not server.requests and not (tmp_path / "out.jsonl").exists()
+    assert not server.chat_requests() and not (tmp_path / "out.jsonl").exists()

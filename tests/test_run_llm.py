@@ -255,11 +255,12 @@ def test_a_changed_step_reruns_only_itself_and_what_follows(runner, tmp_path, ll
 
 def test_dry_run_renders_prompts_and_estimates_every_llm_step_without_sending(runner, tmp_path, llm_env):
     server = llm_env
-    recipe = write_recipe(tmp_path, CHAIN.replace("model: teacher", "model: gpt-4o-mini"))
+    # a local server: prices given, never OpenAI's table
+    recipe = write_recipe(tmp_path, CHAIN.replace("model: teacher", "model: gpt-4o-mini\n  price_in: 0.15\n  price_out: 0.6"))
     run_dir = tmp_path / "run"
     result = run(runner, recipe, run_dir, "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert server.requests == []
+    assert server.chat_requests() == []
     assert not run_dir.exists()
     out = result.stdout
     assert "=== 03-simplify (dry-run) ===" in out and "=== 04-orca (dry-run) ===" in out
@@ -279,17 +280,17 @@ def test_dry_run_renders_prompts_and_estimates_every_llm_step_without_sending(ru
         assert estimate["requests"] == deduped and estimate["prompt_tokens"] > 0
         assert estimate["estimated_cost_usd"] > 0
     assert plan["totals"]["estimate"]["requests"] == 2 * deduped
-    assert server.requests == []
+    assert server.chat_requests() == []
 
     # after a real run, a dry run has nothing left to plan
     assert run(runner, recipe, run_dir, "-q").exit_code == 0
     server.reset()
     plan = json.loads(run(runner, recipe, run_dir, "--dry-run", "--json").stdout)
     assert {row["status"] for row in plan["steps"]} == {"done"}
-    assert server.requests == []
+    assert server.chat_requests() == []
 
 
-def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner, tmp_path, llm_env):
+def test_failed_records_exit_3_and_a_plain_rerun_retries_them(runner, tmp_path, llm_env):
     server = llm_env
 
     def flaky(body: dict) -> str:
@@ -310,14 +311,20 @@ def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner
     bad_ids = {f["id"] for f in failures}
     assert summary_of(run_dir)["exit_code"] == 3
 
-    # unchanged: skipped, and the run still reports the failures
+    # a plain re-run retries the failed records (only them: the others come from the cache), and says so
     server.reset()
-    assert run(runner, recipe, run_dir, "-q").exit_code == 3
-    assert server.chat_requests() == []
+    result = run(runner, recipe, run_dir)
+    assert result.exit_code == 3
+    assert {r.last_user for r in server.chat_requests()} == {
+        r.last_user for r in server.chat_requests() if any(ch.isdigit() for ch in r.last_user)
+    }
+    assert len(server.chat_requests()) == 2 * len(bad_ids)  # each: its first try and one retry (max_retries 1)
+    assert f"retrying the {len(bad_ids)} records that failed last time" in result.stderr
 
-    # --from-step orca asks again for the failed records only (the others come from the cache)
+    # once the server answers them, a plain re-run finishes the step
+    server.reset()
     server.reply = teacher
-    result = run(runner, recipe, run_dir, "-q", "--from-step", "orca")
+    result = run(runner, recipe, run_dir, "-q")
     assert result.exit_code == 0, result.stderr
     assert len(server.chat_requests()) == len(bad_ids)
     ids = {r["id"] for r in read_jsonl(run_dir / "04-orca" / "output.jsonl")}
@@ -412,7 +419,7 @@ def test_the_shipped_method_recipes_run_against_an_openai_compatible_endpoint(ru
     run_dir = tmp_path / "run"
     result = run(runner, recipe, run_dir, "--dry-run", "-q")
     assert result.exit_code == 0, result.stderr
-    assert server.requests == []
+    assert server.chat_requests() == []
 
     result = run(runner, recipe, run_dir, "-q")
     assert result.exit_code == 0, result.stderr

@@ -89,7 +89,7 @@ def test_url_credentials_and_a_key_together_are_refused(runner, tmp_path):
     with FakeLLMServer(api_key=None) as server:
         url = server.base_url.replace("http://", "http://me:hunter2hunter2@")
         result = simplify(runner, src, tmp_path / "out.jsonl", url, "--api-key", "sk-1234567890abcdef")
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 1
     assert "internal error" not in result.stderr and "hunter2" not in result.stderr
     assert "one Authorization header" in result.stderr
@@ -130,7 +130,7 @@ def test_an_unsendable_api_key_is_a_usage_error(runner, tmp_path, key, why):
     src = records(tmp_path / "in.jsonl", 1)
     with FakeLLMServer(api_key=None) as server:
         result = simplify(runner, src, tmp_path / "out.jsonl", server.base_url, "--api-key", key)
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 2
     assert "--api-key" in result.stderr and why in result.stderr and "internal error" not in result.stderr
     assert key not in result.stderr
@@ -154,7 +154,7 @@ def test_a_template_with_wrong_sampling_types_fails_before_any_request(runner, t
     (tmp_path / "p" / "simplify" / "simplify.yaml").write_text(template)
     with FakeLLMServer(api_key=None) as server:
         result = simplify(runner, src, tmp_path / "out.jsonl", server.base_url, "--prompts-dir", tmp_path / "p")
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 1
     assert f"simplify.yaml: field '{field}'" in result.stderr and "internal error" not in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
@@ -206,7 +206,7 @@ def test_a_yaml_alias_bomb_in_a_prompt_file_is_a_located_error(runner, tmp_path)
     (tmp_path / "p" / "simplify" / "simplify.yaml").write_text(template + "data:\n" + "\n".join(bomb) + "\n")
     with FakeLLMServer(api_key=None) as server:
         result = simplify(runner, src, tmp_path / "out.jsonl", server.base_url, "--prompts-dir", tmp_path / "p")
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 1
     assert re.search(r"simplify\.yaml, line \d+: expands to more than", result.stderr), result.stderr
 
@@ -235,7 +235,7 @@ def test_a_duplicate_key_in_a_prompt_file_is_a_located_error(runner, tmp_path):
     (tmp_path / "p" / "simplify" / "simplify.yaml").write_text(template + "version: 2\n")
     with FakeLLMServer(api_key=None) as server:
         result = simplify(runner, src, tmp_path / "out.jsonl", server.base_url, "--prompts-dir", tmp_path / "p")
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 1
     assert re.search(r"simplify\.yaml, line \d+: duplicate key 'version' \(first at line \d+\)", result.stderr), result.stderr
 
@@ -249,7 +249,7 @@ def test_an_unsendable_key_from_the_environment_blames_the_variable(runner, tmp_
             app, ["simplify", str(src), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url],
             env={"OPENAI_API_KEY": "sk-first-line\nsk-second-line"},
         )
-        assert not server.requests
+        assert not server.chat_requests()  # (GET /models may ask which model it serves)
     assert result.exit_code == 2
     assert result.stderr.startswith("itkit: error: OPENAI_API_KEY: spans several lines") and "sk-first" not in result.stderr
 

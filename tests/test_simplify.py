@@ -119,8 +119,11 @@ def test_every_input_format_keeps_its_format_and_changes_only_the_final_response
                 assert new.output == half
         else:
             assert new.turns == old.turns
-    assert len(server.chat_requests()) == asked
     summary = json.loads(Path(f"{out}.summary.json").read_text())
+    # records with the same prompt share one request (single flight); no request is sent twice
+    sent = [json.dumps(r.body["messages"]) for r in server.chat_requests()]
+    assert len(sent) == len(set(sent))
+    assert len(sent) + summary["engine"]["coalesced"] == asked
     counts = summary["counts"]
     assert counts["read"] == len(originals) == counts["written"]
     assert (
@@ -143,12 +146,13 @@ def test_rerun_sends_nothing_and_writes_identical_bytes(runner, server, tmp_path
     out = tmp_path / "out.jsonl"
     assert run(runner, server, SAMPLES / "dolly.jsonl", "-o", out).exit_code == 0
     first = out.read_bytes()
-    sent = len(server.chat_requests())
+    shared = json.loads(Path(f"{out}.summary.json").read_text())["engine"]["coalesced"]
+    sent = len(server.chat_requests()) + shared  # records with one prompt shared one request
     assert sent > 0
     server.reset()
     result = run(runner, server, SAMPLES / "dolly.jsonl", "-o", out)
     assert result.exit_code == 0
-    assert server.requests == []
+    assert server.chat_requests() == []
     assert out.read_bytes() == first
     engine = json.loads(Path(f"{out}.summary.json").read_text())["engine"]
     assert engine["requests"] == 0 and engine["cache_hits"] == sent
@@ -196,7 +200,10 @@ def test_answers_stay_with_their_records_and_every_record_is_accounted_for(runne
         if number % 2:
             assert failure["reason"] == "empty response (gave up after 4 attempts)" and failure["response"] == ""
         else:
-            assert failure["reason"] == "HTTP 503 (gave up after 4 attempts)"
+            assert failure["reason"] == (
+                "HTTP 503 (server said: The engine is currently overloaded, please try again later.) "
+                "(gave up after 4 attempts)"
+            )
     assert [r.id for r in written] == sorted(by_id, key=lambda x: int(x.split("-")[1]))
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     assert summary["counts"]["read"] == 300
@@ -253,7 +260,7 @@ def test_length_guard_retries_once_then_keeps_the_longer_rewrite(runner, server,
     server.reset()
     again = tmp_path / "again.json"
     assert run(runner, server, source, "-o", again).exit_code == 0
-    assert server.requests == [] and again.read_bytes() == out.read_bytes()
+    assert server.chat_requests() == [] and again.read_bytes() == out.read_bytes()
 
 
 def test_reject_longer_sends_the_record_to_the_failures_file(runner, server, tmp_path):
@@ -343,9 +350,10 @@ def test_limit_processes_only_the_first_records(runner, server, tmp_path):
 
 def test_dry_run_sends_nothing_writes_nothing_and_estimates_the_cost(runner, server, tmp_path):
     out = tmp_path / "out.jsonl"
-    result = run(runner, server, SAMPLES / "alpaca.json", "-o", out, "--dry-run")
+    # a local server is not priced with OpenAI's table: the user gives the prices
+    result = run(runner, server, SAMPLES / "alpaca.json", "-o", out, "--dry-run", "--price-in", "0.15", "--price-out", "0.6")
     assert result.exit_code == 0, result.stderr
-    assert server.requests == []
+    assert server.chat_requests() == []
     assert list(tmp_path.iterdir()) == []
     first = read_records(str(SAMPLES / "alpaca.json"))[0]
     stdout = result.stdout
@@ -436,7 +444,7 @@ def test_bad_input_fails_before_any_request(runner, server, tmp_path):
     result = run(runner, server, SAMPLES / "broken" / "invalid_json.jsonl", "-o", out)
     assert result.exit_code == 1
     assert result.stderr.startswith("itkit: error: ") and "line" in result.stderr
-    assert server.requests == [] and not out.exists()
+    assert server.chat_requests() == [] and not out.exists()
 
 
 def test_a_format_that_cannot_hold_the_records_fails_before_any_request(runner, server, tmp_path):
@@ -444,14 +452,14 @@ def test_a_format_that_cannot_hold_the_records_fails_before_any_request(runner, 
     result = run(runner, server, SAMPLES / "sharegpt.json", "-o", out, "--to", "dolly")
     assert result.exit_code == 1
     assert "nothing was sent" in result.stderr and "record '" in result.stderr
-    assert server.requests == [] and not out.exists()
+    assert server.chat_requests() == [] and not out.exists()
 
 
 def test_usage_errors_exit_2(runner, server, tmp_path):
     result = run(runner, server, SAMPLES / "dolly.jsonl", "-o", tmp_path / "o.jsonl", "--concurrency", "0")
     assert result.exit_code == 2
     assert "--concurrency" in result.stderr
-    assert server.requests == []
+    assert server.chat_requests() == []
 
 
 def test_on_error_skip_counts_rejected_input_and_exits_3(runner, server, tmp_path):

@@ -20,8 +20,12 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from itkit.llm.discovery import discover_model
 from itkit.llm.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_OUTAGE,
+    DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
@@ -50,7 +54,8 @@ def _opt(flag: str, help: str, metavar: str = "", *short: str, panel: str = PANE
 _OPTIONS: dict[str, Any] = {
     "model": _opt("--model", f"Model name as the endpoint knows it.  \\[default: {DEFAULT_MODEL}]", "NAME"),
     "base_url": _opt(
-        "--base-url", f"OpenAI-compatible endpoint (vLLM, Ollama...; env {ENV_BASE_URL}).  \\[default: OpenAI]", "URL"
+        "--base-url", f"OpenAI-compatible endpoint (vLLM, Ollama...; env {ENV_BASE_URL}); repeat for several servers of "
+        "one model.  \\[default: OpenAI]", "URL", kind=Optional[list[str]],
     ),
     "api_key": _opt("--api-key", f"API key; prefer the environment ({ENV_API_KEY}). Never written anywhere.", "KEY"),
     "temperature": _opt(
@@ -62,13 +67,27 @@ _OPTIONS: dict[str, Any] = {
     ),
     "seed": _opt("--seed", "Sampling seed sent to the model, and the seed of the method.", "N", kind=Optional[int]),
     "concurrency": _opt(
-        "--concurrency", f"Requests in flight at once.  \\[default: {DEFAULT_CONCURRENCY}]", "N", "-j", kind=Optional[int]
+        "--concurrency", f"Most requests in flight per server; the engine adapts below it.  \\[default: {DEFAULT_CONCURRENCY}]",
+        "N", "-j", kind=Optional[int],
     ),
+    "no_adapt": _opt("--no-adapt", "Keep --concurrency in flight instead of adapting (for benchmarks).", kind=bool),
     "rpm": _opt("--rpm", "Rate limit: requests per minute.", "N", kind=Optional[int]),
     "tpm": _opt("--tpm", "Rate limit: tokens per minute (prompt + max_tokens).", "N", kind=Optional[int]),
     "timeout": _opt(
-        "--timeout", f"Seconds per request before a retry.  \\[default: {DEFAULT_TIMEOUT:g}]", "SECONDS",
+        "--timeout", f"Seconds one attempt may take in all before a retry.  \\[default: {DEFAULT_TIMEOUT:g}]", "SECONDS",
         kind=Optional[float],
+    ),
+    "connect_timeout": _opt(
+        "--connect-timeout", f"Seconds for the server to accept a connection.  \\[default: {DEFAULT_CONNECT_TIMEOUT:g}]",
+        "SECONDS", kind=Optional[float],
+    ),
+    "max_outage": _opt(
+        "--max-outage", "Seconds a server that answered before may stay unreachable (paused, probed) before the run "
+        f"stops with exit 1.  \\[default: {DEFAULT_MAX_OUTAGE:g}]", "SECONDS", kind=Optional[float],
+    ),
+    "max_retry_after": _opt(
+        "--max-retry-after", f"Longest Retry-After or rate-limit reset honoured.  \\[default: {DEFAULT_MAX_RETRY_AFTER:g}]",
+        "SECONDS", kind=Optional[float],
     ),
     "max_retries": _opt(
         "--max-retries", f"Retries per request (429, 5xx, timeouts, bad answers).  \\[default: {DEFAULT_MAX_RETRIES}]",
@@ -76,6 +95,11 @@ _OPTIONS: dict[str, Any] = {
     ),
     "cache_dir": _opt("--cache-dir", "Response cache folder.  \\[default: $ITKIT_HOME or the user cache]", "DIR"),
     "no_cache": _opt("--no-cache", "Neither read nor write the response cache.", kind=bool),
+    "cache_endpoint": _opt("--cache-endpoint", "Key the cache on this name, not the endpoint URL (mirrors).", "NAME"),
+    "drop_params": _opt("--drop-param", "A request field never to send (e.g. presence_penalty); repeatable.", "NAME",
+                        kind=Optional[list[str]]),
+    "rename_params": _opt("--rename-param", "OLD=NEW: send a request field under another name; repeatable.", "OLD=NEW",
+                          kind=Optional[list[str]]),
     "price_in": _opt("--price-in", "Dollars per 1M prompt tokens.  \\[default: built-in table]", "USD", kind=Optional[float]),
     "price_out": _opt(
         "--price-out", "Dollars per 1M completion tokens.  \\[default: built-in table]", "USD", kind=Optional[float]
@@ -96,7 +120,7 @@ PromptsDir = Annotated[
         show_default=False,
     ),
 ]
-_BOOLEAN_DEFAULTS = {"no_cache": False, "dry_run": False, "quiet": False}
+_BOOLEAN_DEFAULTS = {"no_cache": False, "dry_run": False, "quiet": False, "no_adapt": False}
 
 
 def _declared_options(param: inspect.Parameter) -> set[str]:
@@ -141,7 +165,7 @@ def llm_settings(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> tuple
     """Pop the engine options from ``kwargs``: the settings (options > environment > defaults) and prompts_dir."""
     values = {name: kwargs.pop(PREFIX + name, None) for name in _OPTIONS if name not in exclude}
     prompts_dir = kwargs.pop("prompts_dir", None)
-    return LLMSettings.resolve(**values), prompts_dir
+    return discover_model(LLMSettings.resolve(**values)), prompts_dir
 
 
 def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:

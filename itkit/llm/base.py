@@ -20,6 +20,11 @@ from typing import Any
 
 from itkit.errors import ItkitError
 
+CONNECTION_STATUS = -1
+"""``TransientLLMError.status`` of a refused or dropped connection."""
+TIMEOUT_STATUS = -2
+"""``TransientLLMError.status`` of an attempt that ran past its deadline."""
+
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
 
@@ -65,6 +70,8 @@ class ChatResponse:
     completion_tokens: int = 0
     model: str = ""
     cached: bool = False
+    limits: dict[str, str] | None = field(default=None, compare=False)
+    """The response's ``x-ratelimit-*`` headers (lower-case names), when it had any."""
 
 
 class LLM(ABC):
@@ -89,10 +96,27 @@ class FatalLLMError(LLMError):
 class TransientLLMError(LLMError):
     """Worth retrying with backoff (HTTP 429/5xx, timeouts, dropped connections)."""
 
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self, message: str, retry_after: float | None = None, status: int | None = None, short: str | None = None
+    ):
         super().__init__(message)
+        self.short = short or message
+        """The message without the server's words (``HTTP 500``), for counting errors by kind."""
         self.retry_after = retry_after
         self.status = status
+        """The HTTP status, or CONNECTION_STATUS / TIMEOUT_STATUS."""
+        self.limits: dict[str, str] | None = None
+        """The response's ``x-ratelimit-*`` headers, when it had any."""
+
+    @property
+    def outage(self) -> bool:
+        """A sign the server is down or overloaded (connection error, timeout, 5xx), not a rate limit."""
+        return self.status is not None and (self.status < 0 or self.status >= 500)
+
+    @property
+    def unreachable(self) -> bool:
+        """A sign the server is gone: refused or dropped connection, timeout, 502/503/504 from a proxy or a restart."""
+        return self.status is not None and (self.status < 0 or self.status in (502, 503, 504))
 
 
 class ResponseRejected(LLMError):
@@ -111,3 +135,5 @@ class RecordFailure(LLMError):
         super().__init__(reason)
         self.reason = reason
         self.raw = raw
+        self.base_reason = reason
+        """The reason without the attempt count (the key of the failure counts)."""

@@ -2,11 +2,13 @@
 
 A response is stored under the sha256 of everything that determines it: the
 model, the messages, the sampling parameters, JSON mode, the prompt
-template's identity (its text hash) and a variant number (for a deliberate
-second sample of the same prompt). Only responses the engine accepted are
+template's identity (its text hash), a variant number (for a deliberate
+second sample of the same prompt) and the endpoint (scheme, host, port and
+path: another server's answer is not this one's; ``--cache-endpoint NAME``
+shares one cache between mirrors). Only responses the engine accepted are
 stored, each committed at once, so a run killed with ``kill -9`` keeps every
-finished response and a re-run sends only what is missing. The API key and the
-endpoint URL are not part of the key and are never stored.
+finished response and a re-run sends only what is missing. The API key and any
+credentials or query of the endpoint URL are not part of the key and are never stored.
 
 Location: ``--cache-dir DIR``, else ``$ITKIT_HOME``, else the per-user cache
 directory (``platformdirs``); the file is ``llm-cache.sqlite3``.
@@ -27,7 +29,7 @@ from itkit.llm.base import ChatRequest, ChatResponse
 
 HOME_ENV = "ITKIT_HOME"
 CACHE_FILE = "llm-cache.sqlite3"
-KEY_VERSION = 1
+KEY_VERSION = 2
 """Bump to invalidate every cached response (when the key's meaning changes)."""
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another process holding the database."""
@@ -63,10 +65,11 @@ def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
     return (Path(cache_dir).expanduser() if cache_dir else itkit_home()) / CACHE_FILE
 
 
-def request_key(request: ChatRequest, variant: int = 0) -> str:
-    """The cache key of a request (sha256 hex)."""
+def request_key(request: ChatRequest, variant: int = 0, endpoint: str = "") -> str:
+    """The cache key of a request (sha256 hex); ``endpoint`` is the server's identity (scheme, host, port, path)."""
     identity = {
         "v": KEY_VERSION,
+        "endpoint": endpoint,
         "model": request.model,
         "messages": [dict(m) for m in request.messages],
         "sampling": request.sampling.as_dict(),

@@ -2,19 +2,25 @@
 
 :meth:`Engine.complete` sends one chat request the careful way:
 
-1. the cache is looked up (a hit costs nothing and is checked like a fresh response);
+1. the cache is looked up (a hit costs nothing and is checked like a fresh
+   response); the key holds the endpoint (:attr:`LLMSettings.cache_scope`);
 2. in dry-run mode the request is recorded for the estimate instead of sent;
-3. otherwise it waits for a concurrency slot (``--concurrency``), for the
-   request and token buckets (``--rpm``, ``--tpm``: prompt tokens by tiktoken
-   plus ``max_tokens``) and for any 429 cool-down, then sends;
-4. the response is checked (empty, cut off by the length limit, not JSON in
+3. an identical request already in flight is not sent again: the second
+   caller waits for the first one's answer (single flight);
+4. otherwise it goes to an endpoint (:mod:`itkit.llm.endpoints`: adaptive
+   concurrency, circuit breaker, rate limits, each in its own module), after
+   a prompt the endpoint's known context cannot hold is failed unsent;
+5. the response is checked (empty, cut off by the length limit, not JSON in
    JSON mode, or rejected by the caller's ``parse``); an accepted response is
    stored in the cache and committed at once;
-5. transient errors and rejected responses are retried with exponential
-   backoff and jitter (tenacity), honouring ``Retry-After``; a 429 makes every
-   request in flight cool down, not only the one that got it. After
-   ``--max-retries`` the record fails with :class:`RecordFailure`; a
-   :class:`FatalLLMError` (bad key, unknown model) stops the whole run at once.
+6. transient errors are retried with backoff (:mod:`itkit.llm.attempts`),
+   rejected responses at once with a request that can change the answer;
+   attempts that failed while the endpoint's breaker was open do not count.
+   After ``--max-retries`` the record fails with :class:`RecordFailure`
+   (saying how many requests were sent); a prompt beyond the context, or a 400
+   once the endpoint has answered other requests, fails only its record; a
+   :class:`FatalLLMError` (bad key, unknown model, server gone longer than
+   ``--max-outage``) stops the whole run at once.
 
 :meth:`Engine.run` maps a worker over records concurrently and returns the
 outcomes in input order; :meth:`Engine.execute` runs any async driver (such as
@@ -25,16 +31,14 @@ handling. Both may be called several times on one engine.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from itkit import notices
-from itkit.errors import UsageError
-from itkit.lazy import lazy_module
+from itkit.errors import ItkitError
+from itkit.llm.attempts import BACKOFF_BASE, BACKOFF_MAX, backoff, varied
 from itkit.llm.base import (
     LLM,
+    TIMEOUT_STATUS,
     ChatRequest,
     ChatResponse,
     FatalLLMError,
@@ -44,101 +48,49 @@ from itkit.llm.base import (
     Sampling,
     TransientLLMError,
 )
+from itkit.llm.batch import WORKERS_PER_SLOT, Batches  # noqa: F401  (re-exported)
 from itkit.llm.cache import ResponseCache, request_key
+from itkit.llm.concurrency import NEUTRAL, OK, OVERLOAD, REFUSED
+from itkit.llm.discovery import discover_model
 from itkit.llm.dryrun import DryRunPlan
-from itkit.llm.errors import DryRunRequest, Interrupted, RequestTooLarge
+from itkit.llm.endpoints import Endpoint, pick
+from itkit.llm.errors import BadRequest, DryRunRequest, RequestTooLarge
 from itkit.llm.pricing import price_for
-from itkit.llm.sampling_spec import SamplingSpec
 from itkit.llm.progress import RunProgress
+from itkit.llm.responses import (  # noqa: F401  (re-exported: the engine is where callers find them)
+    CUT_OFF_REASON,
+    LENGTH_FINISH,
+    Outcome,
+    check_response,
+    parse_json,
+    sampling_from,
+)
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.tokens import TokenCounter, counter_for
 
-if TYPE_CHECKING:
-    from aiolimiter import AsyncLimiter
-    from tenacity import RetryCallState
-
-aiolimiter = lazy_module("aiolimiter")
-tenacity = lazy_module("tenacity")
-
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
 
-BACKOFF_BASE = 0.25
-"""Seconds: the first retry waits up to this long (full jitter), doubling each time."""
-BACKOFF_MAX = 30.0
-"""Seconds: the longest backoff between two attempts (Retry-After may ask for more)."""
-RETRY_AFTER_MAX = 300.0
-"""Seconds: the longest Retry-After honoured."""
-RATE_LIMIT_COOLDOWN = 2.0
-"""Seconds every request pauses after a 429 that gave no Retry-After."""
-RATE_PERIOD = 60.0
-"""Seconds: --rpm and --tpm are per minute."""
+FIRST_ANSWER_POLL = 0.05
+"""Seconds between looks for a first answer before calling an endpoint that never answered wrong."""
+CHARS_PER_TOKEN = 4
+"""The rough size of a token where tiktoken's files are missing."""
+CONTEXT_MARGIN = 1.1
+"""A prompt is failed unsent when tiktoken counts this many times the context the server named (tokenizers differ)."""
 TPM_COMPLETION_ALLOWANCE = 512
 """Completion tokens reserved in the --tpm bucket for a request without max_tokens."""
-WORKERS_PER_SLOT = 2
-"""run() keeps this many records per concurrency slot in progress (cache hits never wait for a slot)."""
-LENGTH_FINISH = "length"
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(.*?)\n?\s*```\s*$", re.S | re.I)
 
 
-def parse_json(text: str) -> Any:
-    """The JSON value of a response body (a surrounding ```json fence is allowed); ResponseRejected if invalid."""
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1)
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ResponseRejected(f"the response is not valid JSON ({exc.msg})", text) from None
+class Engine(Batches):
+    """Endpoints, retries, cache, accounting and progress around one or more :class:`LLM` instances.
 
-
-def sampling_from(values: "SamplingSpec | dict[str, Any] | None", where: str = "sampling") -> Sampling:
-    """A :class:`Sampling` from a template's ``sampling:`` block (or plain data); unknown keys are an error."""
-    data = values.given() if isinstance(values, SamplingSpec) else dict(values or {})
-    known = set(Sampling.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"{where}: unknown sampling parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if data.get("stop") is not None:
-        stop = data["stop"]
-        data["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
-    return Sampling(**data)
-
-
-def check_response(response: ChatResponse, json_mode: bool, allow_length: bool = False) -> None:
-    """Raise ResponseRejected for an empty, truncated (unless ``allow_length``) or (in JSON mode) non-JSON response."""
-    if not response.text.strip():
-        raise ResponseRejected("empty response", response.text)
-    if response.finish_reason == LENGTH_FINISH and not allow_length:
-        raise ResponseRejected("the response was cut off by the length limit (finish_reason=length)", response.text)
-    if json_mode:
-        parse_json(response.text)
-
-
-@dataclass
-class Outcome(Generic[I, T]):
-    """What became of one item: a value, a failure, or (dry run) a plan."""
-
-    item: I
-    value: T | None = None
-    failure: RecordFailure | None = None
-    planned: bool = False
-    """Dry run: the item's requests were recorded, nothing was sent."""
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and not self.planned
-
-
-class Engine:
-    """Concurrency, rate limits, retries, cache, accounting and progress around one :class:`LLM`."""
+    ``llm`` is one LLM or a list (one per endpoint: ``--base-url`` given several times).
+    """
 
     def __init__(
         self,
-        llm: LLM | None,
+        llm: LLM | Sequence[LLM] | None,
         settings: LLMSettings,
         cache: ResponseCache | None = None,
         counter: TokenCounter | None = None,
@@ -148,20 +100,24 @@ class Engine:
     ):
         if llm is None and not settings.dry_run:
             raise FatalLLMError("an engine without a model can only do a dry run")
-        self.llm = llm
+        llms = [] if llm is None else list(llm) if isinstance(llm, (list, tuple)) else [llm]
+        self.llm = llms[0] if llms else None
         self.settings = settings
         self.cache = cache
         self._counter = counter
-        self.stats = EngineStats(price=price_for(settings.model, settings.price_in, settings.price_out))
+        price = price_for(settings.model, settings.price_in, settings.price_out, use_table=settings.is_openai)
+        self.stats = EngineStats(price=price)
         self.plan = DryRunPlan()
         self._user_sampling = settings.sampling()
-        self._retry_wait = tenacity.wait_random_exponential(multiplier=backoff_base, max=backoff_max)
+        self._backoff = (backoff_base, backoff_max)
+        self.endpoints = [
+            Endpoint(one, getattr(one, "endpoint", settings.endpoint), settings) for one in llms
+        ]
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._rpm: AsyncLimiter | None = None
-        self._tpm: AsyncLimiter | None = None
-        self._cooldown_until = 0.0
         self._fatal: FatalLLMError | None = None
+        self._flights: dict[str, asyncio.Future] = {}
+        self._active = 0
+        """Records whose requests are being attempted (to tell a wrong endpoint from a slow first answer)."""
         self._progress: RunProgress | None = None
         self._done = 0
         self._total: int | None = None
@@ -185,11 +141,20 @@ class Engine:
         if self._loop is loop:
             return
         self._loop = loop
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._rpm = aiolimiter.AsyncLimiter(self.settings.rpm, RATE_PERIOD) if self.settings.rpm else None
-        self._tpm = aiolimiter.AsyncLimiter(self.settings.tpm, RATE_PERIOD) if self.settings.tpm else None
-        self._cooldown_until = 0.0
+        for endpoint in self.endpoints:
+            endpoint.bind()
+        self._flights = {}
+        self._active = 0
         self._fatal = None
+
+    def status(self) -> str:
+        """The progress line's word on the endpoints: outages, pauses, concurrency."""
+        words = [e.status() for e in self.endpoints]
+        words = [w for w in words if w]
+        limits = [e.limiter for e in self.endpoints]
+        if limits and not self.settings.no_adapt:
+            words.append("j " + "+".join(str(l.size) for l in limits))
+        return " | ".join(words)
 
     def request_for(
         self,
@@ -243,9 +208,9 @@ class Engine:
         """
         self._bind()
         request = self.request_for(messages, template=template, sampling=sampling, json_mode=json_mode)
-        key = request_key(request, variant) if self.cache is not None else None
-        if key is not None:
-            hit = self.cache.get(key)  # type: ignore[union-attr]
+        key = request_key(request, variant, self.settings.cache_scope)
+        if self.cache is not None:
+            hit = self.cache.get(key)
             if hit is not None:
                 try:
                     value = self._accept(hit, json_mode, parse, allow_length)
@@ -260,68 +225,179 @@ class Engine:
             self.plan.add(request, self.counter.count_messages(list(request.messages)), expected_tokens)
             raise DryRunRequest("dry run: request recorded, not sent")
 
-        tokens = self._tpm_reservation(request) if self._tpm is not None else 0
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.settings.max_retries + 1),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type((TransientLLMError, ResponseRejected)),
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
+        flight = self._flights.get(key)
+        if flight is not None:  # the same request is in flight: one request, one answer, for both callers
+            self.stats.coalesced += 1
+            try:
+                response = await asyncio.shield(flight)
+            except RecordFailure as failure:
+                self.stats.failures += 1
+                self.stats.failure_reasons[failure.base_reason] += 1
+                raise RecordFailure(failure.reason, failure.raw) from None
+            try:
+                return self._accept(response, json_mode, parse, allow_length)
+            except ResponseRejected as exc:
+                raise self._give_up(exc.reason, exc.raw, 0) from None
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
         try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._send(request, tokens)
-                    value = self._accept(response, json_mode, parse, allow_length)
-        except ResponseRejected as exc:
-            raise self._give_up(exc.reason, exc.raw) from None
-        except RequestTooLarge as exc:
-            raise self._give_up(str(exc), "") from None
-        except TransientLLMError as exc:
-            if self.stats.responses == 0:
-                # not one answer yet, and a request has used up its retries: the endpoint is down or wrong
-                self._fatal = FatalLLMError(
-                    f"{self.settings.endpoint}: {exc} on every attempt and no request has succeeded yet; "
-                    "check --base-url and that the server is up, then re-run the same command"
-                )
-                raise self._fatal from None
-            raise self._give_up(str(exc), "") from None
-        if key is not None:
-            self.cache.put(key, response)  # type: ignore[union-attr]
+            value, response = await self._attempts(request, key, json_mode, parse, allow_length)
+        except BaseException as exc:
+            if isinstance(exc, RecordFailure):
+                flight.set_exception(exc)
+                flight.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            else:
+                flight.cancel()
+            raise
+        else:
+            flight.set_result(response)
+        finally:
+            self._flights.pop(key, None)
+        if self.cache is not None:
+            self.cache.put(key, response)
         return value
 
-    def _give_up(self, reason: str, raw: str) -> RecordFailure:
+    async def _attempts(
+        self,
+        request: ChatRequest,
+        key: str,
+        json_mode: bool,
+        parse: Callable[[ChatResponse], T] | None,
+        allow_length: bool,
+    ) -> tuple[Any, ChatResponse]:
+        """Send ``request`` until an accepted response, the retry limit, or a fatal error."""
+        self._active += 1
+        try:
+            return await self._attempt_loop(request, key, json_mode, parse, allow_length)
+        finally:
+            self._active -= 1
+
+    async def _attempt_loop(
+        self,
+        request: ChatRequest,
+        key: str,
+        json_mode: bool,
+        parse: Callable[[ChatResponse], T] | None,
+        allow_length: bool,
+    ) -> tuple[Any, ChatResponse]:
+        counted = 0  # attempts that count against --max-retries
+        sent = 0  # requests sent for this record (what the failure message says)
+        rejected = 0
+        current = request
+        tokens = 0
+        while True:
+            endpoint = pick(self.endpoints)
+            if endpoint.limits.counts_tokens and not tokens:
+                tokens = self._tpm_reservation(request, endpoint.limits.tpm)
+            probe = await endpoint.breaker.admit()
+            sent += 1
+            try:
+                response = await self._send(endpoint, current, tokens, key, probe)
+                return self._accept(response, json_mode, parse, allow_length), response
+            except ResponseRejected as exc:
+                counted += 1
+                rejected += 1
+                if counted > self.settings.max_retries:
+                    raise self._give_up(exc.reason, exc.raw, sent) from None
+                # the server is fine; ask again at once, with a request that can give another answer
+                current = varied(request, rejected, cut_off=exc.reason == CUT_OFF_REASON)
+                self.stats.retries += 1
+            except RequestTooLarge as exc:
+                if exc.context_size:
+                    endpoint.context_size = exc.context_size
+                raise self._give_up(str(exc), "", sent) from None
+            except BadRequest as exc:
+                if endpoint.answered:  # this endpoint serves other requests: this one is the problem
+                    raise self._give_up(exc.said, "", sent) from None
+                self._fatal = exc
+                raise
+            except TransientLLMError as exc:
+                excused = exc.unreachable and endpoint.breaker.is_open
+                if not excused:
+                    counted += 1
+                if counted > self.settings.max_retries:
+                    self._active -= 1  # waiting: not counted, so records that all wait do not wait for each other
+                    try:
+                        while self.stats.responses == 0 and self._active > 0 and self._fatal is None:
+                            await asyncio.sleep(FIRST_ANSWER_POLL)  # others may yet get the first answer
+                    finally:
+                        self._active += 1
+                    if self.stats.responses == 0:
+                        # not one answer yet, and a request has used up its retries: the endpoint is down or wrong
+                        self._fatal = FatalLLMError(
+                            f"{endpoint.name}: {exc.short} on every attempt and no request has succeeded yet; "
+                            "check --base-url and that the server is up, then re-run the same command"
+                            + str(exc).removeprefix(exc.short)
+                        )
+                        raise self._fatal from None
+                    raise self._give_up(str(exc), "", sent) from None
+                self.stats.retries += 1
+                if not excused:  # an open breaker paces its own probes
+                    await asyncio.sleep(backoff(counted, exc, *self._backoff, self.settings.max_retry_after))
+
+    def _check_context(self, endpoint: Endpoint, request: ChatRequest) -> None:
+        """Fail a prompt the endpoint's known context cannot hold without sending it."""
+        if endpoint.context_size is None:
+            return
+        try:
+            prompt = self.counter.count_messages(list(request.messages))
+        except ItkitError:  # no tokenizer here: let the server judge
+            return
+        if prompt > endpoint.context_size * CONTEXT_MARGIN:
+            raise self._give_up(
+                f"the prompt ({prompt} tokens by tiktoken) is longer than the model's context "
+                f"({endpoint.context_size} tokens, as the server said); not sent",
+                "",
+                0,
+            )
+
+    def _give_up(self, reason: str, raw: str, sent: int) -> RecordFailure:
         self.stats.failures += 1
         self.stats.failure_reasons[reason] += 1
-        attempts = self.settings.max_retries + 1
-        return RecordFailure(f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})", raw)
+        shown = f"{reason} (gave up after {sent} attempt{'s' if sent > 1 else ''})" if sent else reason
+        failure = RecordFailure(shown, raw)
+        failure.base_reason = reason
+        return failure
 
-    async def _send(self, request: ChatRequest, tokens: int) -> ChatResponse:
-        await self._cool_down()
-        async with self._slots:  # type: ignore[union-attr]
-            if self._rpm is not None:
-                await self._rpm.acquire()
-            if self._tpm is not None:
-                await self._tpm.acquire(tokens)
-            await self._cool_down()  # a 429 may have come while this request waited
+    async def _send(self, endpoint: Endpoint, request: ChatRequest, tokens: int, key: str, probe: bool) -> ChatResponse:
+        ticket = await endpoint.limiter.acquire()
+        outcome = NEUTRAL
+        try:
+            self._check_context(endpoint, request)
+            await endpoint.limits.acquire(tokens)
             if self._fatal is not None:  # the run is stopping: send nothing more
                 raise self._fatal
             self.stats.requests += 1
             try:
-                response = await self.llm.complete(request)  # type: ignore[union-attr]
-            except RequestTooLarge:
+                response = await endpoint.llm.complete(request)
+            except TransientLLMError as exc:
+                self.stats.errors[exc.short] += 1
+                endpoint.limits.learn(exc.limits)
+                if exc.status == 429:
+                    self.stats.rate_limited += 1
+                    endpoint.limits.rate_limited(exc.retry_after)
+                    outcome = OVERLOAD
+                elif exc.outage:
+                    outcome = REFUSED if exc.status >= 500 else OVERLOAD if exc.status == TIMEOUT_STATUS else NEUTRAL
+                    if endpoint.answered and exc.unreachable:  # a server that never answered is wrong, not down
+                        endpoint.breaker.failed(key, str(exc), probe)
+                        probe = False
+                    if exc.retry_after is not None:
+                        endpoint.limits.pause(endpoint.limits.capped(exc.retry_after), "server busy (Retry-After)")
+                raise
+            except (RequestTooLarge, BadRequest):
                 raise
             except FatalLLMError as exc:
                 self._fatal = exc
                 raise
-            except TransientLLMError as exc:
-                self.stats.errors[str(exc)] += 1
-                if exc.status == 429:
-                    self.stats.rate_limited += 1
-                    pause = RATE_LIMIT_COOLDOWN if exc.retry_after is None else min(exc.retry_after, RETRY_AFTER_MAX)
-                    loop_now = asyncio.get_running_loop().time()
-                    self._cooldown_until = max(self._cooldown_until, loop_now + pause)
-                raise
+            outcome = OK
+            endpoint.answered += 1
+            endpoint.breaker.succeeded()
+            probe = False
+            endpoint.limits.learn(response.limits)
+        finally:
+            endpoint.breaker.released(probe)
+            endpoint.limiter.release(ticket, outcome)
         self.stats.responses += 1
         self._account(request, response)
         return response
@@ -341,27 +417,14 @@ class Engine:
                 self.stats.errors[exc.reason] += 1
             raise
 
-    async def _cool_down(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (delay := self._cooldown_until - loop.time()) > 0:
-            await asyncio.sleep(delay)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, ResponseRejected):
-            return 0.0  # the server is fine; ask again at once
-        delay = self._retry_wait(state)
-        if isinstance(exc, TransientLLMError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX))
-        return delay
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-
-    def _tpm_reservation(self, request: ChatRequest) -> int:
-        prompt = self.counter.count_messages(list(request.messages))
+    def _tpm_reservation(self, request: ChatRequest, tpm: int | None = None) -> int:
+        try:
+            prompt = self.counter.count_messages(list(request.messages))
+        except ItkitError:  # no tokenizer here (a limit learned from headers): about 4 characters a token
+            prompt = sum(len(m["content"]) for m in request.messages) // CHARS_PER_TOKEN + 1
         reserve = prompt + (request.sampling.max_tokens or TPM_COMPLETION_ALLOWANCE)
-        return min(reserve, self.settings.tpm or reserve)  # a request larger than the bucket takes all of it
+        bucket = tpm or self.settings.tpm
+        return min(reserve, bucket or reserve)  # a request larger than the bucket takes all of it
 
     def _account(self, request: ChatRequest, response: ChatResponse) -> None:
         if response.prompt_tokens or response.completion_tokens:
@@ -371,114 +434,6 @@ class Engine:
             self.stats.tokens_estimated += 1
             self.stats.prompt_tokens += self.counter.count_messages(list(request.messages))
             self.stats.completion_tokens += self.counter.count(response.text)
-
-    # ---- many items -----------------------------------------------------------
-    async def amap(
-        self,
-        items: Iterable[I],
-        worker: Callable[[I], Awaitable[T]],
-        *,
-        advance: bool = True,
-    ) -> list[Outcome[I, T]]:
-        """Run ``worker`` on every item concurrently, inside a running engine; outcomes in input order.
-
-        ``worker`` returns the item's value or raises :class:`RecordFailure`
-        (usually from :meth:`complete`). Any other exception (FatalLLMError, a
-        bug) cancels the other workers and propagates.
-        """
-        self._bind()
-        indexed = list(enumerate(items))
-        outcomes: list[Outcome[I, T] | None] = [None] * len(indexed)
-        feed = iter(indexed)
-
-        async def pump() -> None:
-            for index, item in feed:
-                outcomes[index] = await self._one(item, worker)
-                if advance:
-                    self.advance()
-                await asyncio.sleep(0)  # cache hits never wait: let Ctrl-C and the other workers in
-
-        n_workers = min(len(indexed), self.settings.concurrency * WORKERS_PER_SLOT)
-        await _all_or_nothing([asyncio.ensure_future(pump()) for _ in range(n_workers)])
-        return outcomes  # type: ignore[return-value]
-
-    async def _one(self, item: I, worker: Callable[[I], Awaitable[T]]) -> Outcome[I, T]:
-        try:
-            return Outcome(item, value=await worker(item))
-        except RecordFailure as failure:
-            return Outcome(item, failure=failure)
-        except DryRunRequest:
-            return Outcome(item, planned=True)
-
-    def run(
-        self,
-        items: Iterable[I],
-        worker: Callable[[I], Awaitable[T]],
-        *,
-        description: str = "",
-    ) -> list[Outcome[I, T]]:
-        """Synchronous entry: ``worker`` over all items with the progress bar; outcomes in input order."""
-        items = list(items)
-        return self.execute(lambda: self.amap(items, worker), total=len(items), description=description)
-
-    def execute(
-        self,
-        coro_factory: Callable[[], Awaitable[T]],
-        *,
-        total: int | None = None,
-        description: str = "",
-    ) -> T:
-        """Run an async driver on a fresh event loop with the progress bar and Ctrl-C handling.
-
-        (From code that already runs in an event loop, await :meth:`amap` and
-        :meth:`complete` directly instead.)
-
-        The driver calls :meth:`complete` / :meth:`amap` and moves the bar with
-        :meth:`advance`. Ctrl-C stops at once; finished responses are already in
-        the cache, and :class:`Interrupted` says how to resume.
-        """
-        self._done = 0
-        self._total = total
-        self._progress = RunProgress(self.stats, total, description, enabled=not self.settings.quiet)
-
-        async def main() -> T:
-            self._bind()
-            try:
-                return await coro_factory()
-            finally:
-                if self.llm is not None:
-                    await self.llm.aclose()
-
-        self.stats.begin()
-        self._progress.start()
-        try:
-            return asyncio.run(main())
-        except KeyboardInterrupt:
-            raise self._interrupted() from None
-        finally:
-            self._progress.stop()
-            self.stats.end()
-            self._loop = None
-
-    def advance(self, n: int = 1) -> None:
-        """Move the progress bar by ``n`` finished records."""
-        self._done += n
-        if self._progress is not None:
-            self._progress.advance(n)
-
-    def _interrupted(self) -> Interrupted:
-        if self._total is not None:
-            done = f"interrupted after {self._done} of {self._total} records"
-        else:
-            done = f"interrupted after {self._done} records" if self._done else "interrupted"
-        if self.cache is None:
-            saved = "nothing was cached (--no-cache): a re-run starts over"
-        else:
-            saved = (
-                f"finished responses are saved in the cache ({self.cache.path}): "
-                "re-run the same command to resume; only the missing requests will be sent"
-            )
-        return Interrupted(f"{done}; {saved}")
 
     # ---- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -492,29 +447,18 @@ class Engine:
         self.close()
 
 
-async def _all_or_nothing(tasks: list[asyncio.Future]) -> None:
-    """Wait for all tasks; on the first exception cancel the rest and raise it."""
-    if not tasks:
-        return
-    try:
-        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
-    if failed:
-        fatal = [t for t in failed if isinstance(t.exception(), FatalLLMError)]
-        raise (fatal or failed)[0].exception()  # type: ignore[misc]
+def open_engine(settings: LLMSettings, llm: LLM | Sequence[LLM] | None = None) -> Engine:
+    """An engine for ``settings``: one OpenAI-compatible client per endpoint (none in a dry run), the cache unless --no-cache.
 
+    With no ``--model`` for a server that is not OpenAI, the server is asked for its model first
+    (:mod:`itkit.llm.discovery`); the engine's ``settings`` then name it.
+    """
+    if llm is None:
+        settings = discover_model(settings)
+        if not settings.dry_run:
+            from itkit.llm.openai_client import OpenAIChatLLM
 
-def open_engine(settings: LLMSettings, llm: LLM | None = None) -> Engine:
-    """An engine for ``settings``: the OpenAI-compatible client (none in a dry run) and the cache unless --no-cache."""
-    if llm is None and not settings.dry_run:
-        from itkit.llm.openai_client import OpenAIChatLLM
-
-        llm = OpenAIChatLLM(settings)
+            llm = [OpenAIChatLLM(settings, url) for url in settings.base_urls]
     if settings.dry_run and settings.key_value() is None and settings.base_url is None:
         notices.warn(
             f"dry run without an API key: the real run against {settings.endpoint} would fail; "

@@ -12,8 +12,32 @@ class RequestTooLarge(FatalLLMError):
     """This one request can never succeed (its prompt exceeds the model's context).
 
     Retrying cannot help, but neither is the run wrong: the engine fails the
-    record (to the failures file) and goes on.
+    record (to the failures file) and goes on. ``context_size`` is the model's
+    context in tokens when the server named it (the engine then fails longer
+    prompts before sending them).
     """
+
+    def __init__(self, message: str, context_size: int | None = None):
+        super().__init__(message)
+        self.context_size = context_size
+
+
+class BadRequest(FatalLLMError):
+    """HTTP 400/422 for a reason the server did not name as the context.
+
+    Fatal while no request has succeeded on the endpoint (a wrong model or
+    path); once some have, it is this request's problem and fails only its
+    record. ``said`` is the short reason for the failures file.
+    """
+
+    def __init__(self, message: str, status: int, said: str):
+        super().__init__(message)
+        self.status = status
+        self.said = said
+
+
+class ServerUnreachable(FatalLLMError):
+    """The endpoint stayed down longer than ``--max-outage``: the run stops, unattempted records stay unattempted."""
 
 
 class Interrupted(LLMError):

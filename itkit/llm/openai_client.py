@@ -19,33 +19,21 @@ of :mod:`itkit.llm.base`:
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import re
-import time
+import dataclasses
 from typing import Any
 
 import orjson
 
-from itkit.llm.base import ChatRequest, ChatResponse, FatalLLMError, LLM, TransientLLMError
-from itkit.llm.errors import RequestTooLarge
+from itkit.llm.base import CONNECTION_STATUS, TIMEOUT_STATUS, ChatRequest, ChatResponse, FatalLLMError, LLM, TransientLLMError
+from itkit.llm.server_errors import classify
 from itkit.llm.secrets import mask_server_text, split_credentials
-from itkit.llm.settings import LLMSettings
+from itkit.llm.settings import LLMSettings, shown_url
 
 CHAT_PATH = "/chat/completions"
 NO_KEY_PLACEHOLDER = "no-key"
 """Sent as the key to a custom --base-url when none is given (local servers accept anything)."""
-MAX_SERVER_MESSAGE = 300
-"""Characters of a server's error message quoted in ours."""
 KEEPALIVE_EXPIRY = 30.0
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
-FATAL_HINTS = {
-    400: "the server rejected the request as invalid; check --model and the sampling options",
-    401: "the API key was rejected; check --api-key or OPENAI_API_KEY",
-    403: "the API key is not allowed to use this model or endpoint; check --model and the key's permissions",
-    404: "the model or endpoint was not found; check --model and --base-url",
-    422: "the server could not process the request; check --model and the sampling options",
-}
-_CONTEXT_LENGTH = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.I)
+RATE_LIMIT_HEADER_PREFIX = "x-ratelimit-"
 
 
 def _httpx() -> Any:
@@ -60,7 +48,12 @@ def _httpx() -> Any:
         return httpx
 
 
-def http_client(concurrency: int, timeout: float) -> Any:
+def timeouts(timeout: float, connect_timeout: float | None = None) -> Any:
+    """read: the gap between bytes; connect: a port that never answers fails fast; pool: the engine bounds concurrency."""
+    return _httpx().Timeout(timeout, connect=connect_timeout or timeout, pool=None)
+
+
+def http_client(concurrency: int, timeout: float, connect_timeout: float | None = None) -> Any:
     """The SDK's HTTP client with one pooled connection per concurrency slot.
 
     The SDK's aiohttp transport (``openai.DefaultAioHttpClient``) needs half the
@@ -71,15 +64,16 @@ def http_client(concurrency: int, timeout: float) -> Any:
     """
     import openai
 
-    limits = _httpx().Limits(
+    httpx = _httpx()
+    limits = httpx.Limits(
         max_connections=max(concurrency, 1),
         max_keepalive_connections=max(concurrency, 1),
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     try:
-        return openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+        return openai.DefaultAioHttpClient(limits=limits, timeout=timeouts(timeout, connect_timeout))
     except (AttributeError, RuntimeError):  # pragma: no cover - an SDK or install without the aiohttp transport
-        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeouts(timeout, connect_timeout))
 
 
 def parse_completion(content: bytes) -> ChatResponse:
@@ -110,28 +104,12 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+def rate_limit_headers(headers: Any) -> dict[str, str] | None:
+    """The ``x-ratelimit-*`` headers of a response (lower-case names), None when it has none."""
     if headers is None:
         return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    found = {k.lower(): v for k, v in headers.items() if k.lower().startswith(RATE_LIMIT_HEADER_PREFIX)}
+    return found or None
 
 
 class OpenAIChatLLM(LLM):
@@ -141,26 +119,30 @@ class OpenAIChatLLM(LLM):
     one after the other) and closed by :meth:`aclose`.
     """
 
-    def __init__(self, settings: LLMSettings):
+    chat_path = CHAT_PATH
+
+    def __init__(self, settings: LLMSettings, base_url: str | None = None):
         key = settings.key_value()
-        if key is None and settings.base_url is None:
+        url = base_url or settings.base_url
+        if key is None and url is None:
             raise FatalLLMError(
                 "no API key: pass --api-key or set OPENAI_API_KEY "
                 "(for a local server such as vLLM or Ollama, set --base-url; it needs no key)"
             )
-        self.settings = settings
-        self._key = key or NO_KEY_PLACEHOLDER
         # user:password@ in --base-url: HTTP Basic auth (a gateway in front of a local server), instead of a key
-        self._base_url, basic = split_credentials(settings.base_url) if settings.base_url else (None, None)
+        self.base_url, basic = split_credentials(url) if url else (None, None)
         if basic is not None and key is not None:
             raise FatalLLMError(
-                f"{settings.endpoint}: the URL carries a user and password and an API key is given too; "
+                f"{shown_url(url)}: the URL carries a user and password and an API key is given too; "
                 "HTTP sends one Authorization header: drop one of them"
             )
         self._headers = {"Authorization": basic} if basic is not None else None
+        self.settings = settings
+        self._key = key or NO_KEY_PLACEHOLDER
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-
+        self.concurrency = settings.concurrency
+        self.endpoint = shown_url(url) if url else settings.endpoint
 
     def _client_for_loop(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -169,11 +151,11 @@ class OpenAIChatLLM(LLM):
 
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
-                base_url=self._base_url,
+                base_url=self.base_url,
                 default_headers=self._headers,
-                timeout=self.settings.timeout,
+                timeout=timeouts(self.settings.timeout, self.settings.connect_timeout),
                 max_retries=0,
-                http_client=http_client(self.settings.concurrency, self.settings.timeout),
+                http_client=http_client(self.concurrency, self.settings.timeout, self.settings.connect_timeout),
             )
             self._loop = loop
         return self._client
@@ -194,16 +176,24 @@ class OpenAIChatLLM(LLM):
         body.update(request.sampling.as_dict())
         if request.json_mode:
             body["response_format"] = {"type": "json_object"}
+        body = self.settings.adapt_body(body)
         try:
             # the SDK's documented low-level call: the same auth, headers, timeouts and typed status errors as
             # ``chat.completions.create``, without re-validating a body we built ourselves or building a pydantic
-            # model we would only read three fields of (together a quarter of the client's CPU per request)
-            http = await client.post(CHAT_PATH, body=body, cast_to=_httpx().Response)
+            # model we would only read three fields of (together a quarter of the client's CPU per request).
+            # --timeout bounds the whole attempt, not only the gap between two bytes.
+            async with asyncio.timeout(self.settings.timeout):
+                http = await client.post(self.chat_path, body=body, cast_to=_httpx().Response)
+                content = http.content
+        except TimeoutError:
+            raise TransientLLMError(f"the request timed out after {self.settings.timeout:g} s", status=TIMEOUT_STATUS) from None
         except openai.APIConnectionError as exc:  # timeouts included
             raise self._connection_error(exc) from None
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        return parse_completion(http.content)
+        response = parse_completion(content)
+        limits = rate_limit_headers(http.headers)
+        return response if limits is None else dataclasses.replace(response, limits=limits)
 
     def _connection_error(self, exc: Exception) -> TransientLLMError:
         """A timeout or a dropped/refused connection, named after its root cause.
@@ -212,44 +202,37 @@ class OpenAIChatLLM(LLM):
         timeout; the root cause tells them apart.)
         """
         root: BaseException = exc
+        names = [type(root).__name__]
         while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
             root = root.__cause__ or root.__context__  # type: ignore[assignment]
-        if isinstance(root, TimeoutError) or "Timeout" in type(root).__name__:
-            return TransientLLMError(f"the request timed out after {self.settings.timeout:g} s")
-        return TransientLLMError(f"connection error ({type(root).__name__})")
-
-    def _server_message(self, exc: Any) -> str:
-        body = getattr(exc, "body", None)
-        message = ""
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            if isinstance(inner, dict):
-                message = str(inner.get("message") or "")
-            elif isinstance(inner, str):
-                message = inner
-        if not message:
-            message = str(getattr(exc, "message", "") or "")
-            message = re.sub(r"^Error code: \d+ - ", "", message)
-        message = mask_server_text(message, self._key)
-        message = " ".join(message.split())
-        if len(message) > MAX_SERVER_MESSAGE:
-            message = message[: MAX_SERVER_MESSAGE - 3] + "..."
-        return message
+            names.append(type(root).__name__)
+        timed_out = isinstance(root, (TimeoutError, asyncio.CancelledError)) or "Timeout" in type(root).__name__
+        if timed_out and any("Connect" in name and "Timeout" in name for name in names[1:]):
+            return TransientLLMError(
+                f"could not connect within {self.settings.connect_timeout:g} s (--connect-timeout)",
+                status=CONNECTION_STATUS,
+            )
+        if timed_out:
+            return TransientLLMError(f"the request timed out after {self.settings.timeout:g} s", status=TIMEOUT_STATUS)
+        return TransientLLMError(f"connection error ({type(root).__name__})", status=CONNECTION_STATUS)
 
     def _status_error(self, exc: Any) -> Exception:
         status = int(getattr(exc, "status_code", 0) or 0)
-        code = str(getattr(exc, "code", "") or "")
-        said = self._server_message(exc)
-        quoted = f" (server said: {said})" if said else ""
-        where = f"{self.settings.endpoint}, model '{self.settings.model}'"
-        if status == 429:
-            if code == "insufficient_quota":
-                return FatalLLMError(f"{where}: HTTP 429: the account's quota is exhausted; check billing{quoted}")
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            return TransientLLMError("HTTP 429 rate limited", retry_after=retry_after_seconds(headers), status=429)
-        if status >= 500 or status in TRANSIENT_STATUS:
-            return TransientLLMError(f"HTTP {status}", status=status)
-        if status == 400 and (code == "context_length_exceeded" or _CONTEXT_LENGTH.search(said)):
-            return RequestTooLarge(f"the prompt is longer than the model's context (HTTP 400){quoted}")
-        hint = FATAL_HINTS.get(status, "the server refused the request")
-        return FatalLLMError(f"{where}: HTTP {status}: {hint}{quoted}")
+        response = getattr(exc, "response", None)
+        body = getattr(exc, "body", None)
+        if body is None or not isinstance(body, (dict, list, str)):
+            try:
+                body = response.content if response is not None else getattr(exc, "message", "")
+            except Exception:  # a streamed body that cannot be read again
+                body = getattr(exc, "message", "")
+        headers = getattr(response, "headers", None)
+        error = classify(
+            status,
+            body,
+            headers,
+            where=f"{self.endpoint}, model '{self.settings.model}'",
+            mask=lambda text: mask_server_text(text, self._key),
+        )
+        if isinstance(error, TransientLLMError):
+            error.limits = rate_limit_headers(headers)
+        return error

@@ -58,9 +58,15 @@ def lookup(model: str, table: dict[str, tuple[float, float]] | None = None) -> P
     return Price(*prices[best], source=f"built-in table ({best})")
 
 
-def price_for(model: str, price_in: float | None = None, price_out: float | None = None) -> Price | None:
-    """``--price-in/--price-out`` where given, else the table; None when the cost cannot be estimated."""
-    table = lookup(model)
+def price_for(
+    model: str, price_in: float | None = None, price_out: float | None = None, *, use_table: bool = True
+) -> Price | None:
+    """``--price-in/--price-out`` where given, else the table; None when the cost cannot be estimated.
+
+    ``use_table=False`` (any endpoint but OpenAI's): a model of the same name
+    elsewhere is not billed at OpenAI's prices, so only the given prices count.
+    """
+    table = lookup(model) if use_table else None
     if price_in is None and price_out is None:
         return table
     if table is None and (price_in is None or price_out is None):

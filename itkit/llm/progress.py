@@ -8,7 +8,7 @@ so the hot path only advances a counter.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -21,9 +21,10 @@ REFRESH_PER_SECOND = 8
 
 
 class _StatsColumn(ProgressColumn):
-    def __init__(self, stats: "EngineStats"):
+    def __init__(self, stats: "EngineStats", status: Callable[[], str] | None = None):
         super().__init__()
         self.stats = stats
+        self.status = status
 
     def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
         s = self.stats
@@ -41,13 +42,28 @@ class _StatsColumn(ProgressColumn):
             parts.append(f"{s.failures} failed")
         if s.cache_hits:
             parts.append(f"{s.cache_hits} cached")
+        if self.status is not None:
+            try:
+                word = self.status()
+            except Exception:  # drawn from rich's thread while the engine changes: skip one frame
+                word = ""
+            if word:
+                parts.append(word)
         return Text(" | ".join(parts), style="dim")
 
 
 class RunProgress:
     """One progress bar for one engine run (a no-op when disabled)."""
 
-    def __init__(self, stats: "EngineStats", total: int | None, description: str, enabled: bool, console: Console | None = None):
+    def __init__(
+        self,
+        stats: "EngineStats",
+        total: int | None,
+        description: str,
+        enabled: bool,
+        console: Console | None = None,
+        status: Callable[[], str] | None = None,
+    ):
         self.console = console or Console(stderr=True, highlight=False)
         self.enabled = enabled and self.console.is_terminal
         self._progress: Progress | None = None
@@ -57,7 +73,7 @@ class RunProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                _StatsColumn(stats),
+                _StatsColumn(stats, status),
                 TimeRemainingColumn(),
                 console=self.console,
                 refresh_per_second=REFRESH_PER_SECOND,

@@ -13,7 +13,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from itkit.errors import UsageError
 from itkit.llm.base import Sampling
@@ -22,13 +22,20 @@ from itkit.llm.secrets import REDACTED, check_api_key, mask_url
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
 
+OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT = 120.0
 """Seconds one request may take before it is abandoned and retried."""
 DEFAULT_MAX_RETRIES = 6
 """Retries per request after the first try (transient errors and rejected responses)."""
-DEFAULT_CONCURRENCY = 16
-"""Requests in flight at once."""
+DEFAULT_CONCURRENCY = 64
+"""The most requests in flight at once per endpoint (the engine adapts below it unless --no-adapt)."""
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a connection to be accepted."""
+DEFAULT_MAX_OUTAGE = 300.0
+"""Seconds an endpoint that answered before may stay unreachable before the run stops."""
+DEFAULT_MAX_RETRY_AFTER = 120.0
+"""Seconds: the longest Retry-After (or rate-limit reset) honoured; a longer one waits this long."""
 
 # field -> option name, for error messages
 OPTION_NAMES = {
@@ -42,6 +49,14 @@ OPTION_NAMES = {
     "timeout": "--timeout",
     "max_retries": "--max-retries",
     "concurrency": "--concurrency",
+    "no_adapt": "--no-adapt",
+    "connect_timeout": "--connect-timeout",
+    "max_outage": "--max-outage",
+    "max_retry_after": "--max-retry-after",
+    "extra_base_urls": "--base-url",
+    "cache_endpoint": "--cache-endpoint",
+    "drop_params": "--drop-param",
+    "rename_params": "--rename-param",
     "rpm": "--rpm",
     "tpm": "--tpm",
     "cache_dir": "--cache-dir",
@@ -69,6 +84,20 @@ class LLMSettings(BaseModel):
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    no_adapt: bool = False
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    max_outage: float = Field(default=DEFAULT_MAX_OUTAGE, ge=0)
+    max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, ge=0)
+    extra_base_urls: tuple[str, ...] = ()
+    """More endpoints serving the same model (``--base-url`` repeated): requests are spread over all."""
+    cache_endpoint: str | None = None
+    """Key the cache on this name instead of the endpoint URL (endpoints that are mirrors of one model)."""
+    drop_params: tuple[str, ...] = ()
+    """Request fields never sent (a server that rejects or ignores them): ``--drop-param presence_penalty``."""
+    rename_params: tuple[str, ...] = ()
+    """``OLD=NEW``: request fields sent under another name (``--rename-param max_tokens=max_completion_tokens``)."""
+    model_given: bool = True
+    """False when ``model`` is the default, not the user's: a local server is asked for its model."""
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     cache_dir: str | None = None
@@ -78,6 +107,15 @@ class LLMSettings(BaseModel):
     quiet: bool = False
     dry_run: bool = False
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_urls(cls, data: Any) -> Any:
+        """``base_url`` as a list (``--base-url`` repeated, a recipe's list): the first, and the others."""
+        if isinstance(data, dict) and isinstance(data.get("base_url"), (list, tuple)):
+            urls = [u for u in data["base_url"] if isinstance(u, str) and u.strip()] or [None]
+            data = {**data, "base_url": urls[0], "extra_base_urls": tuple(urls[1:])}
+        return data
 
     @field_validator("model")
     @classmethod
@@ -104,6 +142,20 @@ class LLMSettings(BaseModel):
             raise ValueError("names no host (expected e.g. http://localhost:8000/v1)")
         return f"{scheme.lower()}://{rest}".rstrip("/")
 
+    @field_validator("extra_base_urls")
+    @classmethod
+    def _urls(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(u for u in (cls._url(v) for v in values) if u)
+
+    @field_validator("rename_params")
+    @classmethod
+    def _renames(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            old, sep, new = value.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ValueError(f"give OLD=NEW, got {value!r}")
+        return tuple(v.replace(" ", "") for v in values)
+
     @field_validator("api_key")
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -123,12 +175,13 @@ class LLMSettings(BaseModel):
         A bad value raises :class:`UsageError` naming the option.
         """
         environ = os.environ if env is None else env
-        values = {k: v for k, v in options.items() if v is not None}
+        values = {k: v for k, v in options.items() if v is not None and not (isinstance(v, (list, tuple)) and not v)}
         from_env: dict[str, str] = {}
         for name, variable in (("api_key", ENV_API_KEY), ("base_url", ENV_BASE_URL)):
             if name not in values and environ.get(variable):
                 values[name] = environ[variable]
                 from_env[name] = variable
+        values.setdefault("model_given", "model" in values)
         try:
             return cls(**values)
         except ValidationError as exc:
@@ -153,10 +206,39 @@ class LLMSettings(BaseModel):
         """The sampling options given for this run (None where not given)."""
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed)
 
+    def adapt_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A request body with ``drop_params`` left out and ``rename_params`` renamed."""
+        if not self.drop_params and not self.rename_params:
+            return body
+        out = {k: v for k, v in body.items() if k not in self.drop_params}
+        for pair in self.rename_params:
+            old, _, new = pair.partition("=")
+            if old in out:
+                out[new] = out.pop(old)
+        return out
+
+    @property
+    def base_urls(self) -> tuple[str | None, ...]:
+        """Every endpoint of the run (None: OpenAI's)."""
+        return (self.base_url, *self.extra_base_urls)
+
+    @property
+    def is_openai(self) -> bool:
+        """The run talks to OpenAI itself (its price table and model names apply)."""
+        return all(url is None or urlsplit(url).hostname == "api.openai.com" for url in self.base_urls)
+
+    @property
+    def cache_scope(self) -> str:
+        """The endpoint part of the cache key: ``--cache-endpoint``, else every endpoint's scheme, host, port and path."""
+        scope = self.cache_endpoint or " ".join(sorted({endpoint_identity(url or OPENAI_URL) for url in self.base_urls}))
+        if self.drop_params or self.rename_params:  # what is sent differs: so may the answer
+            scope += f" drop={','.join(sorted(self.drop_params))} rename={','.join(sorted(self.rename_params))}"
+        return scope
+
     @property
     def endpoint(self) -> str:
         """The endpoint for messages: the base URL without any password, or OpenAI's."""
-        return mask_url(self.base_url) if self.base_url else "https://api.openai.com/v1"
+        return mask_url(self.base_url) if self.base_url else OPENAI_URL
 
     def key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
@@ -175,3 +257,14 @@ class LLMSettings(BaseModel):
     __str__ = __repr__
 
 
+def endpoint_identity(url: str) -> str:
+    """``scheme://host:port/path`` of an endpoint URL (no credentials, query or fragment), lower-cased host."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}{parts.path.rstrip('/')}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages may show it (credentials and secret query values masked)."""
+    return mask_url(url)

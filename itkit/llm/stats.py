@@ -19,6 +19,8 @@ class EngineStats:
     retries: int = 0
     """Attempts after the first, for transient errors and rejected responses."""
     cache_hits: int = 0
+    coalesced: int = 0
+    """Requests not sent because the identical request was in flight (its answer served both)."""
     prompt_tokens: int = 0
     """Prompt tokens of the responses received (rejected ones too: they are billed)."""
     completion_tokens: int = 0
@@ -64,6 +66,7 @@ class EngineStats:
             "responses": self.responses,
             "retries": self.retries,
             "cache_hits": self.cache_hits,
+            "coalesced": self.coalesced,
             "rate_limited": self.rate_limited,
             "errors": dict(sorted(self.errors.items())),
             "failed_records": self.failures,
@@ -87,6 +90,7 @@ class EngineStats:
         cost = self.cost
         lines = [
             f"requests: {self.requests} sent, {self.retries} retries, {self.cache_hits} from cache"
+            + (f", {self.coalesced} identical requests shared" if self.coalesced else "")
             + (f", {self.rate_limited} rate-limited (429)" if self.rate_limited else ""),
             f"tokens: {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion = {tokens:,}"
             + (f" ({self.tokens_estimated} responses counted with tiktoken)" if self.tokens_estimated else ""),

@@ -61,10 +61,16 @@ def prompt_hashes(method: str, prompts_dir: str | None) -> dict[str, str]:
     return {name: sha256_file(template_path(method, name, prompts_dir)) for name in list_templates(method, prompts_dir)}
 
 
+FINGERPRINT_LLM_FIELDS_IF_SET = ("drop_params", "rename_params")
+"""Also part of the identity, but only when given (so fingerprints made before they existed stay valid)."""
+
+
 def llm_identity(settings: dict[str, Any] | None) -> dict[str, Any] | None:
     if settings is None:
         return None
-    return {name: settings.get(name) for name in FINGERPRINT_LLM_FIELDS}
+    identity = {name: settings.get(name) for name in FINGERPRINT_LLM_FIELDS}
+    identity.update({name: settings[name] for name in FINGERPRINT_LLM_FIELDS_IF_SET if settings.get(name)})
+    return identity
 
 
 def step_fingerprint(

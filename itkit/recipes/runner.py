@@ -42,6 +42,7 @@ from typing import Any, Callable
 from itkit import notices
 from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
+from itkit.llm.discovery import discover_model
 from itkit.llm.settings import LLMSettings
 from itkit.recipes.fingerprint import (
     FINGERPRINT_FILE,
@@ -136,7 +137,7 @@ def _prepare_error(recipe: Recipe, line: int, where: str, exc: ItkitError) -> It
 
 def step_settings(spec: StepSpec, *, dry_run: bool, quiet: bool) -> LLMSettings:
     """The settings an LLM step runs with: the recipe's, then the environment (key, base URL), then defaults."""
-    return LLMSettings.resolve(**(spec.llm or {}), dry_run=dry_run, quiet=quiet)
+    return discover_model(LLMSettings.resolve(**(spec.llm or {}), dry_run=dry_run, quiet=quiet))
 
 
 def plan_stages(recipe: Recipe, *, dry_run: bool = False, quiet: bool = False) -> list[Stage]:
@@ -397,6 +398,12 @@ class Runner:
         fingerprint, parts = self.fingerprint(stage, cursor) if not cursor.changed else ("", {})
         recorded = self.finished(stage, folder, fingerprint) if not cursor.changed else None
         output = self.output_of(stage, folder)
+        retried = 0
+        if recorded is not None and stage.spec is not None and STEPS[stage.spec.type].uses_llm:
+            # a step that finished with failed records is not finished: run it again (cached answers stay)
+            retried = int((recorded.get("result") or {}).get("failed") or 0)
+            if retried and not self.dry_run:
+                recorded = None
         if recorded is not None:
             outcome = StepOutcome.from_dict(recorded.get("result") or {})
             outcome.notes = list((recorded.get("result") or {}).get("notes") or [])
@@ -409,13 +416,15 @@ class Runner:
         if self.dry_run:
             return self._dry_stage(stage, cursor)
 
-        self.emit("start", stage.label, "")
+        self.emit("start", stage.label, f"retrying the {retried} records that failed last time" if retried else "")
         _reset_folder(folder)
         started = time.monotonic()
         try:
             outcome = self.execute(stage, folder, cursor)
         except ItkitError as exc:
             raise StepFailed(stage.label, exc, cursor.empty_from if cursor.records == 0 else None) from None
+        if retried:
+            outcome.notes.append(f"re-run: retried the {retried} records that failed in the last run")
         seconds = time.monotonic() - started
         state = output_state(output)
         own = {output.relative_to(folder).parts[0], FINGERPRINT_FILE}

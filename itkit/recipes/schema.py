@@ -33,7 +33,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -48,7 +48,7 @@ from itkit.yaml_guard import YAMLProblem
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
-FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet")
+FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet", "model_given", "extra_base_urls")
 """LLMSettings fields a recipe may not set: the key comes from the environment only; dry-run and quiet are
 options of ``itkit run``."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -87,6 +87,10 @@ def _llm_block_model() -> type[BaseModel]:
         if name in FORBIDDEN_LLM_FIELDS:
             continue
         annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        if name == "base_url":  # one endpoint, or a list of servers of the same model
+            annotation = Union[str, list[str]]
+        elif name in ("drop_params", "rename_params"):  # YAML lists
+            annotation = list[str]
         fields[name] = (Optional[annotation], None)
     fields["prompts_dir"] = (Optional[str], None)
     return create_model("LLMBlock", __base__=Options, **fields)

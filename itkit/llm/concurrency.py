@@ -1,0 +1,175 @@
+"""Adaptive concurrency: how many requests one endpoint gets at once, found as TCP finds its window.
+
+``--concurrency`` is the ceiling. Below it, :class:`AdaptiveLimit` keeps a
+limit that grows while the server keeps up and shrinks when it does not:
+
+- *slow start*: from :data:`INITIAL_LIMIT`, +2 per answered request (the limit
+  triples every round trip) until the first sign of overload;
+- *additive increase*: then +1 per round trip (+1/limit per answer), and,
+  near the level where the server was last overloaded, ``PROBE_PATIENCE``
+  times slower (doubling after each overload at the same level), so a server
+  that serves K at a time sees an error once in many requests, not every few;
+- *multiplicative decrease*: an HTTP 429 or a timeout, or answers taking more
+  than half the attempt deadline (a server queueing more than it serves in
+  time), halve the limit (once per round of requests);
+- a request the server refused (HTTP 5xx) caps the limit at the number of
+  requests still in flight: a server that serves K at a time and refuses the
+  rest settles at K, and a flaky server's odd 500 costs one slot, not half.
+
+Only answers from requests sent while the limit was reached count for growth
+(a run that never fills its limit does not inflate it). ``adapt=False``
+(``--no-adapt``) keeps the limit at the ceiling, for benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+INITIAL_LIMIT = 4
+"""Requests in flight at the start (or the ceiling, if lower)."""
+SLOW_START_STEP = 2.0
+"""Slow start: the limit grows by this much per answer (it triples every round trip)."""
+DECREASE_FACTOR = 0.5
+"""The limit is multiplied by this on overload."""
+PROBE_PATIENCE = 8
+"""Near the last overload level, growth is this many times slower (doubling per repeat overload)."""
+MAX_PATIENCE = 128
+SLOW_SHARE = 0.5
+"""Answers (smoothed) taking more than this share of the attempt deadline (--timeout) mean the server queues
+more than it can serve in time: overload, before requests start timing out. (Latency relative to the quickest
+answer is no signal: it rises as much when this process is short of CPU, or when answers are longer.)"""
+LATENCY_SMOOTHING = 0.2
+"""Weight of a new answer in the smoothed latency."""
+
+OK = "ok"
+OVERLOAD = "overload"
+REFUSED = "refused"
+NEUTRAL = "neutral"
+"""Outcomes of a request for the limit: answered, overloaded (429, timeout), refused (5xx), or says nothing."""
+
+
+@dataclass
+class Ticket:
+    """One admitted request: when it started, at which decrease epoch, and whether the limit was full."""
+
+    started: float
+    epoch: int
+    full: bool
+
+
+class AdaptiveLimit:
+    """An adjustable semaphore whose size adapts to the server (AIMD)."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        adapt: bool = True,
+        initial: int = INITIAL_LIMIT,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.ceiling = max(1, ceiling)
+        self.adapt = adapt
+        self.limit = float(min(initial, self.ceiling) if adapt else self.ceiling)
+        self.in_flight = 0
+        self.decreases = 0
+        self._clock = clock
+        self._epoch = 0
+        self._slow_start = True
+        self._loss_level: float | None = None
+        self._patience = PROBE_PATIENCE
+        self.slow_after = deadline * SLOW_SHARE if deadline else None
+        self._smoothed: float | None = None
+        self._waiters: deque[asyncio.Future] = deque()
+
+    @property
+    def size(self) -> int:
+        return max(1, int(self.limit))
+
+    @property
+    def free(self) -> int:
+        return self.size - self.in_flight
+
+    async def acquire(self) -> Ticket:
+        while self.in_flight >= self.size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the slot it was given on
+                raise
+        self.in_flight += 1
+        return Ticket(self._clock(), self._epoch, self.in_flight >= self.size)
+
+    def release(self, ticket: Ticket, outcome: str = NEUTRAL) -> None:
+        self.in_flight -= 1
+        if self.adapt:
+            if outcome == OK and self._queueing(self._clock() - ticket.started):
+                outcome = OVERLOAD
+            if outcome == OVERLOAD:
+                self._decrease(ticket)
+            elif outcome == REFUSED:
+                self._refused(ticket)
+            elif outcome == OK and ticket.full:
+                self._increase()
+        self._wake()
+
+    def _queueing(self, latency: float) -> bool:
+        if self.slow_after is None:
+            return False
+        self._smoothed = latency if self._smoothed is None else (
+            self._smoothed + LATENCY_SMOOTHING * (latency - self._smoothed)
+        )
+        return self._smoothed > self.slow_after
+
+    def _increase(self) -> None:
+        if self._slow_start:
+            step = SLOW_START_STEP
+        elif self._loss_level is not None and self.limit + 1 >= self._loss_level:
+            step = 1.0 / (self.limit * self._patience)
+        else:
+            step = 1.0 / self.limit
+        self.limit = min(float(self.ceiling), self.limit + step)
+
+    def _refused(self, ticket: Ticket) -> None:
+        before = self.limit
+        self.limit = max(1.0, min(self.limit, float(self.in_flight)))  # at most that many fit
+        if ticket.epoch == self._epoch:
+            self._lost(before)
+
+    def _decrease(self, ticket: Ticket) -> None:
+        if ticket.epoch != self._epoch:
+            return  # sent before the last decrease: already accounted for
+        before = self.limit
+        self.limit = max(1.0, before * DECREASE_FACTOR)
+        self._lost(before)
+
+    def _lost(self, before: float) -> None:
+        """The server was overloaded at ``before``: remember the level, probe it more patiently next time."""
+        repeat = self._loss_level is not None and before <= self._loss_level + 1
+        self._patience = min(self._patience * 2, MAX_PATIENCE) if repeat else PROBE_PATIENCE
+        self._loss_level = before
+        self._slow_start = False
+        self._smoothed = None  # judge the new limit by its own answers
+        self._epoch += 1
+        self.decreases += 1
+
+    def _wake(self) -> None:
+        free = self.size - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+__all__ = ["NEUTRAL", "OK", "OVERLOAD", "REFUSED", "AdaptiveLimit", "Ticket"]
