@@ -35,6 +35,7 @@ from itkit.dedup import (
     dedup_file,
 )
 from itkit.errors import EXIT_PARTIAL, UsageError
+from itkit.io.paths import check_paths
 
 
 class On(str, Enum):
@@ -128,8 +129,10 @@ def dedup_command(
     as_json: AsJson = False,
 ) -> int:
     check_stdout_use(as_json, output, report)
-    if report is not None and report == output:
-        raise UsageError("--report and -o name the same file (or both stdout); give the report its own path")
+    check_paths(
+        {"SRC": src},
+        {"-o": output, "--report": report, "--errors": errors_path_for(output, errors) if on_error is OnError.skip else None},
+    )
     near_on = near or near_threshold is not None
     rouge_on = rouge or rouge_threshold is not None
     if not near_on and (num_perm != DEFAULT_NUM_PERM or ngram != DEFAULT_NGRAM):

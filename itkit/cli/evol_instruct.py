@@ -9,7 +9,7 @@ import typer
 
 from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -109,6 +109,12 @@ def evol_instruct(
       itkit evol-instruct dolly.jsonl -o deeper.jsonl --ops in-depth --eliminated dropped.jsonl
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
+    check_llm_paths(
+        COMMAND,
+        settings,
+        {"SRC": src},
+        {"-o": output, "--errors": rejects_path(output, on_error, errors), "--eliminated": eliminated},
+    )
     chosen = parse_ops(ops)
     seed = settings.seed if settings.seed is not None else 0
     parameters = {

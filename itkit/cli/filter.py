@@ -29,6 +29,7 @@ from itkit.cli.options import (
     errors_path_for,
 )
 from itkit.errors import EXIT_PARTIAL, UsageError
+from itkit.io.paths import check_paths
 from itkit.filters import DEFAULT_RULES, PARAM_OWNERS, RULES, build_rules, filter_file, parse_rule_names
 from itkit.filters.options import rule_params
 from itkit.filters.pipeline import FilterResult
@@ -200,6 +201,7 @@ def filter_command(
         raise UsageError(_as_options(str(err))) from None
     skip = on_error is OnError.skip
     errors_path = errors_path_for(output, errors) if skip else None
+    check_paths({"SRC": src}, {"-o": output, "--report": report, "--errors": errors_path})
     result = filter_file(
         src,
         output,

@@ -15,8 +15,11 @@ from typing import Any, Callable, Mapping
 from itkit.cli.app import err_console, out_console
 from itkit.cli.options import OnError, errors_path_for
 from itkit.errors import EXIT_PARTIAL
+from itkit.io.paths import check_paths
+from itkit.llm.cache import cache_path
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine, open_engine
+from itkit.llm.report import FAILURES_SUFFIX, SUMMARY_SUFFIX, sidecar_path
 from itkit.llm.settings import LLMSettings
 
 FAILURE_REASONS_SHOWN = 5
@@ -27,6 +30,27 @@ FAILURES_HEADER = "failures with reasons and raw responses"
 def rejects_path(output: str, on_error: OnError, errors: str | None) -> str | None:
     """The errors file of ``--on-error skip`` (None with ``--on-error fail``)."""
     return errors_path_for(output, errors) if on_error is OnError.skip else None
+
+
+def check_llm_paths(
+    command: str,
+    settings: LLMSettings,
+    reads: Mapping[str, str | None],
+    writes: Mapping[str, str | None],
+    sidecars: Mapping[str, str] | None = None,
+) -> None:
+    """The paths rule (:func:`itkit.io.paths.check_paths`) for an LLM command, before anything is read.
+
+    ``writes`` are the command's own output options (``-o`` first); the summary
+    and failures files beside ``-o`` (plus ``sidecars``: label -> suffix) and the
+    response cache are added here, so every LLM command checks all of them.
+    """
+    output = writes.get("-o") or "-"
+    suffixes = {"the summary file": SUMMARY_SUFFIX, "the failures file": FAILURES_SUFFIX, **(sidecars or {})}
+    every = {**writes, **{label: sidecar_path(output, suffix, command) for label, suffix in suffixes.items()}}
+    if not settings.no_cache and not settings.dry_run:
+        every["the response cache"] = str(cache_path(settings.cache_dir))
+    check_paths(reads, every)
 
 
 def say(text: str) -> None:
@@ -89,6 +113,7 @@ def run_llm_command(
 
 
 __all__ = [
+    "check_llm_paths",
     "print_engine_stats",
     "print_failures",
     "print_plan",

@@ -10,7 +10,7 @@ import typer
 
 from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -86,6 +86,7 @@ def orca(
       itkit orca data.jsonl -o out.jsonl --system-messages 2,5,7 --base-url http://localhost:8000/v1
       itkit orca data.jsonl -o out.jsonl --to openorca --dry-run --limit 100
     """
+    check_llm_paths(COMMAND, settings, {"SRC": src}, {"-o": output, "--errors": rejects_path(output, on_error, errors)})
     parameters = {
         "src": src,
         "output": output,

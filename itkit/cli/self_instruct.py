@@ -9,7 +9,7 @@ import typer
 
 from itkit.cli.app import app, handle_errors
 from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import check_llm_paths, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -26,7 +26,7 @@ from itkit.methods.self_instruct.filters import FILTER_DESCRIPTIONS, FILTER_NAME
 from itkit.methods.self_instruct.generate import ALPACA_TASKS, BATCH_SIZE, MACHINE_DEMOS
 from itkit.methods.self_instruct.instances import MAX_INSTANCES
 from itkit.methods.self_instruct.options import config_from_options, report_parameters
-from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET, SelfInstructResult, self_instruct_file
+from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET, TASKS_SUFFIX, SelfInstructResult, self_instruct_file
 
 PANEL = "Self-Instruct"
 
@@ -151,6 +151,13 @@ def self_instruct(
       itkit self-instruct dolly.jsonl -o tasks.jsonl --num 50 --no-instances --seed 7
       itkit self-instruct seed_tasks.jsonl -o new.jsonl --num 100 --dry-run
     """
+    check_llm_paths(
+        COMMAND,
+        settings,
+        {"SEEDS": seeds},
+        {"-o": output, "--errors": rejects_path(output, on_error, errors)},
+        sidecars={"the tasks file": TASKS_SUFFIX},
+    )
     config = config_from_options(
         num,
         style=style.value,

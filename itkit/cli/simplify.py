@@ -8,7 +8,7 @@ import typer
 
 from itkit.cli.app import app, handle_errors, out_console
 from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -65,6 +65,7 @@ def simplify(
       itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1 --model llama3.1
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
+    check_llm_paths(COMMAND, settings, {"SRC": src}, {"-o": output, "--errors": rejects_path(output, on_error, errors)})
     parameters = {
         "src": src,
         "output": output,

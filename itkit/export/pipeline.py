@@ -40,7 +40,7 @@ from itkit.export.length import (
     apply_length,
     make_counter,
 )
-from itkit.export.outdir import MANIFEST, StagedDir, check_target
+from itkit.export.outdir import MANIFEST, MANIFEST_FORMAT, StagedDir, check_target
 from itkit.export.quality import (
     DEFAULT_LFT_RULES,
     DEFAULT_MAX_RESPONSE_WORDS,
@@ -62,8 +62,9 @@ from itkit.export.targets import (
     TrainingDefaults,
     get_targets,
 )
+from itkit.io.paths import check_paths
 from itkit.io.rows import display_name, is_hub
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, write_file_atomic
 from itkit.records import META_EXTRA, META_PROVENANCE, META_SOURCE, META_SOURCE_FORMAT, Record
 from itkit.stats import Distribution
 
@@ -143,6 +144,8 @@ class ExportSettings:
         for mode in self.modes:
             if mode not in MODES:
                 raise UsageError(f"unknown mode '{mode}'; choose lft, sft or both")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be 0 or more, got {self.seed}")
         if self.lft_size < 1:
             raise UsageError(f"--lft-size must be at least 1, got {self.lft_size}")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -365,7 +368,7 @@ class ExportResult:
         }
 
     def manifest(self) -> dict[str, Any]:
-        out = self.as_dict()
+        out = {"format": MANIFEST_FORMAT, **self.as_dict()}
         out.pop("out_dir")  # the manifest does not depend on where OUTDIR is
         out["files"] = [f.as_dict() for f in self.files]
         return out
@@ -457,6 +460,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     """Run the export; raises ItkitError subclasses on bad input or settings, writing nothing then."""
     settings.check()
     targets = get_targets(list(settings.targets))
+    check_paths({"SRC": settings.source, "--tokenizer": settings.tokenizer}, {}, folders={"-o": settings.out_dir})
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
     counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
@@ -524,19 +528,19 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                         for i in indices:
                             writer.write(target.row(chosen[i], ctx))
                 for name, text in target.extra_files(ctx).items():
-                    (staged.path / folder / name).write_text(text, encoding="utf-8")
+                    write_file_atomic(staged.path / folder / name, text.encode("utf-8"))
             in_val = set(split.val)
             with RowWriter(str(staged.path / mode / LINEAGE_FILE), "jsonl") as writer:
                 for i, record in enumerate(chosen):
                     writer.write(_lineage_row(record, "val" if i in in_val else "train", kinds[i], source_name))
 
         result.files = _file_entries(staged.path)
-        (staged.path / CARD_FILE).write_text(render_card(result), encoding="utf-8")
+        write_file_atomic(staged.path / CARD_FILE, render_card(result).encode("utf-8"))
         card = staged.path / CARD_FILE
         result.files.append(FileEntry(CARD_FILE, card.stat().st_size, file_sha256(card)))
         result.files.sort(key=lambda f: f.path)
-        (staged.path / MANIFEST).write_text(
-            json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        write_file_atomic(
+            staged.path / MANIFEST, (json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         )
         _report(progress, f"moving the export into {out_dir}")
     return result

@@ -2,7 +2,11 @@
 
 A file is written to a temporary sibling and renamed over the target only when
 the writer is closed without error, so a failed or interrupted run leaves no
-partial output. JSON is UTF-8 without escaping non-ASCII or "/". JSONL and JSON
+partial output: any exception while writing or closing (a full disk, rows
+Parquet cannot hold, Ctrl-C, SIGTERM) removes the temporary file, and an
+``OSError`` becomes ``FILE: cannot write: <reason>`` (:class:`OutputError`).
+A symlink as the target is written through: the temporary file goes beside the
+file the link points to, which is replaced; the link stays. JSON is UTF-8 without escaping non-ASCII or "/". JSONL and JSON
 arrays stream; Parquet and CSV collect their rows first (their schema or
 header must be known up front).
 """
@@ -31,6 +35,11 @@ def dumps_line(row: Any) -> bytes:
     return orjson.dumps(row, option=_DUMPS_OPTS)
 
 
+def cannot_write(name: str, exc: OSError) -> OutputError:
+    """The one message for a failed write: ``FILE: cannot write: No space left on device``."""
+    return OutputError(f"{name}: cannot write: {exc.strerror or exc}")
+
+
 def _target_mode(path: Path) -> int:
     """The permission bits the output should get: those of the file it replaces, else 0o666 minus the umask.
 
@@ -48,7 +57,9 @@ class AtomicFile:
     """A binary file that appears at ``path`` only on :meth:`commit`."""
 
     def __init__(self, path: str | os.PathLike, gz: bool = False):
-        self.path = Path(path)
+        self.shown = str(path)
+        # write through a symlink (also a dangling one) to the file it names, beside that file
+        self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         parent = self.path.parent
         # folders made for this file, outermost first, removed again on abort (a failed run leaves nothing)
         self._made_dirs = [d for d in (*reversed(parent.parents), parent) if not d.exists()]
@@ -67,6 +78,13 @@ class AtomicFile:
         self.fh: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if gz else self._raw
         self.closed = False
 
+    def write(self, data: bytes) -> None:
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            self.abort()
+            raise cannot_write(self.shown, exc) from None
+
     def commit(self) -> None:
         if self.closed:
             return
@@ -79,16 +97,19 @@ class AtomicFile:
             os.chmod(self.tmp, _target_mode(self.path))
             self._raw.close()
             os.replace(self.tmp, self.path)
-        except OSError as exc:
+        except BaseException as exc:
             self.abort()
-            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+            if isinstance(exc, OSError):
+                raise cannot_write(self.shown, exc) from None
+            raise
 
     def abort(self) -> None:
         self.closed = True
-        try:
-            self._raw.close()
-        except OSError:
-            pass
+        for fh in (self.fh, self._raw):
+            try:
+                fh.close()
+            except (OSError, ValueError, EOFError):  # a full disk again, or already closed
+                pass
         try:
             self.tmp.unlink()
         except FileNotFoundError:
@@ -101,6 +122,17 @@ class AtomicFile:
                 folder.rmdir()
             except OSError:  # not empty any more (another file was written there), or already gone
                 break
+
+
+def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (nothing appears unless all of it was written)."""
+    target = AtomicFile(path)
+    try:
+        target.write(data)
+    except BaseException:
+        target.abort()
+        raise
+    target.commit()
 
 
 class RowWriter:
@@ -140,6 +172,15 @@ class RowWriter:
 
     # -- writing
     def write(self, row: dict) -> None:
+        try:
+            self._write(row)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+                raise cannot_write(self.shown, exc) from None
+            raise
+
+    def _write(self, row: dict) -> None:
         if self._buffer is not None:
             self._buffer.append(row)
         elif self.container == "json":
@@ -150,16 +191,27 @@ class RowWriter:
         self.count += 1
 
     def close(self) -> None:
-        if self.container == "json":
-            self.fh.write(b"\n]\n" if self.count else b"]\n")
-        elif self.container == "csv":
-            self._write_csv()
-        elif self.container == "parquet":
-            self._write_parquet()
-        if self._file is not None:
-            self._file.commit()
-        else:
-            self.fh.flush()
+        """Finish the file and move it into place; on any exception the temporary file is removed."""
+        try:
+            if self.container == "json":
+                self.fh.write(b"\n]\n" if self.count else b"]\n")
+            elif self.container == "csv":
+                self._write_csv()
+            elif self.container == "parquet":
+                self._write_parquet()
+            if self._file is not None:
+                self._file.commit()
+            else:
+                self.fh.flush()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+                raise cannot_write(self.shown, exc) from None
+            raise
+
+    @property
+    def shown(self) -> str:
+        return "stdout" if self.target == "-" else self.target
 
     def abort(self) -> None:
         if self._file is not None:
@@ -203,6 +255,13 @@ class RowWriter:
         try:
             rows = self._buffer or []
             table = pa.Table.from_pydict({col: [row.get(col) for row in rows] for col in self._columns()})
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except pa.ArrowException as exc:
+            if isinstance(exc, OSError):
+                raise
             raise OutputError(f"{display_name(self.target)}: rows do not share one Parquet schema ({exc})") from None
-        pq.write_table(table, self.fh)
+        try:
+            pq.write_table(table, self.fh)
+        except pa.ArrowException as exc:
+            if isinstance(exc, OSError):
+                raise
+            raise OutputError(f"{display_name(self.target)}: cannot write these rows as Parquet ({exc})") from None

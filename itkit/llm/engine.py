@@ -34,6 +34,7 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from itkit.errors import UsageError
+from itkit.interrupts import Terminated, exit_code_of
 from itkit.llm.base import (
     LLM,
     ChatRequest,
@@ -441,8 +442,8 @@ class Engine:
         self._progress.start()
         try:
             return asyncio.run(main())
-        except KeyboardInterrupt:
-            raise self._interrupted() from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (itkit.interrupts.Terminated)
+            raise self._interrupted(exc) from None
         finally:
             self._progress.stop()
             self.stats.end()
@@ -454,11 +455,12 @@ class Engine:
         if self._progress is not None:
             self._progress.advance(n)
 
-    def _interrupted(self) -> Interrupted:
+    def _interrupted(self, exc: BaseException) -> Interrupted:
+        by = f" by {exc.name}" if isinstance(exc, Terminated) else ""
         if self._total is not None:
-            done = f"interrupted after {self._done} of {self._total} records"
+            done = f"interrupted{by} after {self._done} of {self._total} records"
         else:
-            done = f"interrupted after {self._done} records" if self._done else "interrupted"
+            done = f"interrupted{by} after {self._done} records" if self._done else f"interrupted{by}"
         if self.cache is None:
             saved = "nothing was cached (--no-cache): a re-run starts over"
         else:
@@ -466,7 +468,7 @@ class Engine:
                 f"finished responses are saved in the cache ({self.cache.path}): "
                 "re-run the same command to resume; only the missing requests will be sent"
             )
-        return Interrupted(f"{done}; {saved}")
+        return Interrupted(f"{done}; {saved}", exit_code_of(exc))
 
     # ---- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -503,7 +505,12 @@ def open_engine(settings: LLMSettings, llm: LLM | None = None) -> Engine:
         from itkit.llm.openai_client import OpenAIChatLLM
 
         llm = OpenAIChatLLM(settings)
-    cache = None if settings.no_cache else ResponseCache.open(settings.cache_dir)
+    if settings.no_cache:
+        cache = None
+    elif settings.dry_run:  # a dry run writes nothing: it only reads an existing cache (to count what is cached)
+        cache = ResponseCache.open_existing(settings.cache_dir)
+    else:
+        cache = ResponseCache.open(settings.cache_dir)
     return Engine(llm, settings, cache)
 
 

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import orjson
 
 from itkit import __version__
-from itkit.io.sinks import AtomicFile, RowWriter
+from itkit.io.sinks import RowWriter, write_file_atomic
 from itkit.llm.settings import LLMSettings, scrub
 from itkit.llm.stats import EngineStats
 
@@ -125,13 +125,7 @@ class RunReport:
         data = self.summary(stats, counts, extra)
         blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         blob = scrub(blob.decode("utf-8"), self.settings.key_value()).encode("utf-8")
-        target = AtomicFile(self.summary_path)
-        try:
-            target.fh.write(blob)
-        except BaseException:
-            target.abort()
-            raise
-        target.commit()
+        write_file_atomic(self.summary_path, blob)
         return data
 
 

@@ -29,6 +29,8 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_CONCURRENCY = 16
 """Requests in flight at once."""
 REDACTED = "**********"
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+"""The range of --seed: a 64-bit integer, as OpenAI-compatible servers take it."""
 
 # field -> option name, for error messages
 OPTION_NAMES = {
@@ -65,7 +67,7 @@ class LLMSettings(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)

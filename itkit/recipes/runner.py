@@ -41,6 +41,8 @@ from typing import Any, Callable
 from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
 from itkit.llm.settings import LLMSettings
+from itkit.io.paths import check_paths
+from itkit.recipes.rundir import check_run_dir, claim_run_dir, claim_step_folder, owned_step_folder, refuse_foreign_step
 from itkit.recipes.fingerprint import (
     FINGERPRINT_FILE,
     output_intact,
@@ -215,11 +217,12 @@ class RunLock:
 
 
 def _reset_folder(folder: Path) -> None:
-    """Forget a stage's previous result: its fingerprint first, then everything else."""
+    """Forget a stage's previous result: its fingerprint first, then everything else (only in a folder itkit made)."""
+    refuse_foreign_step(folder)
     remove_fingerprint(folder)
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    claim_step_folder(folder)
 
 
 def _stale_folders(run_dir: Path, stages: list[Stage]) -> list[Path]:
@@ -229,7 +232,7 @@ def _stale_folders(run_dir: Path, stages: list[Stage]) -> list[Path]:
     out = []
     for entry in sorted(run_dir.iterdir()):
         match = STAGE_FOLDER.match(entry.name)
-        if entry.is_dir() and match and match.group("type") in known and entry.name not in current:
+        if match and match.group("type") in known and entry.name not in current and owned_step_folder(entry):
             out.append(entry)
     return out
 
@@ -467,6 +470,8 @@ class Runner:
     # ---- the whole run ------------------------------------------------------------
     def run(self) -> RunSummary:
         cursor = _Cursor()
+        for stage in self.stages:  # before anything is written: every folder a stage replaces must be itkit's
+            refuse_foreign_step(self.run_dir / stage.label)
         if not self.dry_run:
             for stale in _stale_folders(self.run_dir, self.stages):
                 shutil.rmtree(stale)
@@ -516,14 +521,13 @@ def run_recipe(
     from_index = resolve_from(stages, from_step) if from_step is not None else None
     folder = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
     folder = folder.resolve()
+    check_run_dir(folder)
+    check_paths({f"source {s.path}": s.location for s in recipe.sources}, {}, folders={"--run-dir": str(folder)})
     if dry_run:
         with _scratch() as scratch:
             runner = Runner(recipe, folder, stages, from_index, True, samples, events, scratch)
             return runner.run()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--run-dir {folder}: cannot create it: {exc.strerror or exc}") from None
+    claim_run_dir(folder)
     with RunLock(folder):
         return Runner(recipe, folder, stages, from_index, False, samples, events).run()
 

@@ -35,7 +35,7 @@ from itkit.errors import UsageError
 from itkit.export import ExportSettings, run_export
 from itkit.filters import build_rules, filter_file
 from itkit.filters.options import rule_params
-from itkit.io.sinks import AtomicFile
+from itkit.io.sinks import write_file_atomic
 from itkit.llm.engine import Engine, open_engine
 from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
@@ -157,13 +157,7 @@ class StepAdapter:
 
 def write_json(path: Path, data: Any) -> None:
     """A JSON file written atomically (the summaries of steps and runs)."""
-    target = AtomicFile(path)
-    try:
-        target.fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-    except BaseException:
-        target.abort()
-        raise
-    target.commit()
+    write_file_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
 
 
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
