@@ -28,9 +28,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+class _Console(Console):
+    """rich's Console, but a closed pipe raises BrokenPipeError (exit 141 at the edge) instead of SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 # progress, summaries and errors go to stderr; data goes to stdout
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = _Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable)
 
@@ -88,6 +96,8 @@ def handle_errors(fn: F) -> F:
             if exc.errno not in _WRITE_ERRNOS:
                 _internal(exc)
             # a write that no writer translated (e.g. progress on a full disk): still name what failed
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
             _say_error(f"{exc.filename or 'output'}: cannot write: {exc.strerror or exc}")
             raise typer.Exit(EXIT_FATAL) from None
         except Exception as exc:  # a bug: still one line, traceback on request

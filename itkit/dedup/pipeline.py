@@ -51,7 +51,7 @@ from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
 from itkit.errors import UsageError
 from itkit.formats import get_format
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, cannot_write, commit_together
 
 STAGES = ("exact", "near", "rouge")
 KEEP_CHOICES = ("first", "longest")
@@ -313,16 +313,26 @@ ProgressFn = Callable[[str], None]
 class _Spool:
     """Output rows parked in an anonymous temporary file until the decisions are known."""
 
-    def __init__(self, directory: str | None):
-        self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
+    def __init__(self, directory: str | None, output: str):
+        self._output = output
+        try:
+            self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
+        except OSError as exc:
+            raise cannot_write(output, exc) from None
 
     def add(self, row: dict) -> None:
         # one self-contained pickle per row: a shared pickler's memo would make later rows refer
         # to objects of earlier ones, which a reader cannot resolve row by row
-        pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:  # the spool sits beside the output: a full disk there is the output's
+            raise cannot_write(self._output, exc) from None
 
     def rows(self) -> Iterable[dict]:
-        self._fh.flush()
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise cannot_write(self._output, exc) from None
         self._fh.seek(0)
         load = pickle.load
         while True:
@@ -332,7 +342,10 @@ class _Spool:
                 return
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:  # its last buffered rows could not be written: it is deleted on close all the same
+            pass
 
 
 def _spool_dir(output: str) -> str | None:
@@ -381,7 +394,7 @@ def dedup_file(
     )
     writer = RecordWriter(output, out_format)
     report_writer: RowWriter | None = None
-    spool = _Spool(_spool_dir(output))
+    spool = _Spool(_spool_dir(output), output)
     ids: list[str] | None = [] if report else None
     rows_of = array("q") if report else None
     longest = options.keep == "longest"
@@ -419,11 +432,7 @@ def dedup_file(
                         "score": r.score,  # unrounded: a ROUGE-L F1 of 0.7000000000000001 is above 0.7
                     }
                 )
-        # commit the output, then the report and the errors file (each atomically)
-        writer.close()
-        if report_writer is not None:
-            report_writer.close()
-        rejects.close()
+        commit_together(writer, report_writer, rejects)  # the output, the report and the errors file, or none
     except BaseException:
         writer.abort()
         if report_writer is not None:

@@ -130,5 +130,8 @@ class StagedDir:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if isinstance(exc, OutputError) and str(self.path) in str(exc):
+            # name the file the user asked for (OUTDIR/...), not its place in the removed temporary folder
+            raise OutputError(str(exc).replace(str(self.path), str(self.target))) from None

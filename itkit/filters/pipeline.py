@@ -22,7 +22,7 @@ from itkit.errors import ConversionError, Location, UsageError
 from itkit.filters.base import Rule
 from itkit.formats import Format
 from itkit.io.rows import display_name
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, commit_together
 from itkit.records import Record
 
 
@@ -238,6 +238,7 @@ def filter_file(
                 )
                 continue
             writer.rows.write(row)
+        commit_together(writer, report, rejects)  # all three files, or none
     except BaseException:
         rejects.abort()
         if report is not None:
@@ -245,10 +246,6 @@ def filter_file(
         if writer is not None:
             writer.abort()
         raise
-    writer.close()
-    if report is not None:
-        report.close()
-    rejects.close()
     return FilterResult(
         source=name,
         source_format=fmt.name,

@@ -77,6 +77,7 @@ class AtomicFile:
         self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
         self.fh: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if gz else self._raw
         self.closed = False
+        self.finished = False
 
     def write(self, data: bytes) -> None:
         try:
@@ -86,9 +87,13 @@ class AtomicFile:
             raise cannot_write(self.shown, exc) from None
 
     def commit(self) -> None:
-        if self.closed:
+        self.finish()
+        self.publish()
+
+    def finish(self) -> None:
+        """Write out and sync the temporary file (the first half of :meth:`commit`); nothing is in place yet."""
+        if self.closed or self.finished:
             return
-        self.closed = True
         try:
             if self.fh is not self._raw:
                 self.fh.close()
@@ -96,6 +101,20 @@ class AtomicFile:
             os.fsync(self._raw.fileno())
             os.chmod(self.tmp, _target_mode(self.path))
             self._raw.close()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise cannot_write(self.shown, exc) from None
+            raise
+        self.finished = True
+
+    def publish(self) -> None:
+        """Move the finished temporary file into place (the second half of :meth:`commit`)."""
+        if self.closed:
+            return
+        self.finish()
+        self.closed = True
+        try:
             os.replace(self.tmp, self.path)
         except BaseException as exc:
             self.abort()
@@ -135,6 +154,27 @@ def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
     target.commit()
 
 
+def commit_together(*writers: Any) -> None:
+    """Commit several outputs of one command all or nothing (None entries are skipped).
+
+    Every writer is first finished (its content written and synced to its
+    temporary file); only when all of them succeeded are they moved into
+    place. A failure while finishing any of them (a full disk, rows Parquet
+    cannot hold, a signal) aborts all of them: the output never appears
+    without its errors file or report.
+    """
+    live = [w for w in writers if w is not None]
+    try:
+        for writer in live:
+            writer.finish()
+    except BaseException:
+        for writer in live:
+            writer.abort()
+        raise
+    for writer in live:
+        writer.publish()
+
+
 class RowWriter:
     """Writes dict rows to a path (or ``-`` for stdout) in the container its name implies.
 
@@ -166,6 +206,7 @@ class RowWriter:
             self.container = found
             self._file = AtomicFile(target, gz=gz)
             self.fh = self._file.fh
+        self._finished = False
         self._buffer: list[dict] | None = [] if self.container in ("parquet", "csv") else None
         if self.container == "json":
             self.fh.write(b"[")
@@ -192,6 +233,13 @@ class RowWriter:
 
     def close(self) -> None:
         """Finish the file and move it into place; on any exception the temporary file is removed."""
+        self.finish()
+        self.publish()
+
+    def finish(self) -> None:
+        """Write everything to the temporary file (or stdout); nothing is in place before :meth:`publish`."""
+        if self._finished:
+            return
         try:
             if self.container == "json":
                 self.fh.write(b"\n]\n" if self.count else b"]\n")
@@ -200,7 +248,7 @@ class RowWriter:
             elif self.container == "parquet":
                 self._write_parquet()
             if self._file is not None:
-                self._file.commit()
+                self._file.finish()
             else:
                 self.fh.flush()
         except BaseException as exc:
@@ -208,6 +256,12 @@ class RowWriter:
             if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
                 raise cannot_write(self.shown, exc) from None
             raise
+        self._finished = True
+
+    def publish(self) -> None:
+        self.finish()
+        if self._file is not None:
+            self._file.publish()
 
     @property
     def shown(self) -> str:
