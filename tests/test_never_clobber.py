@@ -223,12 +223,21 @@ def test_run_never_removes_a_step_named_folder_it_did_not_make(runner, tmp_path)
 
 
 @pytest.mark.parametrize("folder", ["/", "/proc/self", "/sys", "~"])
-def test_run_refuses_system_and_home_folders(runner, tmp_path, folder):
+def test_run_refuses_system_and_home_folders(runner, tmp_path, monkeypatch, folder):
     rec = recipe(tmp_path)
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+
+    def must_not_run(*args, **kwargs):  # a regression must fail here, not write into / or the home folder
+        raise AssertionError(f"itkit run went on to write into {folder}")
+
+    monkeypatch.setattr("itkit.recipes.runner.RunLock.__enter__", must_not_run)
+    monkeypatch.setattr("itkit.recipes.runner.Runner.run", must_not_run)
     result = invoke(runner, "run", rec, "--run-dir", os.path.expanduser(folder))
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("itkit: error: --run-dir ") and "internal error" not in result.stderr
-    assert not Path("/.itkit-run").exists() and not Path("/.lock").exists()
+    assert sorted(p.name for p in home.iterdir()) == ["Documents"]
 
 
 def test_run_refuses_a_source_inside_the_run_folder(runner, tmp_path):

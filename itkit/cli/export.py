@@ -89,7 +89,7 @@ def export(
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Model to fine-tune, written into the LLaMA-Factory and Axolotl configs.", show_default=False)] = None,
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it holds a previous export.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> int:
@@ -99,7 +99,7 @@ def export(
     OUTDIR/<lft|sft>/<target>/train.jsonl, val.jsonl (+ dataset_info.json and a config stub
     for llama-factory, a YAML fragment for axolotl), <mode>/lineage.jsonl, README.md (dataset
     card) and manifest.json (sha256 of every file). An existing OUTDIR is only replaced with
-    --overwrite, and only if it holds a previous export. With --on-error skip, bad input rows
+    --overwrite, and only if it holds nothing but a previous export. With --on-error skip, bad input rows
     go to OUTDIR/rejected.jsonl (exit 3).
     Examples:
       itkit export clean.jsonl -o out

@@ -58,7 +58,7 @@ def run_command(
     recipe: Annotated[str, typer.Argument(help="The recipe: a YAML file.", show_default=False)],
     run_dir: Annotated[
         Optional[str],
-        typer.Option("--run-dir", help=f"Run folder \\[default: {RUNS_FOLDER}/<recipe name> in the current folder].", show_default=False),
+        typer.Option("--run-dir", help=f"Run folder: new, empty, or made by itkit \\[default: {RUNS_FOLDER}/<recipe name> in the current folder].", show_default=False),
     ] = None,
     from_step: Annotated[
         Optional[str],
