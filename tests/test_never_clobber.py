@@ -84,6 +84,51 @@ def test_two_paths_naming_one_file_exit_2_before_anything_is_read(runner, tmp_pa
     assert result.stdout == ""
 
 
+def _commands_with(option: str) -> list[str]:
+    """Every itkit command that has both -o and ``option`` (so a new command is covered without listing it)."""
+    import typer.main
+
+    from itkit.cli import app
+
+    group = typer.main.get_command(app)
+    found = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        opts = {o for p in command.params for o in p.opts}
+        if "-o" in opts and option in opts:
+            found.append(name)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("option", ["--errors", "--report", "--eliminated"])
+def test_every_command_refuses_an_output_option_naming_the_output(runner, tmp_path, option):
+    data = write_data(tmp_path)
+    (tmp_path / "X").write_bytes(b"keep\n")
+    commands = _commands_with(option)
+    assert commands, f"no command has -o and {option}"
+    for name in commands:
+        extra = ["--on-error", "skip"] if option == "--errors" else []
+        required = ["-n", "2"] if name == "self-instruct" else []
+        if name == "export":
+            continue  # -o is a folder there
+        before = snapshot(tmp_path)
+        for clash in (tmp_path / "X", data):  # the output itself, and the input
+            result = invoke(runner, name, data, *required, "-o", tmp_path / "X", *extra, option, clash)
+            assert result.exit_code == 2, (name, option, result.stderr)
+            assert snapshot(tmp_path) == before, name
+
+
+def test_a_recipe_cache_inside_a_step_folder_is_refused(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")
+    data = write_data(tmp_path, "src.jsonl", bad=False)
+    rec = tmp_path / "r.yaml"
+    cache = tmp_path / "runs" / "r" / "01-simplify" / "cache"  # emptied each time the step runs again
+    rec.write_text(f"name: r\nsources:\n  - path: {data.name}\nllm:\n  cache_dir: {cache}\nsteps:\n  - simplify: {{}}\n")
+    for extra in (["--dry-run"], []):
+        result = invoke(runner, "run", rec, "--run-dir", tmp_path / "runs" / "r", *extra)
+        assert result.exit_code == 2 and "the response cache of 01-simplify" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_symlinks_and_hard_links_count_as_the_same_file(runner, tmp_path):
     data = write_data(tmp_path)
     (tmp_path / "sub").mkdir()

@@ -112,7 +112,9 @@ def check_paths(
         for out, here in seen:
             if here is None:
                 continue
-            if out.folder and (_inside(source, here) or _same_file(source, here)):
+            if out.folder and _same_file(source, here):
+                raise UsageError(f"{out.label} names the input {label} ({path}); give the output folder its own path")
+            if out.folder and _inside(source, here):
                 raise UsageError(
                     f"{label} ({path}) lies inside {out.path}, the folder {out.label} writes; "
                     "move the input out of it or choose another output folder"

@@ -42,6 +42,7 @@ from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
 from itkit.llm.settings import LLMSettings
 from itkit.io.paths import check_paths
+from itkit.llm.cache import cache_path
 from itkit.recipes.rundir import check_run_dir, claim_run_dir, claim_step_folder, owned_step_folder, refuse_foreign_step
 from itkit.recipes.fingerprint import (
     FINGERPRINT_FILE,
@@ -523,6 +524,14 @@ def run_recipe(
     folder = folder.resolve()
     check_run_dir(folder)
     check_paths({f"source {s.path}": s.location for s in recipe.sources}, {}, folders={"--run-dir": str(folder)})
+    # a step folder is emptied when its step runs again: a response cache inside one would be lost with it
+    caches = {
+        f"the response cache of {st.label}": str(cache_path(st.settings.cache_dir))
+        for st in stages
+        if st.settings is not None and not st.settings.no_cache
+    }
+    if caches:
+        check_paths({}, caches, folders={f"step {st.label}": str(folder / st.label) for st in stages})
     if dry_run:
         with _scratch() as scratch:
             runner = Runner(recipe, folder, stages, from_index, True, samples, events, scratch)
