@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
-from typing import Annotated, Optional
+from typing import Any
 
-import typer
 from rich.table import Table
 from rich.text import Text
 
 from itkit.cli.app import app, err_console, handle_errors, out_console
 from itkit.cli.options import (
-    check_stdout_use,
     AsJson,
     ErrorsPath,
     FromFormat,
@@ -21,34 +18,17 @@ from itkit.cli.options import (
     OnErrorOpt,
     Output,
     Quiet,
+    Report,
     Source,
     ToFormat,
+    check_stdout_use,
     errors_path_for,
 )
-from itkit.dedup import (
-    DEFAULT_JACCARD,
-    DEFAULT_NGRAM,
-    DEFAULT_NUM_PERM,
-    DEFAULT_ROUGE_THRESHOLD,
-    DedupOptions,
-    DedupSummary,
-    dedup_file,
-)
-from itkit.errors import EXIT_PARTIAL, UsageError
-from itkit.io.paths import check_paths
-
-
-class On(str, Enum):
-    auto = "auto"
-    instruction = "instruction"
-    prompt = "prompt"
-    response = "response"
-    conversation = "conversation"
-
-
-class Keep(str, Enum):
-    first = "first"
-    longest = "longest"
+from itkit.cli.step_options import CLI, step_command
+from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
+from itkit.errors import EXIT_PARTIAL
+from itkit.steps.dedup import STEP as DEDUP
+from itkit.steps.io import Files
 
 
 HELP = f"""Remove duplicate records; write the rest in input order.
@@ -87,85 +67,38 @@ Examples:
 
 @app.command("dedup", help=HELP)
 @handle_errors
+@step_command(DEDUP)
 def dedup_command(
     src: Source,
     output: Output = "-",
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
-    exact: Annotated[
-        bool, typer.Option("--exact/--no-exact", help="Remove exact duplicates (after normalisation).")
-    ] = True,
-    near: Annotated[bool, typer.Option("--near", help="Remove MinHash near-duplicates.")] = False,
-    near_threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            "--near-threshold",
-            help=f"Jaccard similarity at or above which two texts are near-duplicates \\[default: {DEFAULT_JACCARD}]; implies --near.",
-            show_default=False,
-        ),
-    ] = None,
-    num_perm: Annotated[
-        int, typer.Option("--num-perm", help="MinHash permutations (more: finer similarity estimates, slower).")
-    ] = DEFAULT_NUM_PERM,
-    ngram: Annotated[int, typer.Option("--ngram", help="Words per shingle for --near.")] = DEFAULT_NGRAM,
-    rouge: Annotated[bool, typer.Option("--rouge", help="Remove records too similar by ROUGE-L (Self-Instruct).")] = False,
-    rouge_threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            "--rouge-threshold",
-            help=f"ROUGE-L F1 above which a record is a near copy \\[default: {DEFAULT_ROUGE_THRESHOLD}]; implies --rouge.",
-            show_default=False,
-        ),
-    ] = None,
-    on: Annotated[On, typer.Option("--on", help="Which text to compare (see above).")] = On.auto,
-    keep: Annotated[Keep, typer.Option("--keep", help="Which record of a duplicate group survives.")] = Keep.first,
-    report: Annotated[
-        Optional[str],
-        typer.Option("--report", help="Write one JSON line per removed record here (stage, ids, score)."),
-    ] = None,
+    report: Report = None,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    *,
+    options: Any,
 ) -> int:
     check_stdout_use(as_json, output, report)
-    check_paths(
-        {"SRC": src},
-        {"-o": output, "--report": report, "--errors": errors_path_for(output, errors) if on_error is OnError.skip else None},
+    prepared = DEDUP.prepare(options, CLI)
+    files = Files(
+        src,
+        output,
+        from_format=from_.value,
+        to_format=to.value if to else None,
+        report=report,
+        on_error=on_error.value,
+        errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
     )
-    near_on = near or near_threshold is not None
-    rouge_on = rouge or rouge_threshold is not None
-    if not near_on and (num_perm != DEFAULT_NUM_PERM or ngram != DEFAULT_NGRAM):
-        raise UsageError("--num-perm and --ngram tune the near-duplicate stage; add --near")
-    options = DedupOptions(
-        exact=exact,
-        near=(DEFAULT_JACCARD if near_threshold is None else near_threshold) if near_on else None,
-        num_perm=num_perm,
-        ngram=ngram,
-        rouge=(DEFAULT_ROUGE_THRESHOLD if rouge_threshold is None else rouge_threshold) if rouge_on else None,
-        keep=keep.value,
-    )
-    skip = on_error is OnError.skip
-
-    def run(progress=None) -> DedupSummary:
-        return dedup_file(
-            src,
-            output,
-            options=options,
-            on=on.value,
-            from_format=from_.value,
-            to_format=to.value if to else None,
-            report=report,
-            on_error=on_error.value,
-            errors=errors_path_for(output, errors) if skip else None,
-            progress=progress,
-        )
-
+    files.check()
     if quiet or as_json:
-        summary = run()
+        summary = DEDUP.execute(prepared, options, files)
     else:
         with err_console.status("deduplicating: reading records") as status:
-            summary = run(lambda message: status.update(f"deduplicating: {message}"))
+            files.progress = lambda message: status.update(f"deduplicating: {message}")
+            summary = DEDUP.execute(prepared, options, files)
     if as_json:
         out_console.print_json(json.dumps(summary.as_dict(), ensure_ascii=False))
     elif not quiet:

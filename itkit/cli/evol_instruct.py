@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from itkit.cli.app import app, handle_errors, out_console
-from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
+from itkit.cli.step_options import step_command
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -21,76 +20,37 @@ from itkit.cli.options import (
     ToFormat,
 )
 from itkit.llm.engine import Engine
-from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
 from itkit.methods.evol_instruct.elimination import RULES
-from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
-from itkit.methods.evol_instruct.operations import OPERATION_GROUPS, OPERATION_NAMES, parse_ops
-from itkit.methods.evol_instruct.run import COMMAND, EvolFileResult, run_evol_instruct, split_sampling
+from itkit.methods.evol_instruct.run import EvolFileResult
+from itkit.steps.evol_instruct import STEP as EVOL
+from itkit.steps.spec import PANEL_IO, Context
 
 
-class KeepMode(str, Enum):
-    final = "final"
-    all = "all"
-
-
-Rounds = Annotated[
-    int,
-    typer.Option(
-        "--rounds",
-        min=1,
-        help="Rounds of evolution (M). The paper runs 4; the released WizardLM code runs 1.",
-    ),
-]
-Ops = Annotated[
-    Optional[str],
-    typer.Option(
-        "--ops",
-        help=(
-            f"Comma-separated operations to choose from (uniformly, per record and round): {', '.join(OPERATION_NAMES)}; "
-            f"or the groups {', '.join(OPERATION_GROUPS)} [default: all six]."
-        ),
-        show_default=False,
-    ),
-]
-KeepOpt = Annotated[
-    KeepMode,
-    typer.Option(
-        "--keep",
-        help="final: one record per input, its last surviving evolution (the input itself if none survived); "
-        "all: every input and every round's survivors, lineage by lineage (the paper's data set).",
-    ),
-]
-OnlyEvolved = Annotated[
-    bool,
-    typer.Option("--only-evolved", help="Leave out the input records themselves (unevolved ones with --keep final)."),
-]
 Eliminated = Annotated[
     Optional[str],
     typer.Option(
         "--eliminated",
-        help="Also write each eliminated evolution (rule, detail, rewrite, response) to this JSONL file.",
+        help=EVOL.opt("eliminated").help,
         show_default=False,
+        rich_help_panel=PANEL_IO,
     ),
 ]
 
 
 @app.command("evol-instruct")
 @handle_errors
-@llm_options
+@step_command(EVOL)
 def evol_instruct(
     src: Source,
     output: Output = "-",
-    rounds: Rounds = DEFAULT_ROUNDS,
-    ops: Ops = None,
-    keep: KeepOpt = KeepMode.final,
-    only_evolved: OnlyEvolved = False,
     eliminated: Eliminated = None,
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
+    options: Any,
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
@@ -109,52 +69,14 @@ def evol_instruct(
       itkit evol-instruct dolly.jsonl -o deeper.jsonl --ops in-depth --eliminated dropped.jsonl
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
-    check_llm_paths(
-        COMMAND,
-        settings,
-        {"SRC": src},
-        {"-o": output, "--errors": rejects_path(output, on_error, errors), "--eliminated": eliminated},
-    )
-    chosen = parse_ops(ops)
-    seed = settings.seed if settings.seed is not None else 0
-    parameters = {
-        "src": src,
-        "output": output,
-        "rounds": rounds,
-        "ops": list(chosen),
-        "seed": seed,
-        "keep": keep.value,
-        "only_evolved": only_evolved,
-        "eliminated": eliminated,
-        "from": from_.value,
-        "to": to.value if to else None,
-        "on_error": on_error.value,
-        "prompts_dir": prompts_dir,
-    }
-    engine_settings, sampling = split_sampling(settings)
+    ops = EVOL.prepare(options, Context(settings, prompts_dir, cli=True))
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=EVOL.name, settings=settings, eliminated=eliminated)
     return run_llm_command(
         settings,
-        lambda engine: run_evol_instruct(
-            src,
-            output,
-            engine=engine,
-            report=RunReport(COMMAND, output, settings, parameters),
-            rounds=rounds,
-            ops=chosen,
-            seed=seed,
-            keep=keep.value,  # type: ignore[arg-type]
-            only_evolved=only_evolved,
-            sampling=sampling,
-            prompts_dir=prompts_dir,
-            from_format=from_.value,
-            to_format=to.value if to else None,
-            on_error=on_error.value,
-            errors_path=rejects_path(output, on_error, errors),
-            eliminated_path=eliminated,
-        ),
-        summary=lambda result, engine: _print_summary(result, output, rounds, engine),
-        dry_run=lambda result: _print_dry_run(result, rounds),
-        engine_settings=engine_settings,
+        lambda engine: EVOL.execute(ops, options, files, engine, settings),
+        summary=lambda result, engine: _print_summary(result, output, options.rounds, engine),
+        dry_run=lambda result: _print_dry_run(result, options.rounds),
+        engine_settings=EVOL.engine_settings(settings),
     )
 
 

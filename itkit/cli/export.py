@@ -5,93 +5,38 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from itkit.cli.app import app, err_console, handle_errors, out_console
-from itkit.cli.options import AsJson, Encoding, FromFormat, InputFormat, OnError, OnErrorOpt, Quiet, Source, TokenModel
+from itkit.cli.options import AsJson, FromFormat, InputFormat, OnError, OnErrorOpt, Quiet, Source
+from itkit.cli.step_options import CLI, step_command
 from itkit.errors import EXIT_PARTIAL
-from itkit.export import DEFAULT_LFT_SIZE, DEFAULT_SEED, ExportResult, ExportSettings, run_export
-from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
-from itkit.export.targets import TARGET_NAMES
+from itkit.export import ExportResult
+from itkit.steps.export import STEP as EXPORT, execute, settings_for
+from itkit.steps.spec import PANEL_IO
 
 SUMMARY_STRATA = 12
 
 
-class Mode(str, Enum):
-    lft = "lft"
-    sft = "sft"
-    both = "both"
-
-
-class TrlFormat(str, Enum):
-    messages = "messages"
-    prompt_completion = "prompt-completion"
-
-
-class Diversity(str, Enum):
-    auto = "auto"
-    category = "category"
-    cluster = "cluster"
-    random = "random"
-
-
 @app.command()
 @handle_errors
+@step_command(EXPORT)
 def export(
     src: Source,
-    output: Annotated[str, typer.Option("--output", "-o", help="Output folder (OUTDIR); built aside and renamed into place.", show_default=False)],
-    mode: Annotated[Mode, typer.Option("--mode", help="lft: the LoRA subset; sft: the full set; both.")] = Mode.both,
-    target: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--target",
-            "-t",
-            help=f"Target(s), repeatable or comma-separated: {', '.join(TARGET_NAMES)} (default: all).",
-            show_default=False,
-        ),
-    ] = None,
-    lft_size: Annotated[int, typer.Option("--lft-size", help="Records in the LFT subset (all if fewer pass the filters).")] = DEFAULT_LFT_SIZE,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the subset, the clusters and the split.")] = DEFAULT_SEED,
-    prefer_simplified: Annotated[
-        bool,
-        typer.Option(
-            "--prefer-simplified",
-            help="LFT takes the simplified response where a record also keeps its original (itkit simplify "
-            "--keep-original); without it LFT takes the original. SFT always takes the simplified one.",
-        ),
-    ] = False,
-    val_ratio: Annotated[Optional[float], typer.Option("--val-ratio", help="Share of each set held out for validation (default: 0.1).", show_default=False)] = None,
-    val_size: Annotated[Optional[int], typer.Option("--val-size", help="Validation records per set (instead of --val-ratio).", show_default=False)] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Token budget per record: longer records are dropped (or split, --split-long).", show_default=False)] = None,
-    encoding: Encoding = None,
-    model: TokenModel = None,
-    tokenizer: Annotated[
-        Optional[str],
-        typer.Option("--tokenizer", help="Count tokens with a local Hugging Face tokenizer (tokenizer.json or its folder); needs the optional tokenizers library (pip install tokenizers).", show_default=False),
-    ] = None,
-    split_long: Annotated[bool, typer.Option("--split-long", help="Split over-long multi-turn conversations at turn pairs instead of dropping them.")] = False,
-    trl_format: Annotated[TrlFormat, typer.Option("--trl-format", help="TRL rows: messages, or conversational prompt/completion.")] = TrlFormat.messages,
-    diversity: Annotated[
-        Diversity,
-        typer.Option("--diversity", help="Spread the LFT subset over: category (a category field), cluster (topic clusters of the prompts), auto (category when most records have one), random."),
-    ] = Diversity.auto,
-    clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of topic clusters (default: about sqrt(records), at most 50).", show_default=False)] = None,
-    lft_rules: Annotated[
+    output: Annotated[
         str,
-        typer.Option("--lft-rules", help="Quality rules for the LFT subset, comma-separated (see itkit filter); none for no rules."),
-    ] = ",".join(DEFAULT_LFT_RULES),
-    lft_min_response: Annotated[int, typer.Option("--lft-min-response", help="LFT: fewest words in a response (0: no minimum).")] = DEFAULT_MIN_RESPONSE_WORDS,
-    lft_max_response: Annotated[int, typer.Option("--lft-max-response", help="LFT: most words in a response (0: no maximum).")] = DEFAULT_MAX_RESPONSE_WORDS,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Model to fine-tune, written into the LLaMA-Factory and Axolotl configs.", show_default=False)] = None,
+        typer.Option("--output", "-o", help="Output folder (OUTDIR); built aside and renamed into place.", show_default=False, rich_help_panel=PANEL_IO),
+    ],
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).", rich_help_panel=PANEL_IO, metavar="")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    *,
+    options: Any,
 ) -> int:
     """Write the LoRA (LFT) and full fine-tuning (SFT) sets in files TRL, LLaMA-Factory and Axolotl load as is.
 
@@ -107,38 +52,15 @@ def export(
       itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./tokenizer.json
       itkit export simplified.jsonl -o out --prefer-simplified --val-size 200 --overwrite
     """
-    settings = ExportSettings.from_options(
-        src,
-        output,
-        mode=mode.value,
-        target=target,
-        from_format=from_.value,
-        on_error=on_error.value,
-        lft_size=lft_size,
-        seed=seed,
-        prefer_simplified=prefer_simplified,
-        val_ratio=val_ratio,
-        val_size=val_size,
-        max_tokens=max_tokens,
-        encoding=encoding,
-        model=model,
-        tokenizer=tokenizer,
-        split_long=split_long,
-        trl_format=trl_format.value,
-        diversity=diversity.value,
-        clusters=clusters,
-        lft_rules=lft_rules.split(","),
-        lft_min_response=lft_min_response,
-        lft_max_response=lft_max_response,
-        base_model=base_model,
-        overwrite=overwrite,
+    settings = settings_for(
+        options, src, output, CLI, from_format=from_.value, on_error=on_error.value, overwrite=overwrite,
         invoked_as=_typed_command(),
     )
     if quiet:
-        result = run_export(settings)
+        result = execute(settings)
     else:
         with err_console.status("exporting") as status:
-            result = run_export(settings, progress=lambda message: status.update(message))
+            result = execute(settings, progress=lambda message: status.update(message))
     if as_json:
         out_console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
     elif not quiet:

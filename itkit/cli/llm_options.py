@@ -30,7 +30,9 @@ from itkit.llm.settings import (
     LLMSettings,
 )
 
-PANEL = "LLM engine"
+from itkit.steps.spec import PANEL_CONTROL, PANEL_LLM
+
+PANEL = PANEL_LLM
 PREFIX = "llm_"
 """The added parameters are named llm_<setting> so they never clash with a command's own."""
 
@@ -112,15 +114,15 @@ _OPTIONS: dict[str, Any] = {
     ],
     "dry_run": Annotated[
         bool,
-        typer.Option("--dry-run", help="Render sample prompts, count tokens, estimate the cost; send nothing, write nothing.", rich_help_panel=PANEL),
+        typer.Option("--dry-run", help="Show sample prompts, tokens and cost; send nothing, write nothing.", rich_help_panel=PANEL_CONTROL),
     ],
     "limit": Annotated[
         Optional[int],
-        typer.Option("--limit", help="Process only the first N records.", rich_help_panel=PANEL, show_default=False),
+        typer.Option("--limit", help="Process only the first N records.", rich_help_panel=PANEL_CONTROL, show_default=False),
     ],
     "quiet": Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.", rich_help_panel=PANEL),
+        typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.", rich_help_panel=PANEL_CONTROL),
     ],
 }
 PromptsDir = Annotated[
@@ -150,6 +152,41 @@ def _declared_options(param: inspect.Parameter) -> set[str]:
     return names
 
 
+def _seed(default: str | None) -> Any:
+    return Annotated[
+        Optional[int],
+        typer.Option(
+            "--seed",
+            help="Sampling seed sent to the model, and the seed of the method's random choices.",
+            rich_help_panel=PANEL,
+            show_default=default if default is not None else False,
+        ),
+    ]
+
+
+def llm_parameters(exclude: tuple[str, ...] = (), seed_default: str | None = None) -> list[inspect.Parameter]:
+    """The engine options (but ``exclude``) and --prompts-dir, as keyword-only parameters ``llm_<setting>``."""
+    added = [
+        inspect.Parameter(
+            PREFIX + name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=_BOOLEAN_DEFAULTS.get(name),
+            annotation=_seed(seed_default) if name == "seed" else annotation,
+        )
+        for name, annotation in _OPTIONS.items()
+        if name not in exclude
+    ]
+    added.append(inspect.Parameter("prompts_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PromptsDir))
+    return added
+
+
+def llm_settings(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> tuple[LLMSettings, str | None]:
+    """Pop the engine options from ``kwargs``: the settings (options > environment > defaults) and prompts_dir."""
+    values = {name: kwargs.pop(PREFIX + name, None) for name in _OPTIONS if name not in exclude}
+    prompts_dir = kwargs.pop("prompts_dir", None)
+    return LLMSettings.resolve(**values), prompts_dir
+
+
 def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the engine options to a Typer command; call it with ``settings=`` and ``prompts_dir=``."""
     signature = inspect.signature(fn, eval_str=True)
@@ -161,24 +198,11 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         clash = _declared_options(param) & ours
         if clash:
             raise TypeError(f"{fn.__name__}: option {', '.join(sorted(clash))} is already an LLM engine option")
-
-    added = [
-        inspect.Parameter(
-            PREFIX + name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=_BOOLEAN_DEFAULTS.get(name),
-            annotation=annotation,
-        )
-        for name, annotation in _OPTIONS.items()
-    ]
-    added.append(inspect.Parameter("prompts_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PromptsDir))
-    new_signature = signature.replace(parameters=[*own, *added])
+    new_signature = signature.replace(parameters=[*own, *llm_parameters()])
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(PREFIX + name, None) for name in _OPTIONS}
-        prompts_dir = kwargs.pop("prompts_dir", None)
-        settings = LLMSettings.resolve(**values)
+        settings, prompts_dir = llm_settings(kwargs)
         return fn(*args, settings=settings, prompts_dir=prompts_dir, **kwargs)
 
     wrapper.__signature__ = new_signature  # type: ignore[attr-defined]
@@ -189,4 +213,4 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-__all__ = ["PromptsDir", "llm_options"]
+__all__ = ["PromptsDir", "llm_options", "llm_parameters", "llm_settings"]

@@ -15,11 +15,8 @@ from typing import Any, Callable, Mapping
 from itkit.cli.app import err_console, out_console
 from itkit.cli.options import OnError, errors_path_for
 from itkit.errors import EXIT_PARTIAL
-from itkit.io.paths import check_paths
-from itkit.llm.cache import cache_path
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine, open_engine
-from itkit.llm.report import FAILURES_SUFFIX, SUMMARY_SUFFIX, sidecar_path
 from itkit.llm.settings import LLMSettings
 
 FAILURE_REASONS_SHOWN = 5
@@ -32,25 +29,36 @@ def rejects_path(output: str, on_error: OnError, errors: str | None) -> str | No
     return errors_path_for(output, errors) if on_error is OnError.skip else None
 
 
-def check_llm_paths(
+def cli_files(
+    src: str,
+    output: str,
+    from_: Any,
+    to: Any,
+    on_error: OnError,
+    errors: str | None,
+    prompts_dir: str | None,
+    *,
     command: str,
     settings: LLMSettings,
-    reads: Mapping[str, str | None],
-    writes: Mapping[str, str | None],
-    sidecars: Mapping[str, str] | None = None,
-) -> None:
-    """The paths rule (:func:`itkit.io.paths.check_paths`) for an LLM command, before anything is read.
+    sidecars: dict[str, str] | None = None,
+    **extra: Any,
+):
+    """The :class:`~itkit.steps.io.Files` of an LLM command's plumbing options, checked by the paths rule
+    (:meth:`~itkit.steps.io.Files.check`: summary, failures, ``sidecars`` and cache included) before anything is read."""
+    from itkit.steps.io import Files
 
-    ``writes`` are the command's own output options (``-o`` first); the summary
-    and failures files beside ``-o`` (plus ``sidecars``: label -> suffix) and the
-    response cache are added here, so every LLM command checks all of them.
-    """
-    output = writes.get("-o") or "-"
-    suffixes = {"the summary file": SUMMARY_SUFFIX, "the failures file": FAILURES_SUFFIX, **(sidecars or {})}
-    every = {**writes, **{label: sidecar_path(output, suffix, command) for label, suffix in suffixes.items()}}
-    if not settings.no_cache and not settings.dry_run:
-        every["the response cache"] = str(cache_path(settings.cache_dir))
-    check_paths(reads, every)
+    files = Files(
+        src,
+        output,
+        from_format=from_.value,
+        to_format=to.value if to else None,
+        on_error=on_error.value,
+        errors_path=rejects_path(output, on_error, errors),
+        prompts_dir=prompts_dir,
+        **extra,
+    )
+    files.check(command, settings, **(sidecars or {}))
+    return files
 
 
 def say(text: str) -> None:
@@ -113,7 +121,6 @@ def run_llm_command(
 
 
 __all__ = [
-    "check_llm_paths",
     "print_engine_stats",
     "print_failures",
     "print_plan",

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from itkit.formats import FORMAT_NAMES
+from itkit.steps.spec import PANEL_CONTROL, PANEL_IO
 
 InputFormat = Enum("InputFormat", {name: name for name in ("auto", *FORMAT_NAMES)}, type=str)  # type: ignore[misc]
 OutputFormat = Enum("OutputFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
@@ -29,30 +30,36 @@ Output = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Output file; its extension sets the container (.jsonl, .json, .parquet, .csv, optionally .gz); - for stdout (JSONL).",
+        help="Output file: .jsonl, .json, .parquet, .csv (optionally .gz); - for stdout (JSONL).",
+        rich_help_panel=PANEL_IO,
     ),
 ]
 FromFormat = Annotated[
     InputFormat,
-    typer.Option("--from", help="Input record format; auto detects it from the first records."),
+    typer.Option("--from", help="Input record format; auto detects it from the first records.", rich_help_panel=PANEL_IO),
 ]
 ToFormat = Annotated[
     Optional[OutputFormat],
-    typer.Option("--to", help="Output record format \\[default: the input's format]."),
+    typer.Option("--to", help="Output record format.  \\[default: the input's]", show_default=False, rich_help_panel=PANEL_IO),
 ]
 OnErrorOpt = Annotated[
     OnError,
     typer.Option(
         "--on-error",
-        help="fail: stop at the first bad record, writing nothing; skip: write bad records verbatim with their reason to the errors file and go on (exit 3).",
+        help="fail: stop at the first bad record; skip: set bad records aside in --errors (exit 3).",
+        rich_help_panel=PANEL_IO,
     ),
 ]
 ErrorsPath = Annotated[
     Optional[str],
-    typer.Option("--errors", help="Errors file (JSONL) for --on-error skip \\[default: OUTPUT.errors.jsonl]."),
+    typer.Option("--errors", help="Errors file (JSONL) of --on-error skip.  \\[default: OUTPUT.errors.jsonl]", show_default=False, rich_help_panel=PANEL_IO),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.", rich_help_panel=PANEL_CONTROL, metavar="")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout instead of a table.", rich_help_panel=PANEL_CONTROL, metavar="")]
+Report = Annotated[
+    Optional[str],
+    typer.Option("--report", help="Write every removed record with its reason here (JSONL).", show_default=False, rich_help_panel=PANEL_IO),
+]
 Encoding = Annotated[
     Optional[str],
     typer.Option("--encoding", help="tiktoken encoding for token counts \\[default: cl100k_base]."),

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from enum import Enum
-from typing import Annotated, Optional
-
-import typer
+from typing import Any
 
 from itkit.cli.app import app, handle_errors, out_console
-from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
+from itkit.cli.step_options import step_command
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -22,35 +19,10 @@ from itkit.cli.options import (
     ToFormat,
 )
 from itkit.llm.engine import Engine
-from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
-from itkit.methods.orca.assign import BY_TYPE, UNIFORM
-from itkit.methods.orca.rewrite import OrcaRewriter
-from itkit.methods.orca.run import COMMAND, OrcaResult, run_orca
-
-
-class AssignMode(str, Enum):
-    by_type = BY_TYPE
-    uniform = UNIFORM
-
-
-AssignOpt = Annotated[
-    AssignMode,
-    typer.Option(
-        "--assign",
-        help="by-type: detect each record's task type (category field, OpenOrca id prefix, or the rules of "
-        "prompts/orca/task_types.yaml) and draw among the messages allowed for that type; uniform: draw among all 16.",
-    ),
-]
-SystemMessagesOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--system-messages",
-        help="Restrict the choice to these message numbers, e.g. 2,5,7 or 1-4,9 (with by-type: the type's "
-        "messages within this set, or the whole set when they share none).",
-        show_default=False,
-    ),
-]
+from itkit.methods.orca.run import OrcaResult
+from itkit.steps.orca import STEP as ORCA
+from itkit.steps.spec import Context
 
 
 def _counts_line(counter: Counter, prefix: str = "") -> str:
@@ -59,17 +31,16 @@ def _counts_line(counter: Counter, prefix: str = "") -> str:
 
 @app.command()
 @handle_errors
-@llm_options
+@step_command(ORCA)
 def orca(
     src: Source,
     output: Output = "-",
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
-    assign: AssignOpt = AssignMode.by_type,
-    system_messages: SystemMessagesOpt = None,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
+    options: Any,
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
@@ -86,37 +57,11 @@ def orca(
       itkit orca data.jsonl -o out.jsonl --system-messages 2,5,7 --base-url http://localhost:8000/v1
       itkit orca data.jsonl -o out.jsonl --to openorca --dry-run --limit 100
     """
-    check_llm_paths(COMMAND, settings, {"SRC": src}, {"-o": output, "--errors": rejects_path(output, on_error, errors)})
-    parameters = {
-        "src": src,
-        "output": output,
-        "from": from_.value,
-        "to": to.value if to else None,
-        "assign": assign.value,
-        "system_messages": system_messages,
-        "on_error": on_error.value,
-        "prompts_dir": prompts_dir,
-    }
-    rewriter = OrcaRewriter.load(
-        settings.model,
-        prompts_dir=prompts_dir,
-        assign=assign.value,
-        system_messages=system_messages,
-        seed=settings.seed,
-    )
+    rewriter = ORCA.prepare(options, Context(settings, prompts_dir, cli=True))
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=ORCA.name, settings=settings)
     return run_llm_command(
         settings,
-        lambda engine: run_orca(
-            src,
-            output,
-            engine=engine,
-            rewriter=rewriter,
-            report=RunReport(COMMAND, output, settings, parameters),
-            from_format=from_.value,
-            to_format=to.value if to else None,
-            on_error=on_error.value,
-            errors_path=rejects_path(output, on_error, errors),
-        ),
+        lambda engine: ORCA.execute(rewriter, options, files, engine, settings),
         summary=lambda result, engine: _print_summary(result, output, engine),
         dry_run=_print_dry_run,
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from itkit.cli.app import app, handle_errors
-from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import check_llm_paths, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
+from itkit.cli.step_options import step_command
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -20,20 +19,11 @@ from itkit.cli.options import (
     OutputFormat,
 )
 from itkit.llm.engine import Engine
-from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
-from itkit.methods.self_instruct.filters import FILTER_DESCRIPTIONS, FILTER_NAMES, MAX_WORDS, MIN_WORDS, MOST_SIMILAR, ROUGE_THRESHOLD
-from itkit.methods.self_instruct.generate import ALPACA_TASKS, BATCH_SIZE, MACHINE_DEMOS
-from itkit.methods.self_instruct.instances import MAX_INSTANCES
-from itkit.methods.self_instruct.options import config_from_options, report_parameters
-from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET, TASKS_SUFFIX, SelfInstructResult, self_instruct_file
-
-PANEL = "Self-Instruct"
-
-
-class Style(str, Enum):
-    self_instruct = "self-instruct"
-    alpaca = "alpaca"
+from itkit.methods.self_instruct.filters import FILTER_DESCRIPTIONS, FILTER_NAMES
+from itkit.methods.self_instruct.run import DEFAULT_TARGET, TASKS_SUFFIX, SelfInstructResult
+from itkit.steps.self_instruct import STEP as SELF_INSTRUCT
+from itkit.steps.spec import PANEL_IO, Context
 
 
 Seeds = Annotated[
@@ -43,98 +33,22 @@ Seeds = Annotated[
         show_default=False,
     ),
 ]
-Num = Annotated[int, typer.Option("--num", "-n", help="How many new instructions to keep.", rich_help_panel=PANEL)]
-StyleOpt = Annotated[
-    Style,
-    typer.Option(
-        "--style",
-        help="self-instruct: 8 demos (6 seeds + 2 generated), numbered-list continuation, then classification and instances; alpaca: 3 seed demos, up to 20 tasks with input and output per call.",
-        rich_help_panel=PANEL,
-    ),
-]
-Instances = Annotated[
-    bool,
-    typer.Option(
-        "--instances/--no-instances",
-        help="self-instruct style: classify each new instruction and generate its instances (--no-instances: write the instructions alone, without output).",
-        rich_help_panel=PANEL,
-    ),
-]
-BatchSize = Annotated[
-    int,
-    typer.Option("--batch-size", help="Generation prompts per round, sent concurrently; the demo pool grows between rounds.", rich_help_panel=PANEL),
-]
-Demos = Annotated[
-    Optional[int],
-    typer.Option("--demos", help="Demo tasks per prompt \\[default: 8 self-instruct, 3 alpaca].", rich_help_panel=PANEL, show_default=False),
-]
-MachineDemos = Annotated[
-    int,
-    typer.Option("--machine-demos", help="self-instruct style: how many of the demos come from the generated pool once it has some.", rich_help_panel=PANEL),
-]
-NumTasks = Annotated[
-    int,
-    typer.Option("--num-tasks", help="alpaca style: the length of the list each prompt asks for.", rich_help_panel=PANEL),
-]
-MaxInstances = Annotated[
-    int,
-    typer.Option("--max-instances", help="self-instruct style: instances kept per task.", rich_help_panel=PANEL),
-]
-MinWords = Annotated[
-    int,
-    typer.Option("--min-words", help="Filter: drop instructions with this many words or fewer.", rich_help_panel=PANEL),
-]
-MaxWords = Annotated[
-    int,
-    typer.Option("--max-words", help="Filter: drop instructions with more words than this.", rich_help_panel=PANEL),
-]
-Blacklist = Annotated[
-    Optional[List[str]],
-    typer.Option(
-        "--blacklist",
-        help="Filter: one more whole-word keyword (case-insensitive) to drop instructions for; repeatable. Added to the style's list.",
-        rich_help_panel=PANEL,
-        show_default=False,
-    ),
-]
-RougeThreshold = Annotated[
-    float,
-    typer.Option("--rouge-threshold", help="Filter: drop an instruction whose ROUGE-L F1 against a seed or kept instruction is above this.", rich_help_panel=PANEL),
-]
 ToFormat = Annotated[
     Optional[OutputFormat],
-    typer.Option("--to", help=f"Output record format \\[default: {DEFAULT_TARGET}; seed_tasks writes one record per task with its instances].", show_default=False),
+    typer.Option("--to", help=f"Output record format (seed_tasks: one record per task with its instances).  \\[default: {DEFAULT_TARGET}]", show_default=False, rich_help_panel=PANEL_IO),
 ]
-MostSimilar = Annotated[
-    int,
-    typer.Option("--most-similar", help="List this many most similar instructions (with ROUGE-L scores) in each record's metadata; 0: none.", rich_help_panel=PANEL),
-]
-
-
 @app.command(name="self-instruct")
 @handle_errors
-@llm_options
+@step_command(SELF_INSTRUCT)
 def self_instruct(
     seeds: Seeds,
-    num: Num,
     output: Output = "-",
-    style: StyleOpt = Style.self_instruct,
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
-    instances: Instances = True,
-    batch_size: BatchSize = BATCH_SIZE,
-    demos: Demos = None,
-    machine_demos: MachineDemos = MACHINE_DEMOS,
-    num_tasks: NumTasks = ALPACA_TASKS,
-    max_instances: MaxInstances = MAX_INSTANCES,
-    min_words: MinWords = MIN_WORDS,
-    max_words: MaxWords = MAX_WORDS,
-    blacklist: Blacklist = None,
-    rouge_threshold: RougeThreshold = ROUGE_THRESHOLD,
-    most_similar: MostSimilar = MOST_SIMILAR,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
+    options: Any,
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
@@ -151,54 +65,11 @@ def self_instruct(
       itkit self-instruct dolly.jsonl -o tasks.jsonl --num 50 --no-instances --seed 7
       itkit self-instruct seed_tasks.jsonl -o new.jsonl --num 100 --dry-run
     """
-    check_llm_paths(
-        COMMAND,
-        settings,
-        {"SEEDS": seeds},
-        {"-o": output, "--errors": rejects_path(output, on_error, errors)},
-        sidecars={"the tasks file": TASKS_SUFFIX},
-    )
-    config = config_from_options(
-        num,
-        style=style.value,
-        seed=settings.seed,
-        batch_size=batch_size,
-        demos=demos,
-        machine_demos=machine_demos,
-        num_tasks=num_tasks,
-        instances=instances,
-        max_instances=max_instances,
-        max_prompts=settings.limit,
-        min_words=min_words,
-        max_words=max_words,
-        blacklist=blacklist,
-        rouge_threshold=rouge_threshold,
-        most_similar=most_similar,
-    )
-    target = to.value if to else None
-    parameters = report_parameters(
-        config,
-        seeds=seeds,
-        output=output,
-        from_format=from_.value,
-        to_format=target or DEFAULT_TARGET,
-        on_error=on_error.value,
-        prompts_dir=prompts_dir,
-    )
+    config = SELF_INSTRUCT.prepare(options, Context(settings, prompts_dir, cli=True))
+    files = cli_files(seeds, output, from_, to, on_error, errors, prompts_dir, command=SELF_INSTRUCT.name, settings=settings, sidecars={"the_tasks_file": TASKS_SUFFIX})
     return run_llm_command(
         settings,
-        lambda engine: self_instruct_file(
-            seeds,
-            output,
-            engine=engine,
-            config=config,
-            report=RunReport(COMMAND, output, settings, parameters),
-            from_format=from_.value,
-            to_format=target,
-            prompts_dir=prompts_dir,
-            on_error=on_error.value,
-            errors_path=rejects_path(output, on_error, errors),
-        ),
+        lambda engine: SELF_INSTRUCT.execute(config, options, files, engine, settings),
         summary=lambda result, engine: _print_summary(result, output, engine),
     )
 

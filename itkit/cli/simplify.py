@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
+from typing import Any
 
 from itkit.cli.app import app, handle_errors, out_console
-from itkit.cli.llm_options import llm_options
-from itkit.cli.llm_summary import check_llm_paths, FAILURES_HEADER, print_engine_stats, print_failures, print_rejected, rejects_path, run_llm_command, say, where
+from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
+from itkit.cli.step_options import step_command
 from itkit.cli.options import (
     ErrorsPath,
     FromFormat,
@@ -20,36 +18,23 @@ from itkit.cli.options import (
     ToFormat,
 )
 from itkit.llm.engine import Engine
-from itkit.llm.report import RunReport
 from itkit.llm.settings import LLMSettings
-from itkit.simplify import COMMAND, SimplifyResult, simplify_file
-
-KeepOriginal = Annotated[
-    bool,
-    typer.Option("--keep-original", help="Keep the original response in the record's metadata (original_output)."),
-]
-RejectLonger = Annotated[
-    bool,
-    typer.Option(
-        "--reject-longer",
-        help="A rewrite still longer than the original after one more try fails the record (default: keep it, flagged simplify_longer).",
-    ),
-]
-
+from itkit.simplify import SimplifyResult
+from itkit.steps.simplify import STEP as SIMPLIFY
+from itkit.steps.spec import Context
 
 @app.command()
 @handle_errors
-@llm_options
+@step_command(SIMPLIFY)
 def simplify(
     src: Source,
     output: Output = "-",
     from_: FromFormat = InputFormat.auto,
     to: ToFormat = None,
-    keep_original: KeepOriginal = False,
-    reject_longer: RejectLonger = False,
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     *,
+    options: Any,
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
@@ -65,32 +50,11 @@ def simplify(
       itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1 --model llama3.1
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
-    check_llm_paths(COMMAND, settings, {"SRC": src}, {"-o": output, "--errors": rejects_path(output, on_error, errors)})
-    parameters = {
-        "src": src,
-        "output": output,
-        "from": from_.value,
-        "to": to.value if to else None,
-        "keep_original": keep_original,
-        "reject_longer": reject_longer,
-        "on_error": on_error.value,
-        "prompts_dir": prompts_dir,
-    }
+    prepared = SIMPLIFY.prepare(options, Context(settings, prompts_dir, cli=True))
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=SIMPLIFY.name, settings=settings)
     return run_llm_command(
         settings,
-        lambda engine: simplify_file(
-            src,
-            output,
-            engine=engine,
-            report=RunReport(COMMAND, output, settings, parameters),
-            from_format=from_.value,
-            to_format=to.value if to else None,
-            keep_original=keep_original,
-            reject_longer=reject_longer,
-            prompts_dir=prompts_dir,
-            on_error=on_error.value,
-            errors_path=rejects_path(output, on_error, errors),
-        ),
+        lambda engine: SIMPLIFY.execute(prepared, options, files, engine, settings),
         summary=lambda result, engine: _print_summary(result, output, engine),
         dry_run=_print_dry_run,
     )

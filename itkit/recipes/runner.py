@@ -57,19 +57,19 @@ from itkit.recipes.fingerprint import (
 )
 from itkit.recipes.schema import Recipe, RecipeError, StepSpec
 from itkit.recipes.sources import MERGED_FILE, REJECTED_FILE, merge_sources
-from itkit.recipes.steps import (
+from itkit.steps import EXPORT as EXPORT_STEP, STEPS
+from itkit.steps import export as export_step
+from itkit.steps.io import (
     DRY_RUN_SAMPLES,
     EXPORT_FOLDER,
     INTERMEDIATE_FORMAT,
     OUTPUT_FILE,
-    STEPS,
     SUMMARY_FILE,
     StepIO,
     StepOutcome,
-    prepare_export,
-    run_export_step,
     write_json,
 )
+from itkit.steps.spec import Context
 from itkit.recipes.summary import (
     RUN_SUMMARY_FILE,
     STATUS_DONE,
@@ -153,14 +153,14 @@ def plan_stages(recipe: Recipe, *, dry_run: bool = False, quiet: bool = False) -
                         "no API key: set OPENAI_API_KEY in the environment (for a local server such as vLLM "
                         "or Ollama, set base_url in the recipe's llm block or OPENAI_BASE_URL; it needs no key)"
                     )
-            prepared = adapter.prepare(spec.options, settings, spec.prompts_dir)
+            prepared = adapter.prepare(spec.options, Context(settings, spec.prompts_dir, recipe.resolve))
         except ItkitError as exc:
             raise _prepare_error(recipe, spec.line, where, exc) from None
         stages.append(Stage(spec.index, spec.type, spec.label, spec.line, spec, prepared, settings))
     if recipe.export is not None:
         index = len(recipe.steps) + 1
         try:
-            prepare_export(recipe.export, recipe.resolve)
+            EXPORT_STEP.prepare(recipe.export, Context(resolve=recipe.resolve))
         except ItkitError as exc:
             raise _prepare_error(recipe, recipe.export_line, EXPORT, exc) from None
         stages.append(Stage(index, EXPORT, f"{index:02d}-{EXPORT}", recipe.export_line))
@@ -372,7 +372,7 @@ class Runner:
         io = StepIO(input=cursor.input, folder=folder, samples=self.samples)
         if stage.type == EXPORT:
             assert self.recipe.export is not None
-            return run_export_step(self.recipe.export, io, self.recipe.resolve)
+            return export_step.run(self.recipe.export, io, Context(resolve=self.recipe.resolve))
         spec = stage.spec
         assert spec is not None
         io.settings = stage.settings

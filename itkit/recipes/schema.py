@@ -35,24 +35,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
-from itkit.dedup import DEFAULT_NGRAM, DEFAULT_NUM_PERM
-from itkit.dedup.pipeline import KEEP_CHOICES
-from itkit.dedup.texts import ON_CHOICES
 from itkit.errors import ItkitError, UsageError
-from itkit.export import DEFAULT_LFT_SIZE, DEFAULT_SEED, TRL_FORMATS
-from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
-from itkit.export.subset import DIVERSITY_MODES
 from itkit.formats import FORMAT_NAMES
 from itkit.io.rows import is_hub
 from itkit.llm.settings import LLMSettings
-from itkit.methods.evol_instruct.evolve import DEFAULT_ROUNDS
-from itkit.methods.orca.assign import BY_TYPE, UNIFORM
-from itkit.methods.self_instruct.filters import MAX_WORDS, MIN_WORDS, MOST_SIMILAR, ROUGE_THRESHOLD
-from itkit.methods.self_instruct.generate import ALPACA_TASKS, BATCH_SIZE, MACHINE_DEMOS, STYLES
-from itkit.methods.self_instruct.instances import MAX_INSTANCES
 from itkit.recipes.yaml_lines import LocatedYAML
+from itkit.steps import EXPORT, STEPS
+from itkit.steps.spec import Context, Options
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
@@ -73,48 +64,6 @@ class RecipeError(UsageError):
         self.reason = message
         where = f"{path}, line {line}" if line else path
         super().__init__(f"{where}: {message}")
-
-
-# ---------------------------------------------------------------------------
-# value types shared by the option models
-# ---------------------------------------------------------------------------
-
-
-def _comma_list(value: Any) -> Any:
-    """``"a, b"`` -> ``["a", "b"]``; lists pass through (their items are checked as strings)."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def _one_or_many(value: Any) -> Any:
-    """A single string is a list of one (for repeatable options such as ``placeholder``)."""
-    return [value] if isinstance(value, str) else value
-
-
-def _number_list(value: Any) -> Any:
-    """Orca's ``system_messages``: ``"2,5,7"``, ``"1-4,9"`` or ``[2, 5, 7]``, given to the library as a string."""
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
-"""A list of names, also accepted as one comma-separated string (``rules: empty,refusal``)."""
-Repeated = Annotated[list[str], BeforeValidator(_one_or_many)]
-"""A repeatable option: a list of strings, or one string."""
-NumberSet = Annotated[str, BeforeValidator(_number_list)]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
-
-
-class Options(BaseModel):
-    """Base of every block: unknown keys are errors, types are strict."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 # ---------------------------------------------------------------------------
@@ -145,116 +94,6 @@ def _llm_block_model() -> type[BaseModel]:
 LLMBlock = _llm_block_model()
 """The ``llm:`` block: the engine settings of ``itkit <llm command> --help`` (underscored), all optional."""
 LLM_BLOCK_FIELDS = tuple(LLMBlock.model_fields)
-
-
-# ---------------------------------------------------------------------------
-# step options: the options of each command, minus its input/output plumbing
-# ---------------------------------------------------------------------------
-
-
-class FilterOptions(Options):
-    """``itkit filter``. The removed records always go to the step's removed.jsonl."""
-
-    rules: Optional[CommaList] = None
-    min_instruction: Optional[NonNegativeInt] = None
-    max_instruction: Optional[NonNegativeInt] = None
-    min_input: Optional[NonNegativeInt] = None
-    max_input: Optional[NonNegativeInt] = None
-    min_response: Optional[NonNegativeInt] = None
-    max_response: Optional[NonNegativeInt] = None
-    length_unit: Optional[Literal["words", "tokens"]] = None
-    encoding: Optional[str] = None
-    model: Optional[str] = None
-    placeholder: Optional[Repeated] = None
-    keep_requested_placeholders: Optional[bool] = None
-    refusal_pattern: Optional[Repeated] = None
-    boilerplate_pattern: Optional[Repeated] = None
-    non_text_pattern: Optional[Repeated] = None
-    scripts: Optional[CommaList] = None
-    min_script_share: Optional[Share] = None
-    min_letters: Optional[NonNegativeInt] = None
-    ignore_code: Optional[bool] = None
-
-
-class DedupOptionsModel(Options):
-    """``itkit dedup``. The removed records (with what they duplicate) always go to the step's removed.jsonl."""
-
-    exact: bool = True
-    near: bool = False
-    near_threshold: Optional[float] = None
-    num_perm: int = DEFAULT_NUM_PERM
-    ngram: int = DEFAULT_NGRAM
-    rouge: bool = False
-    rouge_threshold: Optional[float] = None
-    on: Literal[ON_CHOICES] = "auto"  # type: ignore[valid-type]
-    keep: Literal[KEEP_CHOICES] = "first"  # type: ignore[valid-type]
-
-
-class SimplifyOptions(Options):
-    """``itkit simplify``."""
-
-    keep_original: bool = False
-    reject_longer: bool = False
-
-
-class EvolInstructOptions(Options):
-    """``itkit evol-instruct``. ``eliminated: true`` writes the step's eliminated.jsonl."""
-
-    rounds: PositiveInt = DEFAULT_ROUNDS
-    ops: Optional[CommaList] = None
-    keep: Literal["final", "all"] = "final"
-    only_evolved: bool = False
-    eliminated: bool = False
-
-
-class OrcaOptions(Options):
-    """``itkit orca``."""
-
-    assign: Literal[BY_TYPE, UNIFORM] = BY_TYPE  # type: ignore[valid-type]
-    system_messages: Optional[NumberSet] = None
-
-
-class SelfInstructOptions(Options):
-    """``itkit self-instruct``: the step's input records are the seed tasks; its output is the new tasks."""
-
-    num: PositiveInt
-    style: Literal[STYLES] = "self-instruct"  # type: ignore[valid-type]
-    instances: bool = True
-    batch_size: PositiveInt = BATCH_SIZE
-    demos: Optional[PositiveInt] = None
-    machine_demos: NonNegativeInt = MACHINE_DEMOS
-    num_tasks: int = ALPACA_TASKS
-    max_instances: PositiveInt = MAX_INSTANCES
-    min_words: NonNegativeInt = MIN_WORDS
-    max_words: int = MAX_WORDS
-    blacklist: Optional[Repeated] = None
-    rouge_threshold: Share = ROUGE_THRESHOLD
-    most_similar: NonNegativeInt = MOST_SIMILAR
-
-
-class ExportOptions(Options):
-    """``itkit export``: written into the run folder's NN-export/output/ (replaced on every re-run)."""
-
-    mode: Literal["lft", "sft", "both"] = "both"
-    target: Optional[CommaList] = None
-    lft_size: PositiveInt = DEFAULT_LFT_SIZE
-    seed: int = DEFAULT_SEED
-    prefer_simplified: bool = False
-    val_ratio: Optional[float] = None
-    val_size: Optional[NonNegativeInt] = None
-    max_tokens: Optional[PositiveInt] = None
-    encoding: Optional[str] = None
-    model: Optional[str] = None
-    tokenizer: Optional[str] = None
-    """A local tokenizer.json or its folder, relative to the recipe."""
-    split_long: bool = False
-    trl_format: Literal[TRL_FORMATS] = "messages"  # type: ignore[valid-type]
-    diversity: Literal[DIVERSITY_MODES] = "auto"  # type: ignore[valid-type]
-    clusters: Optional[int] = None
-    lft_rules: CommaList = list(DEFAULT_LFT_RULES)
-    lft_min_response: NonNegativeInt = DEFAULT_MIN_RESPONSE_WORDS
-    lft_max_response: NonNegativeInt = DEFAULT_MAX_RESPONSE_WORDS
-    base_model: Optional[str] = None
 
 
 class RecipeModel(Options):
@@ -307,7 +146,7 @@ class Recipe:
     name: str
     sources: list[SourceSpec]
     steps: list[StepSpec]
-    export: ExportOptions | None
+    export: BaseModel | None
     export_line: int = 0
     description: str | None = None
     text_sha256: str = ""
@@ -515,8 +354,6 @@ def _source(check: _Checker, i: int, raw: Any, folder: Path, check_files: bool) 
 
 def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, folder: Path) -> StepSpec | None:
     """One item of ``steps:``: ``{<type>: {options, llm: {...}}}`` checked with the step's options model and library."""
-    from itkit.recipes.steps import STEPS  # the one table of step types (imported here: it imports this module)
-
     loc = ("steps", i)
     types = list(STEPS)
     if not isinstance(item, dict) or len(item) != 1:
@@ -546,7 +383,7 @@ def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, f
         if has_llm:
             check.add(loc + (kind, LLM_KEY), f"a {kind} step calls no LLM, so it takes no '{LLM_KEY}' settings")
             return None
-        ok = _library_check(check, loc + (kind,), line, adapter.prepare, options, None, None)
+        ok = _library_check(check, loc + (kind,), line, adapter.prepare, options, None, None, folder)
         return StepSpec(i + 1, kind, options, line) if ok else None
 
     own_loc = loc + (kind, LLM_KEY)
@@ -566,26 +403,23 @@ def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, f
             check.add(where, f"{prompts_dir}: no such folder (paths are relative to the recipe's folder {folder})")
             return None
         prompts_dir = resolved
-    if not _library_check(check, loc + (kind,), line, adapter.prepare, options, merged, prompts_dir):
+    if not _library_check(check, loc + (kind,), line, adapter.prepare, options, merged, prompts_dir, folder):
         return None
     return StepSpec(i + 1, kind, options, line, merged, prompts_dir)
 
 
-def _export(check: _Checker, raw: dict[str, Any], folder: Path, check_files: bool) -> ExportOptions | None:
-    from itkit.recipes.steps import prepare_export
-
+def _export(check: _Checker, raw: dict[str, Any], folder: Path, check_files: bool) -> BaseModel | None:
     try:
-        export = ExportOptions.model_validate(raw)
+        export = EXPORT.options.model_validate(raw)
     except ValidationError as exc:
-        check.add_validation(("export",), exc, raw, list(ExportOptions.model_fields))
+        check.add_validation(("export",), exc, raw, list(EXPORT.options.model_fields))
         return None
     if export.tokenizer is not None and check_files and not (folder / Path(export.tokenizer).expanduser()).exists():
         message = f"{export.tokenizer}: no such file or folder (paths are relative to the recipe's folder {folder})"
         check.add(("export", "tokenizer"), message)
         return None
     line = check.located.key_line_of(("export",))
-    prepare = lambda options, _settings, _prompts: prepare_export(options, lambda v: _resolve(folder, v))  # noqa: E731
-    return export if _library_check(check, ("export",), line, prepare, export, None, None) else None
+    return export if _library_check(check, ("export",), line, EXPORT.prepare, export, None, None, folder) else None
 
 
 def _library_check(
@@ -596,11 +430,12 @@ def _library_check(
     options: BaseModel,
     llm: dict[str, Any] | None,
     prompts_dir: str | None,
+    folder: Path,
 ) -> bool:
     """Let the step's library check its configuration (rule names, operations, thresholds, prompt files)."""
     try:
         settings = LLMSettings.resolve(**llm) if llm is not None else None
-        prepare(options, settings, prompts_dir)
+        prepare(options, Context(settings, prompts_dir, lambda value: _resolve(folder, value)))
     except ItkitError as exc:
         check.add(loc, str(exc), line=line)
         return False
@@ -648,17 +483,10 @@ def _settings_valid(check: _Checker, merged: dict[str, Any], step_loc: tuple, ow
 
 
 __all__ = [
-    "DedupOptionsModel",
-    "EvolInstructOptions",
-    "ExportOptions",
-    "FilterOptions",
     "LLMBlock",
-    "OrcaOptions",
     "Recipe",
     "RecipeError",
     "RecipeModel",
-    "SelfInstructOptions",
-    "SimplifyOptions",
     "SourceOptions",
     "SourceSpec",
     "StepSpec",
