@@ -304,3 +304,15 @@ def test_an_empty_folder_becomes_a_run_folder(runner, tmp_path):
     assert invoke(runner, "run", rec, "--run-dir", empty, "-q").exit_code == 0
     assert (empty / "02-dedup" / "output.jsonl").is_file()
 
+
+
+def test_a_recipe_inside_a_step_folder_is_refused(runner, tmp_path):
+    rec = recipe(tmp_path)
+    run_dir = tmp_path / "run"
+    assert invoke(runner, "run", rec, "--run-dir", run_dir, "-q").exit_code == 0
+    moved = run_dir / "01-filter" / "r.yaml"  # emptied when filter runs again
+    moved.write_text(rec.read_text().replace("src.jsonl", str(tmp_path / "src.jsonl")))
+    before = snapshot(run_dir)
+    result = invoke(runner, "run", moved, "--run-dir", run_dir, "--from", "filter")
+    assert result.exit_code == 2 and "the recipe" in result.stderr and "lies inside" in result.stderr
+    assert snapshot(run_dir) == before

@@ -314,7 +314,8 @@ class _Spool:
     """Output rows parked in an anonymous temporary file until the decisions are known."""
 
     def __init__(self, directory: str | None, output: str):
-        self._output = output
+        # a full disk while spooling is the output's (the spool sits beside it), or the temp folder's for stdout
+        self._output = output if output != "-" else f"a temporary file in {directory or tempfile.gettempdir()}"
         try:
             self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
         except OSError as exc:
@@ -325,7 +326,7 @@ class _Spool:
         # to objects of earlier ones, which a reader cannot resolve row by row
         try:
             pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
-        except OSError as exc:  # the spool sits beside the output: a full disk there is the output's
+        except OSError as exc:
             raise cannot_write(self._output, exc) from None
 
     def rows(self) -> Iterable[dict]:

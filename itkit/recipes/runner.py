@@ -524,14 +524,13 @@ def run_recipe(
     folder = folder.resolve()
     check_run_dir(folder)
     check_paths({f"source {s.path}": s.location for s in recipe.sources}, {}, folders={"--run-dir": str(folder)})
-    # a step folder is emptied when its step runs again: a response cache inside one would be lost with it
-    caches = {
-        f"the response cache of {st.label}": str(cache_path(st.settings.cache_dir))
-        for st in stages
-        if st.settings is not None and not st.settings.no_cache
-    }
-    if caches:
-        check_paths({}, caches, folders={f"step {st.label}": str(folder / st.label) for st in stages})
+    # a step folder is emptied when its step runs again: the recipe or a response cache inside one would go with it
+    step_folders = {f"step {st.label}": str(folder / st.label) for st in stages}
+    check_paths({"the recipe": str(recipe.path)}, {}, folders=step_folders)
+    for st in stages:  # (steps may share one cache: each is checked against the step folders alone)
+        if st.settings is not None and not st.settings.no_cache:
+            cache = {f"the response cache of {st.label}": str(cache_path(st.settings.cache_dir))}
+            check_paths({}, cache, folders=step_folders)
     if dry_run:
         with _scratch() as scratch:
             runner = Runner(recipe, folder, stages, from_index, True, samples, events, scratch)
