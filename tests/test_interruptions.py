@@ -376,3 +376,19 @@ def test_a_seed_beyond_64_bits_is_a_usage_error(runner, tmp_path, command):
     result = invoke(runner, "export", data, "-o", tmp_path / "e", "--seed", "-1")
     assert result.exit_code == 2 and "--seed must be 0 or more" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["simplify", "--limit"], ["simplify", "--max-tokens"], ["orca", "--concurrency"], ["dedup", "--near", "--num-perm"],
+     ["filter", "--max-response"], ["export", "--seed"], ["export", "--lft-size"]],
+    ids=lambda a: " ".join(a),
+)
+def test_any_integer_beyond_64_bits_is_a_usage_error(runner, tmp_path, args):
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(jsonl(rows(3)))
+    out = tmp_path / ("e" if args[0] == "export" else "o.jsonl")
+    extra = ["--dry-run"] if args[0] in ("simplify", "orca") else []
+    result = invoke(runner, args[0], data, "-o", out, *args[1:], str(2**70), *extra)
+    assert result.exit_code == 2 and result.stderr.startswith(f"itkit: error: {args[-1]}: "), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]

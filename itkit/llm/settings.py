@@ -30,7 +30,7 @@ DEFAULT_CONCURRENCY = 16
 """Requests in flight at once."""
 REDACTED = "**********"
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
-"""The range of --seed: a 64-bit integer, as OpenAI-compatible servers take it."""
+"""The range of --seed (and the most of any count): a 64-bit integer, as OpenAI-compatible servers take it."""
 
 # field -> option name, for error messages
 OPTION_NAMES = {
@@ -66,20 +66,20 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=SEED_MAX)
     seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=SEED_MAX)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=SEED_MAX)
+    rpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
+    tpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
     cache_dir: str | None = None
     no_cache: bool = False
     price_in: float | None = Field(default=None, ge=0)
     price_out: float | None = Field(default=None, ge=0)
     quiet: bool = False
     dry_run: bool = False
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=SEED_MAX)
 
     @field_validator("model")
     @classmethod
