@@ -62,7 +62,13 @@ _DELIMITED = re.compile(r"^\s*<<<\s*\n?(.*?)\n?\s*>>>\s*$", re.S)
 
 
 def prompt_variables(record: Record) -> dict[str, str]:
-    """The template's variables for a record: earlier turns, the request, the final answer."""
+    """The template's variables for a record: earlier turns, the request, the final answer.
+
+    With tool use the earlier turns include the calls and their results (the
+    final answer rests on them), written as text for the rewriting model.
+    """
+    if record.uses_tools:
+        return _tool_variables(record)
     history = record.history
     conversation = ""
     if history:
@@ -71,6 +77,25 @@ def prompt_variables(record: Record) -> dict[str, str]:
             lines.append(f"User: {prompt}")
             lines.append(f"Assistant: {answer}")
         conversation = "Earlier in the conversation:\n<<<\n" + "\n".join(lines) + "\n>>>\n\n"
+    return {"conversation": conversation, "instruction": record.prompt, "response": record.output}
+
+
+def _tool_variables(record: Record) -> dict[str, str]:
+    last = record.last_user_index or 0
+    lines = []
+    for i, turn in enumerate(record.turns[:-1]):
+        if i == last:
+            continue  # the request itself
+        if turn.role == "user":
+            lines.append(f"User: {turn.content}")
+        elif turn.role == "tool":
+            lines.append(f"Tool result: {turn.content}")
+        else:
+            if turn.content:
+                lines.append(f"Assistant: {turn.content}")
+            for call in turn.tool_calls or ():
+                lines.append(f"Assistant calls {call['function']['name']}({call['function']['arguments']})")
+    conversation = "Earlier in the conversation:\n<<<\n" + "\n".join(lines) + "\n>>>\n\n" if lines else ""
     return {"conversation": conversation, "instruction": record.prompt, "response": record.output}
 
 
@@ -91,7 +116,8 @@ def parse_simplified(response: ChatResponse) -> str:
 
 
 def needs_simplifying(record: Record) -> bool:
-    return record.has_output and bool(record.output.strip())
+    """A final answer in text to rewrite; a final turn that calls tools is left untouched."""
+    return record.has_output and not record.turns[-1].tool_calls and bool(record.output.strip())
 
 
 @dataclass

@@ -159,13 +159,13 @@ def test_tokenizer_errors(runner, tmp_path, monkeypatch):
     (tmp_path / "tokenizer.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "tokenizers", None)
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(TokenizerError, match=r"pip install 'itkit\[hf-tokenizer\]'"):
+    with pytest.raises(TokenizerError, match=r"pip install tokenizers"):
         HFTokenCounter(str(tmp_path / "tokenizer.json"))
     src = tmp_path / "chats.json"
     src.write_text(json.dumps([conversation("a", [("q", "a")])]))
     result = invoke(runner, "export", src, "-o", tmp_path / "out", "--tokenizer", str(tmp_path), "--max-tokens", "9")
     assert result.exit_code == 1
-    assert "hf-tokenizer" in result.stderr and not (tmp_path / "out").exists()
+    assert "pip install tokenizers" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_broken_tokenizer_file_is_a_clear_error(tmp_path):
@@ -174,3 +174,26 @@ def test_broken_tokenizer_file_is_a_clear_error(tmp_path):
     bad.write_text('{"not": "a tokenizer"}')
     with pytest.raises(TokenizerError, match="cannot load tokenizer.json"):
         HFTokenCounter(str(bad))
+
+
+def test_split_long_keeps_tool_calls_with_their_results():
+    call = {"id": "c", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    turns = [
+        ("user", "first question " + words(30), None),
+        ("assistant", "", [call]),
+        ("tool", "result " + words(30), None),
+        ("assistant", "answer one " + words(30), None),
+        ("user", "second question " + words(30), None),
+        ("assistant", "answer two " + words(30), None),
+    ]
+    from itkit.records import Turn
+
+    record = Record(id="t", turns=[Turn(role=r, content=c, tool_calls=k) for r, c, k in turns])
+    counts = [40] * len(turns)
+    pieces, dropped = split_conversation(record, counts, max_tokens=200)
+    assert dropped == 0 and [p.id for p, _ in pieces] == ["t-part1", "t-part2"]
+    first, second = pieces[0][0], pieces[1][0]
+    assert [t.role for t in first.turns] == ["user", "assistant", "tool", "assistant"]
+    assert first.turns[1].tool_calls == [call]
+    assert [t.role for t in second.turns] == ["user", "assistant"]
+    assert pieces[0][1] == 4 * (40 + MESSAGE_OVERHEAD_TOKENS)

@@ -49,7 +49,7 @@ def export(
     Examples:
       itkit export clean.jsonl -o out
       itkit export clean.jsonl -o out --mode lft --lft-size 1000 --target trl,llama-factory
-      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./tokenizer.json
+      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./Qwen2.5-0.5B-Instruct
       itkit export simplified.jsonl -o out --prefer-simplified --val-size 200 --overwrite
     """
     settings = settings_for(
@@ -61,6 +61,8 @@ def export(
     else:
         with err_console.status("exporting") as status:
             result = execute(settings, progress=lambda message: status.update(message))
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if as_json:
         out_console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
     elif not quiet:
@@ -94,6 +96,8 @@ def _print_summary(result: ExportResult) -> None:
 
     row("candidates", [m.candidates for m in modes])
     row("dropped: over --max-tokens", [m.length_dropped for m in modes])
+    if any(m.unrenderable for m in modes):
+        row("dropped: chat template refuses", [m.unrenderable for m in modes])
     if any(m.split_records for m in modes):
         row("split into pieces", [f"{m.split_records} -> {m.split_pieces}" for m in modes])
     if any(m.quality is not None for m in modes):
@@ -123,4 +127,13 @@ def _print_summary(result: ExportResult) -> None:
         if len(c.rows) > SUMMARY_STRATA:
             cov.add_row(f"({len(c.rows) - SUMMARY_STRATA} more)", "", "")
         err.print(cov)
+    if result.no_trained_turn:
+        err.print(f"{result.no_trained_turn} records left out: every assistant turn has weight 0", markup=False)
+    if not result.exact_lengths:
+        how = (
+            f"{result.settings.tokenizer} has no chat template (chat_template in tokenizer_config.json, or chat_template.jinja)"
+            if result.settings.tokenizer
+            else "pass --tokenizer with the model's folder for exact lengths"
+        )
+        err.print(f"token lengths are estimates ({result.token_counter}); the configs allow a margin ({how})", markup=False)
     err.print(f"wrote {len(result.files)} files to {result.out_dir} (README.md, manifest.json)", markup=False)

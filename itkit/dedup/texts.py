@@ -28,16 +28,21 @@ def _prompt(record: Record) -> str:
 
 
 def _response(record: Record) -> str:
-    return TURN_SEPARATOR.join(record.assistant_texts())
+    """Every assistant turn, its tool calls included (two answers that call different tools differ)."""
+    return TURN_SEPARATOR.join(t.text_with_calls for t in record.turns if t.role == "assistant")
 
 
 def _conversation(record: Record) -> str:
-    return TURN_SEPARATOR.join(m["content"] for m in record.to_messages(include_system=True))
+    """The system prompt and every turn, tool calls and tool results included."""
+    parts = [record.system] if record.system else []
+    texts = [m["content"] for m in record.to_messages(include_system=False)]
+    parts += [t.text_with_calls if t.tool_calls else texts[i] for i, t in enumerate(record.turns)]
+    return TURN_SEPARATOR.join(parts)
 
 
 def _auto(record: Record) -> str:
     turns = record.turns
-    if len(turns) <= 2:  # turns alternate from the user: at most one exchange, so a single-turn record
+    if len(turns) <= 2 or not record.is_multi_turn:  # one exchange (tool calls and results aside)
         return join_input(turns[0].content if turns else "", record.input)
     return _prompt(record)
 
@@ -61,4 +66,4 @@ def text_getter(on: str) -> Callable[[Record], str]:
 
 def response_length(record: Record) -> int:
     """Characters in the record's assistant turns (what ``--keep longest`` maximises)."""
-    return sum(len(t.content) for t in record.turns if t.role == "assistant")
+    return sum(len(t.text_with_calls) for t in record.turns if t.role == "assistant")

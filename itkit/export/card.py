@@ -55,12 +55,19 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
         text = f"- Length budget {s.max_tokens} tokens: {m.length_dropped} records over it dropped"
         if s.split_long:
             text += (
-                f"; {m.split_records} multi-turn records split at turn pairs into {m.split_pieces} pieces"
-                f" ({m.split_pairs_dropped} single turn pairs over the budget left out)"
+                f"; {m.split_records} multi-turn records split at exchanges into {m.split_pieces} pieces"
+                f" ({m.split_pairs_dropped} single exchanges over the budget left out)"
             )
         lines.append(text + f"; {m.after_length} kept.")
     else:
         lines.append("- No length budget (--max-tokens not given): nothing dropped for length.")
+    if m.unrenderable:
+        examples = "; ".join(f"`{rid}`: {why}" for rid, why in m.render_errors.items())
+        lines.append(f"- The model's chat template cannot render {m.unrenderable} records, left out ({examples}).")
+    if m.tool_records:
+        lines.append(f"- {m.tool_records} records use tools (tool calls, results or schemas).")
+    if m.weighted_records:
+        lines.append(f"- {m.weighted_records} records carry per-turn weights that leave some assistant turns untrained.")
     if m.quality is not None:
         removed = sum(m.quality.removed.values())
         by_rule = ", ".join(f"{name} {n}" for name, n in m.quality.removed.items()) or "no rules"
@@ -108,12 +115,24 @@ def render_card(result: "ExportResult") -> str:
         "JSON is UTF-8 without escapes. `<mode>/lineage.jsonl` maps every exported id to its source record, "
         "split, response kind and provenance; `manifest.json` lists every file with its sha256.",
         "",
+    ]
+    linked = [p for m in result.modes.values() for p in m.linked]
+    if linked:
+        lines += [
+            "Data files identical for several targets are stored once: "
+            + ", ".join(f"`{p}`" for p in linked)
+            + " are hard links to the first copy (copy the folder with `cp -a` or `rsync -H` to keep one copy).",
+            "",
+        ]
+    lines += [
         "## How it was built",
         "",
         f"- Source: {result.rows} rows read, {result.loaded} loaded, {result.rejected} rejected"
         + (f" (written with reasons to `rejected.jsonl`)" if result.rejected else "")
         + f"; {result.trimmed_trailing_user} conversations ended with a user turn, which was removed; "
-        f"{result.no_exchange} records with no complete exchange dropped; {result.usable} usable.",
+        f"{result.no_exchange} records with no complete exchange dropped; "
+        + (f"{result.no_trained_turn} records whose every assistant turn has weight 0 dropped (nothing to train on); " if result.no_trained_turn else "")
+        + f"{result.usable} usable.",
     ]
     if result.source_sha256:
         lines.append(f"- Source sha256: `{result.source_sha256}`.")
@@ -126,11 +145,28 @@ def render_card(result: "ExportResult") -> str:
     for mode, m in result.modes.items():
         lines += ["", f"### {MODE_TITLES[mode]}", ""] + _steps(result, mode, m)
 
+    warnings = result.warnings
+    notes = [n for m in result.modes.values() for n in m.notes]
+    if warnings or notes:
+        lines += ["", "## Warnings and limits", ""]
+        lines += [f"- {w}" for w in warnings] + [f"- {n}" for n in dict.fromkeys(notes)]
+
     lines += ["", "## Token lengths", ""]
-    lines.append(
-        f"Tokens per record with `{result.token_counter}`: the content of every message plus "
-        f"{s.as_dict()['message_overhead_tokens']} per message for the chat template's markup."
-    )
+    cutoffs = ", ".join(f"{mode.upper()} {m.cutoff_len}" for mode, m in result.modes.items())
+    if result.exact_lengths:
+        lines.append(
+            f"Exact tokens per record with `{result.token_counter}`: each record rendered with the model's own chat "
+            f"template and encoded, generation markers and end-of-turn tokens included. The configs' sequence length "
+            f"({cutoffs}) holds every record, so a trainer using that template drops none for length."
+        )
+    else:
+        lines.append(
+            f"Estimated tokens per record with `{result.token_counter}`: the content of every message plus "
+            f"{s.as_dict()['message_overhead_tokens']} per message for the chat template's markup. The model's own "
+            f"tokenizer and template count differently, so the configs' sequence length ({cutoffs}) leaves a margin "
+            f"of {s.training.estimate_margin:.0%} over the longest record; pass `--tokenizer` with the model's folder "
+            "for exact lengths."
+        )
     lines.append("")
     rows = []
     for mode, m in result.modes.items():
@@ -203,14 +239,17 @@ def _usage(result: "ExportResult") -> list[str]:
             "```python",
             "from datasets import load_dataset",
             f'ds = load_dataset("json", data_files={files})',
-            "# SFTTrainer(model=..., train_dataset=ds[\"train\"], ...)",
+            "# TRL truncates at max_length (default 1024): give it the exported set's length",
+            f"# SFTTrainer(model=..., train_dataset=ds[\"train\"], args=SFTConfig(max_length={m.cutoff_len}, ...))",
             "```",
             "",
         ]
     if "llama-factory" in names:
         out += [
-            "LLaMA-Factory: `dataset_info.json` registers `itkit_<mode>_train` (and `_val`); the config stub "
-            "points `dataset_dir` at its folder. Set the model and its chat template in "
+            "LLaMA-Factory: `dataset_info.json` registers `itkit_<mode>_train` (and `_val`); the config "
+            "points `dataset_dir` at its folder"
+            + (" (`.`: run from that folder)" if result.settings.relative_paths else "")
+            + ". Set the model (or pass --base-model) in "
             "`lft/llama-factory/train_lora.yaml` or `sft/llama-factory/train_full.yaml`, then "
             "`llamafactory-cli train <that file>`.",
             "",
@@ -218,7 +257,8 @@ def _usage(result: "ExportResult") -> list[str]:
     if "axolotl" in names:
         out += [
             "Axolotl: merge `lft/axolotl/axolotl_lora.yaml` or `sft/axolotl/axolotl_full.yaml` into your config "
-            "(`type: chat_template`, `field_messages: messages`; absolute data paths).",
+            "(`type: chat_template`, `field_messages: messages`; "
+            + ("data paths relative to the fragment's folder: run from there)." if result.settings.relative_paths else "absolute data paths)."),
             "",
         ]
     if "alpaca" in names or "sharegpt" in names:

@@ -1,20 +1,24 @@
-"""Token lengths of records, and the length policy: drop over-long records or split them at turn pairs.
+"""Token lengths of records, and the length policy: drop over-long records or split them at exchanges.
 
-A record's length is the sum of the tokens of every message it would be
-trained on (system, user turns with their input, assistant turns) plus a small
-per-message allowance for the chat template's markup
-(:data:`MESSAGE_OVERHEAD_TOKENS`). Tokens are counted with tiktoken
-(:mod:`itkit.tokens`) or with a local Hugging Face tokenizer
-(:class:`HFTokenCounter`, needs the optional ``tokenizers`` library).
+With ``--tokenizer`` pointing at a model's folder that has a chat template, a
+record's length is exact: the record rendered with the model's own template
+(:mod:`itkit.export.chat_template`) and encoded with its tokenizer, as the
+trainer will see it; a record the template refuses is reported and left out.
+Otherwise it is an estimate: the sum of the tokens of every message (system,
+user turns with their input, assistant turns, tool calls and results) plus a
+per-message allowance for the template's markup (:data:`MESSAGE_OVERHEAD_TOKENS`),
+counted with tiktoken (:mod:`itkit.tokens`) or with the tokenizer alone.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from itkit.errors import TokenizerError, UsageError
+from itkit.export.chat_template import ChatTemplate, TemplateCounter, find_template
 from itkit.records import Record, Turn
 from itkit.tokens import TokenCounter, counter_for
 
@@ -25,13 +29,18 @@ SPLIT_OPERATION = "split_long"
 PART_SUFFIX = "-part"
 """Pieces of a split conversation get ids ``<id>-part1``, ``<id>-part2``..."""
 
-HF_TOKENIZER_HINT = "pip install 'itkit[hf-tokenizer]' (the small 'tokenizers' library) or install transformers"
+HF_TOKENIZER_HINT = "pip install tokenizers (a dependency of itkit: reinstall it) or install transformers"
 
 
 class Counter(Protocol):
     name: str
 
     def count_many(self, texts: list[str]) -> list[int]: ...
+
+
+def is_exact(counter: Counter) -> bool:
+    """Whether the counter renders whole records with the model's chat template (exact lengths)."""
+    return bool(getattr(counter, "exact", False))
 
 
 class HFTokenCounter:
@@ -76,6 +85,18 @@ class HFTokenCounter:
         except Exception as exc:
             raise TokenizerError(f"--tokenizer {path}: transformers cannot load it: {exc}") from None
 
+    @property
+    def raw_tokenizer(self) -> object | None:
+        """The ``tokenizers.Tokenizer``, when it is the one in use (not transformers)."""
+        return self._tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a text, special-token markup matched, nothing added (as transformers encodes a chat)."""
+        if self._tokenizer is not None:
+            return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        assert self._auto is not None
+        return list(self._auto(text, add_special_tokens=False)["input_ids"])
+
     def count_many(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
@@ -86,11 +107,24 @@ class HFTokenCounter:
 
 
 def make_counter(encoding: str | None = None, model: str | None = None, tokenizer: str | None = None) -> Counter:
-    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face)."""
+    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face).
+
+    A tokenizer folder with a chat template (``tokenizer_config.json`` or
+    ``chat_template.jinja``) gives exact counts of rendered records.
+    """
     if tokenizer:
         if encoding or model:
             raise UsageError("give --tokenizer or --encoding/--model, not both")
-        return HFTokenCounter(tokenizer)
+        base = HFTokenCounter(tokenizer)
+        where = Path(tokenizer)
+        template, variables = find_template(where if where.is_dir() else where.parent)
+        if template is None:
+            return base
+        try:
+            compiled = ChatTemplate(template, variables)
+        except TokenizerError as exc:
+            raise TokenizerError(f"--tokenizer {tokenizer}: {exc}") from None
+        return TemplateCounter(tokenizer, compiled, base.encode, base.count_many, base.raw_tokenizer)
     return counter_for(model, encoding)
 
 
@@ -111,12 +145,20 @@ def message_token_counts(records: Sequence[Record], counter: Counter) -> list[li
 
     for record in records:
         messages = record.to_messages()
-        texts.extend(m["content"] for m in messages)
+        texts.extend(message_text(m) for m in messages)
         shapes.append(len(messages))
         if len(texts) >= COUNT_BATCH:
             flush()
     flush()
     return out
+
+
+def message_text(message: dict) -> str:
+    """What a message costs: its content, and the JSON of its tool calls."""
+    calls = message.get("tool_calls")
+    if not calls:
+        return message["content"]
+    return message["content"] + "".join(json.dumps(c["function"], ensure_ascii=False) for c in calls)
 
 
 def total_tokens(counts: Sequence[int], overhead: int = MESSAGE_OVERHEAD_TOKENS) -> int:
@@ -142,7 +184,14 @@ class LengthOutcome:
     pieces: int = 0
     """Pieces written for the split records."""
     pairs_dropped: int = 0
-    """Turn pairs of split records that alone exceed the budget, left out."""
+    """Exchanges of split records that alone exceed the budget, left out."""
+    unrenderable: int = 0
+    """Records the model's chat template refuses (a role it does not accept, a system prompt...), left out."""
+    render_errors: dict[str, str] = field(default_factory=dict)
+    """A few of them: record id -> the template's message."""
+
+
+RENDER_EXAMPLES = 5
 
 
 def apply_length(
@@ -152,17 +201,32 @@ def apply_length(
     split_long: bool = False,
     overhead: int = MESSAGE_OVERHEAD_TOKENS,
 ) -> LengthOutcome:
-    """Keep records within ``max_tokens``; drop the others, or split multi-turn ones at turn-pair boundaries."""
+    """Keep records within ``max_tokens``; drop the others, or split multi-turn ones at exchange boundaries."""
     out = LengthOutcome()
-    for index, (record, counts) in enumerate(zip(records, message_token_counts(records, counter))):
-        total = total_tokens(counts, overhead)
+    exact = is_exact(counter)
+    totals: list[int | str]
+    per_message: list[list[int]] | None = None
+    if exact:
+        totals = counter.count_records(records)  # type: ignore[attr-defined]
+    else:
+        per_message = message_token_counts(records, counter)
+        totals = [total_tokens(c, overhead) for c in per_message]
+    for index, (record, total) in enumerate(zip(records, totals)):
+        if isinstance(total, str):
+            out.unrenderable += 1
+            if len(out.render_errors) < RENDER_EXAMPLES:
+                out.render_errors[record.id] = total
+            continue
         if max_tokens is None or total <= max_tokens:
             out.records.append(record)
             out.tokens.append(total)
             out.origins.append(index)
             continue
         if split_long and record.is_multi_turn:
+            counts = per_message[index] if per_message is not None else message_token_counts([record], counter)[0]
             pieces, pairs_dropped = split_conversation(record, counts, max_tokens, overhead)
+            if exact:
+                pieces, pairs_dropped = _recount(pieces, pairs_dropped, counter, max_tokens)
             out.pairs_dropped += pairs_dropped
             if pieces:
                 out.split += 1
@@ -176,28 +240,54 @@ def apply_length(
     return out
 
 
+def _recount(
+    pieces: list[tuple[Record, int]], pairs_dropped: int, counter: Counter, max_tokens: int
+) -> tuple[list[tuple[Record, int]], int]:
+    """Pieces counted exactly with the chat template; a piece still over the budget (or refused) is left out."""
+    kept = []
+    for piece, _ in pieces:
+        total = counter.count_records([piece])[0]  # type: ignore[attr-defined]
+        if isinstance(total, int) and total <= max_tokens:
+            kept.append((piece, total))
+        else:
+            pairs_dropped += piece.num_exchanges
+    return kept, pairs_dropped
+
+
+def exchanges(record: Record) -> list[list[int]]:
+    """Turn indices of each exchange: a user turn and everything up to the next user turn."""
+    groups: list[list[int]] = []
+    for i, turn in enumerate(record.turns):
+        if turn.role == "user" or not groups:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
 def split_conversation(
     record: Record, counts: Sequence[int], max_tokens: int, overhead: int = MESSAGE_OVERHEAD_TOKENS
 ) -> tuple[list[tuple[Record, int]], int]:
-    """Pieces of a conversation, each a run of whole (user, assistant) pairs within ``max_tokens``.
+    """Pieces of a conversation, each a run of whole exchanges within ``max_tokens``.
 
-    The system prompt is repeated in every piece; the input stays with the last
-    user turn. A pair that alone exceeds the budget is left out (and counted).
-    Returns ``[(piece, tokens)]`` and the number of pairs left out.
+    An exchange is a user turn with the assistant's answer (and its tool calls
+    and results). The system prompt (and the tools) are repeated in every piece;
+    the input stays with the last user turn. An exchange that alone exceeds the
+    budget is left out (and counted). Returns ``[(piece, tokens)]`` and the
+    number of exchanges left out.
     """
     offset = 1 if record.system else 0
     system_cost = (counts[0] + overhead) if record.system else 0
     turns = record.turns
-    pairs: list[tuple[int, int]] = []  # (index of the user turn, tokens of the pair)
-    for i in range(0, len(turns) - 1, 2):
-        cost = counts[offset + i] + counts[offset + i + 1] + 2 * overhead
-        pairs.append((i, cost))
-    last_user = len(turns) - 2
+    pairs: list[tuple[int, int]] = []  # (index of the exchange, tokens of the exchange)
+    spans = exchanges(record)
+    for k, span in enumerate(spans):
+        pairs.append((k, sum(counts[offset + i] for i in span) + overhead * len(span)))
+    last_user = record.last_user_index
     groups: list[list[int]] = []
     current: list[int] = []
     used = system_cost
     dropped = 0
-    for i, cost in pairs:
+    for k, cost in pairs:
         if system_cost + cost > max_tokens:
             dropped += 1
             if current:
@@ -207,29 +297,27 @@ def split_conversation(
         if current and used + cost > max_tokens:
             groups.append(current)
             current, used = [], system_cost
-        current.append(i)
+        current.append(k)
         used += cost
     if current:
         groups.append(current)
     pieces: list[tuple[Record, int]] = []
     cost_of = dict(pairs)
-    for k, group in enumerate(groups, start=1):
-        piece_turns: list[Turn] = []
-        for i in group:
-            piece_turns.extend((turns[i], turns[i + 1]))
+    for n, group in enumerate(groups, start=1):
+        piece_turns: list[Turn] = [turns[i] for k in group for i in spans[k]]
         step = {
             "method": "export",
             "operation": SPLIT_OPERATION,
             "parent_id": record.id,
-            "part": k,
+            "part": n,
             "parts": len(groups),
             "max_tokens": max_tokens,
         }
         piece = record.with_provenance(
             step,
-            id=f"{record.id}{PART_SUFFIX}{k}",
+            id=f"{record.id}{PART_SUFFIX}{n}",
             turns=piece_turns,
-            input=record.input if group[-1] == last_user else "",
+            input=record.input if last_user in spans[group[-1]] else "",
         )
-        pieces.append((piece, system_cost + sum(cost_of[i] for i in group)))
+        pieces.append((piece, system_cost + sum(cost_of[k] for k in group)))
     return pieces, dropped

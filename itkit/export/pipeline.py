@@ -3,22 +3,25 @@
 Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
 
 1. read the source (records ending with a user turn lose that turn, as
-   FastChat does; records with no exchange left are dropped and counted);
+   FastChat does; records with no exchange left, or whose every assistant turn
+   has weight 0, are dropped and counted);
 2. pick the response (:mod:`itkit.export.responses`, ``--prefer-simplified``);
 3. the length policy (:mod:`itkit.export.length`): drop records over
-   ``--max-tokens``, or split multi-turn ones at turn pairs (``--split-long``);
+   ``--max-tokens`` (exact with the model's chat template, ``--tokenizer``), or split
+   multi-turn ones at exchanges (``--split-long``);
 4. LFT only: quality rules (:mod:`itkit.export.quality`), then a subset of
    ``--lft-size`` records spread over categories or topic clusters
    (:mod:`itkit.export.subset`);
 5. the train/validation split without leakage (:mod:`itkit.export.split`);
-6. the files of every target, a lineage file, the dataset card and the manifest,
+6. refuse a target that cannot hold a record (before writing anything); the
+   files of every target (identical data files hard-linked), a lineage file,
+   the dataset card and the manifest,
    built in a temporary folder renamed to OUTDIR at the end
    (:mod:`itkit.export.outdir`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from collections import Counter
@@ -38,9 +41,11 @@ from itkit.export.length import (
     Counter as TokenCounterLike,
     LengthOutcome,
     apply_length,
+    is_exact,
     make_counter,
 )
 from itkit.export.outdir import MANIFEST, MANIFEST_FORMAT, StagedDir, check_target
+from itkit.export.written import check_targets, cutoff_len, file_sha256, link_if_same, validation_warnings
 from itkit.export.quality import (
     DEFAULT_LFT_RULES,
     DEFAULT_MAX_RESPONSE_WORDS,
@@ -61,6 +66,7 @@ from itkit.export.targets import (
     TargetContext,
     TrainingDefaults,
     get_targets,
+    trained_pattern,
 )
 from itkit.io.paths import check_paths
 from itkit.io.rows import display_name, is_hub
@@ -74,7 +80,6 @@ DEFAULT_SEED = 0
 LINEAGE_FILE = "lineage.jsonl"
 CARD_FILE = "README.md"
 REJECTED_FILE = "rejected.jsonl"
-HASH_CHUNK = 1 << 20
 
 Progress = Callable[[str], None]
 
@@ -104,6 +109,7 @@ class ExportSettings:
     lft_min_response: int | None = DEFAULT_MIN_RESPONSE_WORDS
     lft_max_response: int | None = DEFAULT_MAX_RESPONSE_WORDS
     base_model: str | None = None
+    relative_paths: bool = False
     overwrite: bool = False
     training: TrainingDefaults = field(default_factory=TrainingDefaults)
     invoked_as: str | None = None
@@ -208,6 +214,8 @@ class ExportSettings:
             args += ["--trl-format", self.trl_format]
         if self.base_model:
             args += ["--base-model", self.base_model]
+        if self.relative_paths:
+            args.append("--relative-paths")
         if self.overwrite:
             args.append("--overwrite")
         return shlex.join(args)
@@ -233,6 +241,7 @@ class ExportSettings:
             "lft_min_response_words": self.lft_min_response,
             "lft_max_response_words": self.lft_max_response,
             "base_model": self.base_model,
+            "relative_paths": self.relative_paths,
         }
 
 
@@ -263,6 +272,9 @@ class ModeResult:
     split_records: int = 0
     split_pieces: int = 0
     split_pairs_dropped: int = 0
+    unrenderable: int = 0
+    """Records the model's chat template refuses, left out."""
+    render_errors: dict[str, str] = field(default_factory=dict)
     after_length: int = 0
     quality: QualityOutcome | None = None
     rules: list[dict[str, Any]] = field(default_factory=list)
@@ -276,6 +288,16 @@ class ModeResult:
     tokens: dict[str, Distribution] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    cutoff_len: int = 0
+    """The sequence length written into the configs."""
+    tool_records: int = 0
+    weighted_records: int = 0
+    """Records whose weights leave some assistant turn untrained."""
+    notes: list[str] = field(default_factory=list)
+    """What a target cannot honour (per-turn weights...), for the card."""
+    warnings: list[str] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
+    """Data files that are hard links to an identical file of another target."""
 
     @property
     def train(self) -> int:
@@ -293,6 +315,8 @@ class ModeResult:
                 "split_records": self.split_records,
                 "split_pieces": self.split_pieces,
                 "split_pairs_dropped": self.split_pairs_dropped,
+                "not_rendered": self.unrenderable,
+                "not_rendered_examples": dict(self.render_errors),
                 "kept": self.after_length,
             },
         }
@@ -320,6 +344,11 @@ class ModeResult:
             tokens={name: d.__dict__ for name, d in self.tokens.items()},
             categories=dict(self.categories),
             lineage=self.lineage,
+            cutoff_len=self.cutoff_len,
+            tool_records=self.tool_records,
+            weighted_records=self.weighted_records,
+            notes=list(self.notes),
+            warnings=list(self.warnings),
         )
         return out
 
@@ -336,9 +365,12 @@ class ExportResult:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     trimmed_trailing_user: int = 0
     no_exchange: int = 0
+    no_trained_turn: int = 0
+    """Records whose every assistant turn has weight 0: nothing to train on."""
     usable: int = 0
     with_both_responses: int = 0
     token_counter: str = ""
+    exact_lengths: bool = False
     modes: dict[str, ModeResult] = field(default_factory=dict)
     files: list[FileEntry] = field(default_factory=list)
 
@@ -358,14 +390,20 @@ class ExportResult:
                 "rejected_reasons": dict(self.reject_reasons),
                 "trimmed_trailing_user_turn": self.trimmed_trailing_user,
                 "dropped_no_exchange": self.no_exchange,
+                "dropped_no_trained_turn": self.no_trained_turn,
                 "usable": self.usable,
                 "with_simplified_and_original": self.with_both_responses,
             },
             "settings": self.settings.as_dict(),
             "seed": self.settings.seed,
             "token_counter": self.token_counter,
+            "exact_lengths": self.exact_lengths,
             "modes": {mode: r.as_dict() for mode, r in self.modes.items()},
         }
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for m in self.modes.values() for w in m.warnings]
 
     def manifest(self) -> dict[str, Any]:
         out = {"format": MANIFEST_FORMAT, **self.as_dict()}
@@ -375,14 +413,6 @@ class ExportResult:
 
 
 # ---------------------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def usable(record: Record) -> Record | None:
@@ -464,7 +494,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
     counter = make_counter(settings.encoding, settings.model, settings.tokenizer)
-    result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name)
+    result = ExportResult(settings=settings, out_dir=str(out_dir), token_counter=counter.name, exact_lengths=is_exact(counter))
 
     with StagedDir(out_dir, settings.overwrite) as staged:
         # 1. read
@@ -480,6 +510,9 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     continue
                 if fixed is not record:
                     result.trimmed_trailing_user += 1
+                if not any(t.trained for t in fixed.turns):
+                    result.no_trained_turn += 1
+                    continue
                 records.append(fixed)
         except BaseException:
             rejects.abort()
@@ -506,29 +539,53 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
             result.modes[mode] = mode_result
             mode_sets[mode] = (chosen, kinds)
 
+        check_targets(targets, [chosen for chosen, _ in mode_sets.values()])
+
         # 6. files
         for mode, (chosen, kinds) in mode_sets.items():
             _report(progress, f"writing {mode}")
-            split = result.modes[mode].split
+            mode_result = result.modes[mode]
+            split = mode_result.split
+            patterns = [trained_pattern(r) for r in chosen]
+            mode_result.tool_records = sum(1 for r in chosen if r.uses_tools)
+            mode_result.weighted_records = sum(1 for _, partial in patterns if partial)
+            mode_result.cutoff_len = cutoff_len(
+                settings.max_tokens, settings.training, result.exact_lengths, mode_result.tokens.get("all")
+            )
+            mode_result.warnings += validation_warnings(
+                mode, mode_result.train, mode_result.val, mode_result.split, mode_result.unrenderable, mode_result.render_errors
+            )
+            written: dict[str, Path] = {}
             for target in targets:
                 folder = Path(mode) / target.name
                 ctx = TargetContext(
                     mode=mode,
                     folder=out_dir / folder,
                     has_val=bool(split.val),
-                    cutoff_len=settings.max_tokens or settings.training.cutoff_len,
+                    cutoff_len=mode_result.cutoff_len,
                     base_model=settings.base_model,
                     trl_format=settings.trl_format,
                     training=settings.training,
+                    train_rows=len(split.train),
+                    exact_lengths=result.exact_lengths,
+                    relative_paths=settings.relative_paths,
+                    uses_tools=mode_result.tool_records > 0,
+                    has_weights=any(r.has_weights for r in chosen),
+                    last_turn_only=all(last for last, _ in patterns),
+                    weighted_records=mode_result.weighted_records,
                 )
                 for name, indices in ((TRAIN_FILE, split.train), (VAL_FILE, split.val)):
                     if not indices:
                         continue
-                    with RowWriter(str(staged.path / folder / name), "jsonl") as writer:
+                    path = staged.path / folder / name
+                    with RowWriter(str(path), "jsonl") as writer:
                         for i in indices:
                             writer.write(target.row(chosen[i], ctx))
+                    if link_if_same(path, written):
+                        mode_result.linked.append((folder / name).as_posix())
                 for name, text in target.extra_files(ctx).items():
                     write_file_atomic(staged.path / folder / name, text.encode("utf-8"))
+                mode_result.notes += ctx.notes
             in_val = set(split.val)
             with RowWriter(str(staged.path / mode / LINEAGE_FILE), "jsonl") as writer:
                 for i, record in enumerate(chosen):
@@ -585,6 +642,8 @@ def _build_mode(
     out.split_records = length.split
     out.split_pieces = length.pieces
     out.split_pairs_dropped = length.pairs_dropped
+    out.unrenderable = length.unrenderable
+    out.render_errors = dict(length.render_errors)
     out.after_length = len(length.records)
     chosen, tokens = length.records, length.tokens
 
@@ -611,7 +670,7 @@ def _build_mode(
     if not chosen:
         raise InputError(
             f"no record is left for the {mode.upper()} set ({out.candidates} usable, {out.length_dropped} over "
-            f"--max-tokens" + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
+            f"--max-tokens" + (f", {out.unrenderable} the chat template cannot render" if out.unrenderable else "") + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
             + "); nothing was written",
             Location(display_name(settings.source)),
         )

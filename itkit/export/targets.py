@@ -8,9 +8,10 @@ validation part, ``val.jsonl``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 
@@ -36,12 +37,33 @@ class TrainingDefaults:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     warmup_ratio: float = 0.1
+    """Share of the run's optimiser steps spent warming up (written as ``warmup_steps``)."""
     batch_size: int = 1
     gradient_accumulation_steps: int = 8
-    eval_steps: int = 500
+    evaluations_per_run: int = 10
+    """Evaluations (and checkpoints) over a run: ``eval_steps`` and ``save_steps`` are the run's steps over this."""
+    estimate_margin: float = 0.25
+    """When lengths are estimates (no chat template), configs allow this much more than the longest record."""
+    estimate_margin_min: int = 64
 
     def learning_rate(self, mode: str) -> float:
         return self.lora_learning_rate if mode == "lft" else self.full_learning_rate
+
+    def steps(self, train_rows: int) -> int:
+        """Optimiser steps of a run over ``train_rows`` records (one device)."""
+        per_epoch = math.ceil(max(train_rows, 1) / (self.batch_size * self.gradient_accumulation_steps))
+        return max(1, math.ceil(per_epoch * self.epochs))
+
+    def eval_steps(self, train_rows: int) -> int:
+        return max(1, self.steps(train_rows) // self.evaluations_per_run)
+
+    def warmup_steps(self, train_rows: int) -> int:
+        return math.ceil(self.warmup_ratio * self.steps(train_rows))
+
+    def with_margin(self, tokens: int) -> int:
+        """A sequence length that holds ``tokens`` estimated tokens, with the margin, rounded up to a multiple of 8."""
+        value = tokens + max(self.estimate_margin_min, math.ceil(tokens * self.estimate_margin))
+        return -(-value // 8) * 8
 
 
 @dataclass
@@ -56,6 +78,21 @@ class TargetContext:
     base_model: str | None = None
     trl_format: str = "messages"
     training: TrainingDefaults = field(default_factory=TrainingDefaults)
+    train_rows: int = 0
+    exact_lengths: bool = False
+    """Lengths come from the model's own chat template (else they are estimates, see ``cutoff_len``)."""
+    relative_paths: bool = False
+    """Configs name their data relative to their own folder (run the trainer from there)."""
+    uses_tools: bool = False
+    """Some record of this set calls tools or offers tool schemas."""
+    has_weights: bool = False
+    """Some record of this set carries per-turn training weights."""
+    last_turn_only: bool = False
+    """Every record trains exactly its last assistant turn (weights 0 on every earlier one)."""
+    weighted_records: int = 0
+    """Records whose weights train something else than every assistant turn."""
+    notes: list[str] = field(default_factory=list)
+    """What the target cannot honour, for the card."""
 
     @property
     def train_path(self) -> Path:
@@ -65,6 +102,23 @@ class TargetContext:
     def val_path(self) -> Path:
         return self.folder / VAL_FILE
 
+    def data_path(self, name: str) -> str:
+        """How a config names one of this folder's files."""
+        return name if self.relative_paths else str(self.folder / name)
+
+    @property
+    def config_dir(self) -> str:
+        return "." if self.relative_paths else str(self.folder)
+
+    @property
+    def run_from(self) -> list[str]:
+        """The header line telling where to run the trainer from, when paths are relative."""
+        return ["Paths are relative to this folder: run the trainer from here."] if self.relative_paths else []
+
+
+def can_hold_anything(record: Record) -> str | None:
+    return None
+
 
 @dataclass(frozen=True)
 class Target:
@@ -72,11 +126,35 @@ class Target:
     description: str
     row: Callable[[Record, TargetContext], dict]
     extra_files: Callable[[TargetContext], dict[str, str]]
+    refuses: Callable[[Record], str | None] = can_hold_anything
+    """Why the target cannot hold a record (export then stops before writing anything), or None."""
 
 
-def messages_of(record: Record) -> list[dict[str, str]]:
-    """OpenAI-style messages, exactly {role, content} with string values; the system prompt first when set."""
-    return [{"role": m["role"], "content": m["content"]} for m in record.to_messages(include_system=bool(record.system))]
+def messages_of(record: Record, weights: bool = False) -> list[dict[str, Any]]:
+    """OpenAI-style messages: {role, content} with string values, the system prompt first when set.
+
+    An assistant turn that calls tools adds ``tool_calls`` (``arguments`` as
+    objects, as Hugging Face chat templates expect); a tool result adds
+    ``tool_call_id`` when known; ``weights`` adds each assistant turn's
+    ``weight`` (0/1) where the record has one.
+    """
+    from itkit.formats.tools import calls_with_object_arguments
+
+    messages = record.to_messages(include_system=bool(record.system))
+    offset = len(messages) - len(record.turns)
+    for i, message in enumerate(messages):
+        if "tool_calls" in message:
+            message["tool_calls"] = calls_with_object_arguments(message["tool_calls"])
+        if weights and i >= offset and record.turns[i - offset].weight is not None:
+            message["weight"] = record.turns[i - offset].weight
+    return messages
+
+
+def trained_pattern(record: Record) -> tuple[bool, bool]:
+    """(the record trains only its last assistant turn, its weights train less than every assistant turn)."""
+    assistant = [t for t in record.turns if t.role == "assistant"]
+    trained = [t.trained for t in assistant]
+    return trained == [False] * (len(trained) - 1) + [True], not all(trained)
 
 
 def yaml_text(header: list[str], data: dict) -> str:

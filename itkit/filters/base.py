@@ -112,6 +112,8 @@ def iter_fields(record: Record, user: bool = True, input: bool = True, assistant
 
     The input (Alpaca ``input``, Dolly ``context``) comes right after the last
     user turn it belongs to. The system prompt is not a field any rule checks.
+    Tool results are data, not text a rule judges, and an assistant turn that
+    only calls tools has no response text: neither is a field.
     """
     last_user = record.last_user_index
     for i, turn in enumerate(record.turns):
@@ -120,16 +122,19 @@ def iter_fields(record: Record, user: bool = True, input: bool = True, assistant
                 yield "instruction", turn_label(record, i), turn.content
             if input and i == last_user and record.input:
                 yield "input", "input", record.input
-        elif assistant:
+        elif turn.role == "assistant" and assistant and not (turn.tool_calls and is_blank(turn.content)):
             yield "response", turn_label(record, i), turn.content
 
 
 def prompt_before(record: Record, index: int) -> str:
     """The user text an assistant turn answers (with the input when it is the last exchange)."""
-    if index <= 0:
+    user = index - 1
+    while user >= 0 and record.turns[user].role != "user":  # past tool calls and results
+        user -= 1
+    if user < 0:
         return ""
-    prompt = record.turns[index - 1].content
-    if index - 1 == record.last_user_index and record.input:
+    prompt = record.turns[user].content
+    if user == record.last_user_index and record.input:
         prompt = f"{prompt}\n{record.input}"
     return prompt
 

@@ -24,7 +24,7 @@ from itkit.filters.base import (
     text_tuple,
     turn_label,
 )
-from itkit.records import Record, alternation_problem
+from itkit.records import Record, conversation_problem
 from itkit.tokens import DEFAULT_ENCODING, TokenCounter
 
 # ---------------------------------------------------------------------------
@@ -53,7 +53,7 @@ class EmptyRule(Rule):
             return None  # no user turn at all: alternation
         if is_blank(record.turns[last].content):
             return f"{turn_label(record, last)} is empty"
-        if record.has_output and is_blank(record.output):
+        if record.has_output and not record.turns[-1].tool_calls and is_blank(record.output):
             return f"{turn_label(record, len(record.turns) - 1)} is empty"
         return None
 
@@ -125,6 +125,8 @@ class PlaceholderRule(Rule):
         keys = self._keys
         last_user = record.last_user_index
         for i, turn in enumerate(record.turns):
+            if turn.role == "tool":
+                continue  # a tool's result is data ("n/a" is a fine answer from an API)
             key = placeholder_key(turn.content) if self._short(turn.content) else ""
             if key in keys:
                 if turn.role == "assistant" and self.keep_requested_placeholders and _mentions(prompt_before(record, i), key):
@@ -175,7 +177,7 @@ class AlternationRule(Rule):
         turns = record.turns
         if not turns:
             return "the record has no turns"
-        problem = alternation_problem([t.role for t in turns])
+        problem = conversation_problem(turns)
         if problem:
             return problem
         if turns[-1].role == "user":
@@ -184,7 +186,7 @@ class AlternationRule(Rule):
             return f"the conversation ends with an unanswered user turn (turn {len(turns)})"
         last_user = record.last_user_index or 0
         for i in range(last_user):
-            if is_blank(turns[i].content):
+            if is_blank(turns[i].content) and not turns[i].tool_calls and turns[i].role != "tool":
                 return f"turn {i + 1} ({turns[i].role}) is empty in the middle of the conversation"
         return None
 

@@ -18,6 +18,7 @@ from itkit.formats.base import (
     optional_str,
     present,
     record_id,
+    require_no_tools,
     require_str,
     type_name,
 )
@@ -82,6 +83,7 @@ def load(row: dict, ctx: LoadContext) -> Record:
 
 
 def dump(record: Record) -> dict:
+    require_no_tools(record, NAME)
     layout = layout_for(record, NAME)
     keep = set(layout.get("present", ("input",)))
     out: dict = {}

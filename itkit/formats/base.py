@@ -157,8 +157,19 @@ def id_for_dump(record: Record) -> str | None:
     return record.id
 
 
+def require_no_tools(record: Record, fmt: str) -> None:
+    """Refuse to drop data: a format without tool calls cannot hold a record that uses them."""
+    if record.uses_tools:
+        raise ConversionError(
+            f"uses tools (tool calls, results or schemas), which {fmt} cannot hold: write messages or sharegpt instead",
+            None,
+            "turns",
+        )
+
+
 def require_single_turn(record: Record, fmt: str, allow_system: bool) -> None:
-    """Refuse to drop data: a format without history (or system) cannot hold such a record."""
+    """Refuse to drop data: a format without history (or system, or tool calls) cannot hold such a record."""
+    require_no_tools(record, fmt)
     if record.is_multi_turn:
         raise ConversionError(
             f"has {record.num_exchanges} exchanges; {fmt} holds one: write alpaca, sharegpt or messages instead",

@@ -27,8 +27,9 @@ OPTS = (
     Opt("max_tokens", int, panel=LENGTH_PANEL, help="Token budget per record: longer ones are dropped (or split)."),
     Opt("encoding", str, default_text="cl100k_base", panel=LENGTH_PANEL, help="tiktoken encoding for token counts."),
     Opt("model", str, panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
-    Opt("tokenizer", str, panel=LENGTH_PANEL, help="Count with a local tokenizer.json (or its folder)."),
-    Opt("split_long", bool, False, "Split over-long conversations at turn pairs instead of dropping them.",
+    Opt("tokenizer", str, panel=LENGTH_PANEL,
+        help="The model's tokenizer folder (or its tokenizer.json): exact lengths from its own chat template."),
+    Opt("split_long", bool, False, "Split over-long conversations at exchanges instead of dropping them.",
         panel=LENGTH_PANEL),
     Opt("trl_format", str, TRL_FORMATS[0], "TRL rows: messages, or conversational prompt/completion.",
         choices=TRL_FORMATS),
@@ -42,7 +43,8 @@ OPTS = (
         panel=LFT_PANEL),
     Opt("lft_max_response", int, DEFAULT_MAX_RESPONSE_WORDS, "LFT: most words in a response (0: no maximum).", ge=0,
         panel=LFT_PANEL),
-    Opt("base_model", str, help="Model to fine-tune, written into the LLaMA-Factory and Axolotl configs."),
+    Opt("base_model", str, help="Model to fine-tune, written into the configs (LLaMA-Factory's template: too)."),
+    Opt("relative_paths", bool, False, "Configs name their data relative to their own folder (OUTDIR can move)."),
 )
 PATH_OPTIONS = ("tokenizer",)
 """Options that name a file: relative to the recipe's folder in a recipe."""
@@ -84,9 +86,13 @@ def run(o: Any, io: StepIO, ctx: Context) -> StepOutcome:
     removed: dict[str, int] = {}
     if result.no_exchange:
         removed["no exchange"] = result.no_exchange
+    if result.no_trained_turn:
+        removed["every assistant turn weighted 0"] = result.no_trained_turn
     for mode, m in result.modes.items():
         if m.length_dropped:
             removed[f"{mode}: over max_tokens"] = m.length_dropped
+        if m.unrenderable:
+            removed[f"{mode}: the chat template cannot render"] = m.unrenderable
         if m.quality is not None:
             for rule, n in m.quality.removed.items():
                 if n:

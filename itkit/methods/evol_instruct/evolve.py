@@ -169,6 +169,7 @@ class Lineage:
 
 SKIP_MULTI_TURN = "multi-turn conversation"
 SKIP_EMPTY = "empty instruction"
+SKIP_TOOLS = "uses tools"
 
 
 def skip_reason(record: Record) -> str | None:
@@ -178,6 +179,11 @@ def skip_reason(record: Record) -> str | None:
             f"{SKIP_MULTI_TURN} ({record.num_exchanges} user turns): evol-instruct evolves single "
             "instructions; split the conversation into exchanges or keep its first one before evolving"
         )
+    if record.uses_tools:
+        return (
+            f"{SKIP_TOOLS} (tool calls, results or schemas): an evolved instruction would not match the record's "
+            "tool calls, so it is kept as it is"
+        )
     if not record.prompt.strip():
         return f"{SKIP_EMPTY}: nothing to evolve"
     return None
@@ -185,7 +191,10 @@ def skip_reason(record: Record) -> str | None:
 
 def skip_kind(reason: str) -> str:
     """The summary's key for a skip reason."""
-    return SKIP_MULTI_TURN if reason.startswith(SKIP_MULTI_TURN) else SKIP_EMPTY
+    for kind in (SKIP_MULTI_TURN, SKIP_TOOLS):
+        if reason.startswith(kind):
+            return kind
+    return SKIP_EMPTY
 
 
 def child_id(root_id: str, round: int) -> str:

@@ -44,6 +44,10 @@ META_ORIGINAL_SYSTEM = "orca_original_system"
 """The record's own system prompt, kept when the Orca message replaces a different one."""
 
 EMPTY_PROMPT = "the record's prompt is empty: there is nothing to ask the model"
+TOOL_RECORD = (
+    "the record uses tools: Orca regenerates the answer from the question alone, which would drop its tool calls "
+    "and results"
+)
 _WORD_CHAR = re.compile(r"\w")
 
 
@@ -107,6 +111,8 @@ class OrcaRewriter:
         assignment = self.assigner.assign(record)
         if not record.prompt.strip():
             return OrcaItem(record, assignment, (), EMPTY_PROMPT)
+        if record.uses_tools:
+            return OrcaItem(record, assignment, (), TOOL_RECORD)
         return OrcaItem(record, assignment, tuple(self.request_messages(record, assignment.number)))
 
     def request_messages(self, record: Record, number: int) -> list[Message]:

@@ -20,7 +20,7 @@ from itkit.formats.openorca import NAME as OPENORCA
 from itkit.llm.engine import Engine
 from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
-from itkit.methods.orca.rewrite import META_SYSTEM_MESSAGE, META_TASK_TYPE, OrcaItem, OrcaRewriter
+from itkit.methods.orca.rewrite import EMPTY_PROMPT, META_SYSTEM_MESSAGE, META_TASK_TYPE, OrcaItem, OrcaRewriter
 from itkit.records import Record
 
 COMMAND = "orca"
@@ -120,7 +120,7 @@ def run_orca(
         result.by_type[a.task_type] += 1
         result.found_by[_found_by_kind(a.found_by)] += 1
         result.fallbacks += a.fallback
-        result.empty_prompts += item.skip_reason is not None
+        result.empty_prompts += item.skip_reason == EMPTY_PROMPT
     check_writable(items, rewriter, target)
 
     sendable = [item for item in items if item.skip_reason is None]
