@@ -392,3 +392,15 @@ def test_any_integer_beyond_64_bits_is_a_usage_error(runner, tmp_path, args):
     result = invoke(runner, args[0], data, "-o", out, *args[1:], str(2**70), *extra)
     assert result.exit_code == 2 and result.stderr.startswith(f"itkit: error: {args[-1]}: "), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
+def test_the_file_behind_stdin_is_an_input_too(tmp_path):
+    """``itkit convert - --errors data.jsonl < data.jsonl``: refused (exit 2), the file untouched."""
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(jsonl(rows(20)) + b"{broken\n")
+    before = data.read_bytes()
+    with open(data, "rb") as stdin:
+        proc = subprocess.run([*itkit_command(), "convert", "-", "-o", "out.jsonl", "--on-error", "skip", "--errors", "data.jsonl"],
+                              stdin=stdin, capture_output=True, cwd=tmp_path, env=subprocess_env(tmp_path))
+    assert proc.returncode == 2 and "--errors names the file read on stdin" in proc.stderr.decode()
+    assert data.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]

@@ -22,6 +22,7 @@ existing files that are one file under two names (hard links) count as the same.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
@@ -106,6 +107,8 @@ def check_paths(
         seen.append((out, here))
 
     for label, path in ins:
+        if path == STDIO:
+            _check_stdin(label, seen)
         if not _local(path):
             continue
         source = resolved(path)
@@ -123,6 +126,24 @@ def check_paths(
                 raise UsageError(
                     f"{out.label} names the input {label} ({path}): it would be overwritten; give it its own path"
                 )
+
+
+def _check_stdin(label: str, seen: list[tuple[Written, Path | None]]) -> None:
+    """``itkit convert - --errors data.jsonl < data.jsonl``: the file behind stdin is an input too."""
+    try:
+        stdin = os.fstat(0)
+    except OSError:
+        return
+    if not stat.S_ISREG(stdin.st_mode):
+        return
+    for out, here in seen:
+        if here is None or out.label == OUTPUT_OPTION:
+            continue
+        try:
+            if os.path.samestat(stdin, os.stat(here)):
+                raise UsageError(f"{out.label} names the file read on stdin ({out.path}): it would be overwritten; give it its own path")
+        except FileNotFoundError:
+            continue
 
 
 __all__ = ["OUTPUT_OPTION", "Written", "check_paths", "resolved"]
