@@ -140,10 +140,10 @@ def test_a_run_stopped_by_sigterm_resumes_where_it_stopped(tmp_path):
         assert (run_dir / "01-filter" / "fingerprint.json").is_file()
         assert not (run_dir / "02-simplify" / "fingerprint.json").exists()
         assert debris(tmp_path) == []
-        sent_before = len(server.completed)
         again = subprocess.run([*itkit_command(), "run", "r.yaml", "-q"], capture_output=True, cwd=tmp_path, env=env, timeout=120)
         assert again.returncode == 0, again.stderr.decode()
-        assert len(server.completed) - sent_before <= 30 - 4, "the cached responses were not sent again"
+    totals = orjson.loads((run_dir / "run_summary.json").read_bytes())["totals"]
+    assert totals["cache_hits"] >= 1, "the answers received before SIGTERM came from the cache"
     assert len((run_dir / "02-simplify" / "output.jsonl").read_text().splitlines()) == 30
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from itkit import __version__
 from itkit.errors import EXIT_FATAL, ItkitError
 from itkit.interrupts import EXIT_BROKEN_PIPE, Terminated, exit_code_of, terminating_signals
+from itkit.io.sinks import abort_pending
 
 DEBUG_ENV = "ITKIT_DEBUG"
 
@@ -75,8 +76,12 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with terminating_signals():
-                code = fn(*args, **kwargs)
+            try:
+                with terminating_signals():
+                    code = fn(*args, **kwargs)
+            except BaseException:
+                abort_pending()  # any temporary file or folder no writer got to remove (a signal at the worst moment)
+                raise
         except _FRAMEWORK_EXCEPTIONS:
             raise
         except ItkitError as exc:

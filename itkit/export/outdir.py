@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from itkit.errors import OutputError
+from itkit.io.sinks import pending, settled, signals_held
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "itkit-export"
@@ -95,16 +96,24 @@ class StagedDir:
         self.overwrite = overwrite
         check_target(self.target, overwrite)
         parent = self.target.parent
+        self.committed = False
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.", suffix=".tmp"))
+            with signals_held():  # the temporary folder exists only once it is registered for clean-up
+                self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.", suffix=".tmp"))
+                pending(self)
             os.chmod(self.path, _folder_mode())  # mkdtemp makes it private (0o700)
         except OSError as exc:
             raise OutputError(f"{self.target}: cannot create a folder next to it: {exc.strerror or exc}") from None
-        self.committed = False
 
     def commit(self) -> None:
         check_target(self.target, self.overwrite)
+        with signals_held():  # a signal between the two renames must not leave OUTDIR missing
+            self._swap()
+        self.committed = True
+        settled(self)
+
+    def _swap(self) -> None:
         old: Path | None = None
         try:
             if self.target.exists():
@@ -119,9 +128,9 @@ class StagedDir:
         finally:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-        self.committed = True
 
     def abort(self) -> None:
+        settled(self)
         shutil.rmtree(self.path, ignore_errors=True)
 
     def __enter__(self) -> "StagedDir":

@@ -13,10 +13,12 @@ header must be known up front).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +35,41 @@ _DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 def dumps_line(row: Any) -> bytes:
     """One JSONL line (UTF-8, non-ASCII kept, newline appended)."""
     return orjson.dumps(row, option=_DUMPS_OPTS)
+
+
+_PENDING: set[Any] = set()
+"""Temporary files and folders not yet moved into place or removed (see :func:`abort_pending`)."""
+_HELD = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Delay Ctrl-C, SIGTERM and SIGHUP for the block (a temporary file is created and registered at once)."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - no sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def pending(obj: Any) -> None:
+    """Note a temporary file or folder that must go if the command ends before it is in place."""
+    _PENDING.add(obj)
+
+
+def settled(obj: Any) -> None:
+    _PENDING.discard(obj)
+
+
+def abort_pending() -> None:
+    """Remove every temporary file and folder still pending: the CLI's last line of defence when a command
+    ends with an exception (a signal at the moment a writer was being created, before anyone held it)."""
+    for obj in list(_PENDING):
+        obj.abort()
 
 
 def cannot_write(name: str, exc: OSError) -> OutputError:
@@ -68,15 +105,22 @@ class AtomicFile:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        except OSError as exc:
-            self._remove_made_dirs()
-            raise OutputError(f"{path}: cannot write here: {exc.strerror or exc}") from None
-        self.tmp = Path(tmp)
-        self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
-        self.fh: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if gz else self._raw
         self.closed = False
+        with signals_held():  # the temporary file exists only once it is registered for clean-up
+            try:
+                fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            except OSError as exc:
+                self._remove_made_dirs()
+                raise OutputError(f"{path}: cannot write here: {exc.strerror or exc}") from None
+            self.tmp = Path(tmp)
+            try:
+                self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
+                self.fh: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if gz else self._raw
+            except BaseException:
+                self.tmp.unlink()
+                self._remove_made_dirs()
+                raise
+            pending(self)
         self.finished = False
 
     def write(self, data: bytes) -> None:
@@ -121,9 +165,11 @@ class AtomicFile:
             if isinstance(exc, OSError):
                 raise cannot_write(self.shown, exc) from None
             raise
+        settled(self)
 
     def abort(self) -> None:
         self.closed = True
+        settled(self)
         for fh in (self.fh, self._raw):
             try:
                 fh.close()
