@@ -18,6 +18,8 @@ class ConvertResult:
     rejected: int
     errors_path: str | None
     reasons: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Source fields the target format cannot hold -> records written without them."""
 
 
 def convert(
@@ -45,7 +47,8 @@ def convert(
                 reader.counts.rejected += 1
                 reason = f"{err.field}: {err.reason}" if err.field else err.reason
                 reader.counts.reasons[reason] = reader.counts.reasons.get(reason, 0) + 1
-                rejects.add(str(err), Location(f"record '{record.id}'"), data=record.model_dump(mode="json"))
+                # the input row verbatim, where it was read (not the record's canonical form)
+                rejects.add(f"record '{record.id}': {err}", reader.location, data=reader.row)
                 continue
             writer.rows.write(row)
         commit_together(writer, rejects)  # the output never appears without its errors file
@@ -63,6 +66,7 @@ def convert(
         rejected=counts.rejected,
         errors_path=errors_path if rejects.count else None,
         reasons=dict(counts.reasons),
+        dropped=dict(writer.dropped),
     )
 
 

@@ -18,10 +18,14 @@ from itkit.errors import ConversionError, FormatDetectionError, InputError, Loca
 from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidates, detect, get_format
 from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, parse_hub_uri
 from itkit.io.sinks import RowWriter
-from itkit.records import META_SOURCE, Record
+from itkit.failures import FAILURE_KEY, strip_failure
+from itkit.formats.base import WEIGHTED_FORMATS, dropped_fields, has_weights
+from itkit.records import META_EXTRA, META_LAYOUT, META_SOURCE, META_SOURCE_FORMAT, Record
 
 OnError = Literal["fail", "skip"]
 AUTO = "auto"
+EMPTY_INPUT_FORMAT = "alpaca"
+"""The format of an empty input read with --from auto (nothing to detect it from; nothing is lost either way)."""
 
 
 def source_stem(source: str) -> str:
@@ -108,10 +112,16 @@ class RecordReader:
         self.counts = ReadCounts()
         self.location: Location | None = None
         """Where the record last yielded was read (file + line, or index)."""
+        self.row: dict | None = None
+        """The row the record last yielded was loaded from, as read (without a failures file's ``_itkit_failure``)."""
         self._rows = iter_rows(source)
+        self._pending: Iterator[RawRow] | None = None
+        """The rows __iter__ has still to read, once it has started."""
         self._head: list[RawRow] = []
         self._format: Format | None = None if fmt == AUTO else get_format(fmt)
         self._stem = source_stem(source)
+        self.empty = False
+        """The source held no rows at all (set once the format is known)."""
 
     @property
     def format(self) -> Format:
@@ -121,13 +131,17 @@ class RecordReader:
             for raw in self._rows:
                 self._head.append(raw)
                 if raw.error is None and isinstance(raw.data, dict):
-                    sample.append((raw.data, raw.location))
+                    sample.append((strip_failure(raw.data), raw.location))
                 elif self.on_error == "fail":
                     break  # the error is raised in order by __iter__
                 if len(sample) >= DETECT_SAMPLE:
                     break
             if self.on_error == "fail" and self._head and (self._head[-1].error or not isinstance(self._head[-1].data, dict)):
                 self._raise_for(self._head[-1])
+            if not self._head:  # an empty dataset: 0 records, in the format asked for (or the default)
+                self.empty = True
+                self._format = get_format(EMPTY_INPUT_FORMAT)
+                return self._format
             if not sample and self._head:
                 # every row is unreadable: report each one (validate lists them all), not "holds no records"
                 bad = len(self._head)
@@ -158,19 +172,32 @@ class RecordReader:
         self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
         self.rejects.add(str(err), raw.location, raw.data, raw.raw)
 
+    def count_rest(self) -> int:
+        """Consume the rows not read yet without loading them; how many there were (a --limit's remainder)."""
+        pending = self._pending if self._pending is not None else itertools.chain(self._head, self._rows)
+        self._pending = iter(())
+        n = 0
+        for _raw in pending:
+            n += 1
+        return n
+
     def __iter__(self) -> Iterator[Record]:
         fmt = self.format
         load = fmt.load
         stem = self._stem
         counts = self.counts
         keep_source = self.keep_source
-        for raw in itertools.chain(self._head, self._rows):
+        if self._pending is None:  # a second iteration goes on where the first stopped
+            self._pending = itertools.chain(self._head, self._rows)
+        for raw in self._pending:
             ordinal = counts.rows
             counts.rows += 1
             row = raw.data
             if raw.error is not None or not isinstance(row, dict):
                 self._reject(raw, self._problem(raw))
                 continue
+            if FAILURE_KEY in row:  # a row of a failures file: the record itself, fed back in
+                row = strip_failure(row)
             try:
                 if not fmt.matches(row):
                     others = [n for n in candidates(row) if n != fmt.name]
@@ -189,6 +216,7 @@ class RecordReader:
                 record.metadata[META_SOURCE] = self.name
             counts.loaded += 1
             self.location = raw.location
+            self.row = row
             yield record
 
 
@@ -203,6 +231,11 @@ class RecordWriter:
     def __init__(self, target: str, fmt: Format | str, container: str | None = None):
         self.format = get_format(fmt) if isinstance(fmt, str) else fmt
         self.rows = RowWriter(target, container)
+        self.dropped: dict[str, int] = {}
+        """Source fields the format cannot hold -> records written without them (see :func:`dropped_fields`)."""
+        self.last_dropped: list[str] = []
+        self._loses_weights = self.format.name not in WEIGHTED_FORMATS
+        """The fields the row of the last :meth:`dump` lacks."""
 
     @property
     def count(self) -> int:
@@ -211,9 +244,20 @@ class RecordWriter:
     def dump(self, record: Record) -> dict:
         """The row for ``record``; raises ConversionError naming the record when the format cannot hold it."""
         try:
-            return self.format.dump(record)
+            row = self.format.dump(record)
         except ConversionError as err:
             raise ConversionError(err.reason, Location(f"record '{record.id}'"), err.field) from None
+        metadata = record.metadata
+        if (
+            (META_EXTRA in metadata or META_LAYOUT in metadata) and metadata.get(META_SOURCE_FORMAT) != self.format.name
+        ) or (self._loses_weights and has_weights(record)):
+            lost = dropped_fields(record, self.format.name)
+            self.last_dropped = lost
+            for name in lost:
+                self.dropped[name] = self.dropped.get(name, 0) + 1
+        else:
+            self.last_dropped = []
+        return row
 
     def write(self, record: Record) -> None:
         self.rows.write(self.dump(record))
@@ -250,8 +294,17 @@ def write_records(target: str, records: Iterable[Record], fmt: Format | str) -> 
         return writer.write_all(records)
 
 
+def describe_dropped(dropped: dict[str, int], target: str) -> str | None:
+    """One line naming every field a conversion left out and in how many records, or None."""
+    if not dropped:
+        return None
+    parts = ", ".join(f"'{name}' ({n} record{'s' if n != 1 else ''})" for name, n in sorted(dropped.items()))
+    return f"fields {target} cannot hold, left out: {parts}; convert to the source's own format to keep them"
+
+
 __all__ = [
     "AUTO",
+    "describe_dropped",
     "FORMATS",
     "ReadCounts",
     "RecordReader",

@@ -7,118 +7,92 @@ simplified responses, short and conservative, reduces it. ``simplify`` asks an
 LLM to rewrite the final assistant turn of every record keeping only what the
 original states (the prompt is ``prompts/simplify/simplify.yaml``).
 
+A simplifier that invents a number or drops the answer defeats that purpose,
+so every rewrite is checked, deterministically (:mod:`itkit.simplify_checks`):
+it must add no number, date, URL, quoted string or capitalised name that the
+original lacks, keep the original's code blocks verbatim (unless
+``allow_code_edits``) and keep its final-answer marker (``#### 72``,
+``\\boxed{}``, "The answer is N", a final multiple-choice letter) with the same
+value; and the length guard wants it no longer than the original (in tokens;
+in words without a tiktoken encoding). A rewrite that fails any of this is
+asked for once more (``retries``), with the problems named in a follow-up
+message (``prompts/simplify/retry.yaml``): a different request, so it can
+give a different answer even at temperature 0.
+
 What happens to each record:
 
-- **simplified**: the rewrite replaces the final response; a provenance step
-  ``{method, model, template, template_hash, parent_id}`` is added, and with
-  ``keep_original`` the original response is kept in ``metadata["original_output"]``.
-- **longer**: the length guard. A rewrite longer than the original (in
-  characters) is asked for again (``length_retries`` times, as a different
-  sample of the same prompt); if it is still longer it is kept with
-  ``metadata["simplify_longer"] = True``, or, with ``reject_longer``, the
-  record fails.
+- **simplified**: the rewrite passes; it replaces the final response and a
+  provenance step ``{method, model, template, template_hash, parent_id}`` is
+  added (``keep_original``: the original stays in ``metadata["original_output"]``).
+- **kept original** (``on_violation="keep-original"``, the default): the last
+  rewrite still breaks a check; the record is written with its original
+  response and ``metadata["simplify_violations"]`` (check -> problems), so a bad
+  rewrite never enters the SFT set.
+- **flagged** (``on_violation="flag"``): the rewrite is written anyway, with
+  ``metadata["simplify_violations"]``.
+- **longer**: the last rewrite passes the checks but is longer than the
+  original; it is kept with ``metadata["simplify_longer"] = True``, or, with
+  ``reject_longer``, the record fails.
 - **no response**: a record whose conversation ends with the user, or whose
   final response is empty, has nothing to simplify. It is written unchanged
   (no provenance step) and counted, so a dataset keeps its size and order.
 - **failed**: the engine gave up (errors, empty or cut-off responses after the
-  retry limit) or the longer rewrite was rejected: the record is not written; it
-  goes to the failures file with the reason and the raw response.
+  retry limit), the longer rewrite was rejected, or (``on_violation="fail"``) a
+  check still fails: the record is not written; it goes to the failures file
+  with the reason and the raw response.
 
 Every record read is in exactly one of these counts. (A Self-Instruct seed
 task's response is its first instance's output; further instances are kept as
-they are.)
+they are.) The run summary's ``simplify`` block (:mod:`itkit.simplify_report`)
+holds the length ratios, their distribution and the violations per check.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itkit.dataset import RecordWriter
+from itkit.errors import UsageError
 from itkit.formats import get_format
-from itkit.llm.base import ChatResponse, RecordFailure, ResponseRejected
+from itkit.llm.base import RecordFailure
 from itkit.llm.engine import Engine, sampling_from
 from itkit.llm.job import JobResult, fails_before_sending, file_report, read_input
 from itkit.llm.report import RunReport
 from itkit.records import Record
+from itkit.simplify_checks import CHECK_NAMES, CODE_BLOCKS, problem_lines, run_checks
+from itkit.simplify_prompt import clean_response, needs_simplifying, parse_simplified, prompt_variables
+from itkit.simplify_report import LengthMeter, SimplifyStats
 from itkit.templates import PromptTemplate, load_template
+
+__all__ = ["clean_response", "needs_simplifying", "parse_simplified", "prompt_variables", "simplify_file"]
 
 METHOD = "simplify"
 COMMAND = "simplify"
 TEMPLATE_NAME = "simplify"
+RETRY_TEMPLATE_NAME = "retry"
 META_ORIGINAL_OUTPUT = "original_output"
 META_LONGER = "simplify_longer"
-LENGTH_RETRIES = 1
-"""How many more samples the length guard asks for when a rewrite is longer than the original."""
+META_VIOLATIONS = "simplify_violations"
+RETRIES = 1
+"""How many more rewrites are asked for, each naming what was wrong with the last one."""
+LENGTH_RETRIES = RETRIES
 LONGER_REASON = "the simplified response is longer than the original"
+VIOLATION_REASON = "the simplified response breaks a check"
+LENGTH = "length"
+"""The length guard's key among a rewrite's problems (beside the check names)."""
+
+KEEP_ORIGINAL = "keep-original"
+FLAG = "flag"
+FAIL = "fail"
+ON_VIOLATION = (KEEP_ORIGINAL, FLAG, FAIL)
+"""What a rewrite that still breaks a check after the retry becomes (default: the original response is kept)."""
 
 STATUS_SIMPLIFIED = "simplified"
 STATUS_LONGER = "longer_kept"
+STATUS_KEPT_ORIGINAL = "kept_original"
+STATUS_FLAGGED = "flagged"
 STATUS_NO_RESPONSE = "no_response"
-
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:simplified|rewritten|shorter)\s+(?:answer|response|version)(?:\*\*)?\s*:\s*", re.I)
-_DELIMITED = re.compile(r"^\s*<<<\s*\n?(.*?)\n?\s*>>>\s*$", re.S)
-
-
-def prompt_variables(record: Record) -> dict[str, str]:
-    """The template's variables for a record: earlier turns, the request, the final answer.
-
-    With tool use the earlier turns include the calls and their results (the
-    final answer rests on them), written as text for the rewriting model.
-    """
-    if record.uses_tools:
-        return _tool_variables(record)
-    history = record.history
-    conversation = ""
-    if history:
-        lines = []
-        for prompt, answer in history:
-            lines.append(f"User: {prompt}")
-            lines.append(f"Assistant: {answer}")
-        conversation = "Earlier in the conversation:\n<<<\n" + "\n".join(lines) + "\n>>>\n\n"
-    return {"conversation": conversation, "instruction": record.prompt, "response": record.output}
-
-
-def _tool_variables(record: Record) -> dict[str, str]:
-    last = record.last_user_index or 0
-    lines = []
-    for i, turn in enumerate(record.turns[:-1]):
-        if i == last:
-            continue  # the request itself
-        if turn.role == "user":
-            lines.append(f"User: {turn.content}")
-        elif turn.role == "tool":
-            lines.append(f"Tool result: {turn.content}")
-        else:
-            if turn.content:
-                lines.append(f"Assistant: {turn.content}")
-            for call in turn.tool_calls or ():
-                lines.append(f"Assistant calls {call['function']['name']}({call['function']['arguments']})")
-    conversation = "Earlier in the conversation:\n<<<\n" + "\n".join(lines) + "\n>>>\n\n" if lines else ""
-    return {"conversation": conversation, "instruction": record.prompt, "response": record.output}
-
-
-def clean_response(text: str) -> str:
-    """The rewritten answer without a label or the prompt's delimiters echoed around it."""
-    out = text.strip()
-    delimited = _DELIMITED.match(out)
-    if delimited:
-        out = delimited.group(1).strip()
-    return _LABEL.sub("", out, count=1).strip()
-
-
-def parse_simplified(response: ChatResponse) -> str:
-    text = clean_response(response.text)
-    if not text:
-        raise ResponseRejected("the simplified response is empty once its label is removed", response.text)
-    return text
-
-
-def needs_simplifying(record: Record) -> bool:
-    """A final answer in text to rewrite; a final turn that calls tools is left untouched."""
-    return record.has_output and not record.turns[-1].tool_calls and bool(record.output.strip())
-
 
 @dataclass
 class Simplified:
@@ -126,59 +100,122 @@ class Simplified:
 
     record: Record
     status: str
+    original_length: int = 0
+    written_length: int = 0
+    first_problems: tuple[str, ...] = ()
+    """The checks (and ``length``) the first rewrite broke."""
+    final_problems: tuple[str, ...] = ()
+    """Those the last rewrite still broke."""
+    retried: bool = False
 
 
 class Simplifier:
-    """The per-record worker: render, ask, check the length, build the new record."""
+    """The per-record worker: render, ask, check, retry once with the problems named, build the new record."""
 
     def __init__(
         self,
         engine: Engine,
         template: PromptTemplate,
         *,
+        retry_template: PromptTemplate | None = None,
         keep_original: bool = False,
         reject_longer: bool = False,
-        length_retries: int = LENGTH_RETRIES,
+        length_retries: int = RETRIES,
+        on_violation: str = KEEP_ORIGINAL,
+        allow_code_edits: bool = False,
     ):
+        if on_violation not in ON_VIOLATION:
+            raise UsageError(f"--on-violation must be one of {', '.join(ON_VIOLATION)}, not '{on_violation}'")
         self.engine = engine
         self.template = template
+        self.retry_template = retry_template or load_template(METHOD, RETRY_TEMPLATE_NAME)
+        if self.retry_template.variables != ["problems"]:
+            raise UsageError(f"{self.retry_template.path}: the retry template takes one variable, 'problems'")
         self.sampling = sampling_from(template.sampling, f"{template.path}: sampling")
         self.keep_original = keep_original
         self.reject_longer = reject_longer
-        self.length_retries = length_retries
+        self.retries = length_retries
+        self.on_violation = on_violation
+        self.allow_code_edits = allow_code_edits
+        self.measure = LengthMeter(engine)
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return tuple(c for c in CHECK_NAMES if not (c == CODE_BLOCKS and self.allow_code_edits))
 
     def messages(self, record: Record) -> list[dict[str, str]]:
         return self.template.render(**prompt_variables(record))
+
+    def problems(self, original: str, rewrite: str, original_length: int) -> dict[str, list[str]]:
+        """What is wrong with a rewrite: the checks it breaks, and ``length`` when it is longer."""
+        found = run_checks(original, rewrite, self.allow_code_edits)
+        length = self.measure(rewrite)
+        if length > original_length:
+            found[LENGTH] = [
+                f"it is longer than the original answer ({length} {self.measure.unit} instead of at most {original_length})"
+            ]
+        return found
 
     async def __call__(self, record: Record) -> Simplified:
         if not needs_simplifying(record):
             return Simplified(record, STATUS_NO_RESPONSE)
         messages = self.messages(record)
         original = record.output.strip()
+        original_length = self.measure(original)
         expected = self.engine.counter.count(original) if self.engine.settings.dry_run else None
-        text = ""
-        for variant in range(self.length_retries + 1):
-            text = await self.engine.complete(
-                messages,
-                template=self.template.ref,
-                sampling=self.sampling,
-                parse=parse_simplified,
-                variant=variant,
-                expected_tokens=expected,
+        text = await self._ask(messages, expected)
+        problems = self.problems(original, text, original_length)
+        first = tuple(problems)
+        retried = False
+        for _ in range(self.retries):
+            if not problems:
+                break
+            retried = True
+            messages = [
+                *messages,
+                {"role": "assistant", "content": text},
+                *self.retry_template.render(problems=problem_lines(problems)),
+            ]
+            text = await self._ask(messages, expected, retry=True)
+            problems = self.problems(original, text, original_length)
+        violations = {k: v for k, v in problems.items() if k != LENGTH}
+        done = dict(first_problems=first, final_problems=tuple(problems), retried=retried, original_length=original_length)
+        if violations:
+            if self.on_violation == FAIL:
+                names = ", ".join(violations)
+                raise RecordFailure(f"{VIOLATION_REASON} ({names}) after {1 + self.retries} tries: {problem_lines(violations)}", text)
+            if self.on_violation == KEEP_ORIGINAL:
+                kept = record.model_copy(update={"metadata": {**record.metadata, META_VIOLATIONS: violations}})
+                return Simplified(kept, STATUS_KEPT_ORIGINAL, written_length=original_length, **done)
+            flagged = self.rewritten(record, text, longer=LENGTH in problems, violations=violations)
+            return Simplified(flagged, STATUS_FLAGGED, written_length=self.measure(text), **done)
+        if LENGTH in problems:
+            if self.reject_longer:
+                raise RecordFailure(f"{LONGER_REASON}: {problems[LENGTH][0]}, after {1 + self.retries} tries", text)
+            return Simplified(
+                self.rewritten(record, text, longer=True), STATUS_LONGER, written_length=self.measure(text), **done
             )
-            if len(text) <= len(original):
-                return Simplified(self.rewritten(record, text, longer=False), STATUS_SIMPLIFIED)
-        if self.reject_longer:
-            tries = self.length_retries + 1
-            raise RecordFailure(f"{LONGER_REASON} ({len(text)} > {len(original)} characters, {tries} tries)", text)
-        return Simplified(self.rewritten(record, text, longer=True), STATUS_LONGER)
+        return Simplified(self.rewritten(record, text), STATUS_SIMPLIFIED, written_length=self.measure(text), **done)
 
-    def rewritten(self, record: Record, text: str, longer: bool) -> Record:
+    async def _ask(self, messages: list[dict[str, str]], expected: int | None, retry: bool = False) -> str:
+        return await self.engine.complete(  # type: ignore[return-value]
+            messages,
+            template=f"{self.template.ref}+{self.retry_template.ref}" if retry else self.template.ref,
+            sampling=self.sampling,
+            parse=parse_simplified,
+            expected_tokens=expected,
+        )
+
+    def rewritten(
+        self, record: Record, text: str, longer: bool = False, violations: dict[str, list[str]] | None = None
+    ) -> Record:
         metadata = dict(record.metadata)
         if self.keep_original:
             metadata[META_ORIGINAL_OUTPUT] = record.output
         if longer:
             metadata[META_LONGER] = True
+        if violations:
+            metadata[META_VIOLATIONS] = violations
         step = {
             "method": METHOD,
             "model": self.engine.settings.model,
@@ -199,9 +236,12 @@ class SimplifyResult(JobResult):
     """Input rows the reader rejected (--on-error skip): in the errors file."""
     simplified: int = 0
     longer_kept: int = 0
+    kept_original: int = 0
+    flagged: int = 0
     no_response: int = 0
     failed: int = 0
     written: int = 0
+    stats: SimplifyStats = field(default_factory=SimplifyStats)
 
     @property
     def partial(self) -> bool:
@@ -213,10 +253,35 @@ class SimplifyResult(JobResult):
             "rejected_input": self.rejected_input,
             "simplified": self.simplified,
             "longer_kept": self.longer_kept,
+            "kept_original": self.kept_original,
+            "flagged": self.flagged,
             "no_response_passed_through": self.no_response,
             "failed": self.failed,
             "written": self.written,
+            **self.limit_counts(),
         }
+
+    def add(self, done: Simplified) -> None:
+        """Count one written record."""
+        status = done.status
+        if status == STATUS_NO_RESPONSE:
+            self.no_response += 1
+            return
+        name = {STATUS_SIMPLIFIED: "simplified", STATUS_LONGER: "longer_kept",
+                STATUS_KEPT_ORIGINAL: "kept_original", STATUS_FLAGGED: "flagged"}[status]
+        setattr(self, name, getattr(self, name) + 1)
+        stats = self.stats
+        stats.add_lengths(done.original_length, done.written_length)
+        stats.first_try.update(p for p in done.first_problems if p != LENGTH)
+        stats.final.update(p for p in done.final_problems if p != LENGTH)
+        if done.retried:
+            stats.outcomes["retried"] += 1
+            if not done.final_problems:
+                stats.outcomes["fixed_by_retry"] += 1
+        if status == STATUS_KEPT_ORIGINAL:
+            stats.outcomes["kept_original"] += 1
+        elif status == STATUS_FLAGGED:
+            stats.outcomes["flagged"] += 1
 
 
 def check_writable(records: list[Record], target: str) -> None:
@@ -237,29 +302,51 @@ def simplify_file(
     to_format: str | None = None,
     keep_original: bool = False,
     reject_longer: bool = False,
-    length_retries: int = LENGTH_RETRIES,
+    length_retries: int = RETRIES,
+    on_violation: str = KEEP_ORIGINAL,
+    allow_code_edits: bool = False,
     prompts_dir: str | None = None,
     on_error: str = "fail",
     errors_path: str | None = None,
+    pass_rest: bool = False,
 ) -> SimplifyResult:
     """Simplify every record of ``source`` into ``output`` (nothing is written in a dry run).
 
-    Reads the records (``engine.settings.limit`` first ones), loads the
-    template and checks the output format can hold every record before any
+    Reads the records (``engine.settings.limit`` first ones; with
+    ``pass_rest`` the others are written unchanged after them), loads the
+    templates and checks the output format can hold every record before any
     request, runs the rewrites concurrently, writes the results in input order,
-    then the failures file and the run summary (``report``).
+    then the failures file and the run summary (``report``) with its
+    ``simplify`` block (:mod:`itkit.simplify_report`).
     """
     settings = engine.settings
     template = load_template(METHOD, TEMPLATE_NAME, prompts_dir)
-    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    retry_template = load_template(METHOD, RETRY_TEMPLATE_NAME, prompts_dir)
+    read = read_input(
+        source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path, pass_rest=pass_rest
+    )
     records = read.records
     target = to_format or read.format
     result = SimplifyResult(read.format, target, read=len(records), rejected_input=read.rejected)
     result.errors_path = read.errors_path
-    check_writable(records, target)
+    result.take_limit(read)
+    check_writable(records + read.rest, target)
 
     simplifier = Simplifier(
-        engine, template, keep_original=keep_original, reject_longer=reject_longer, length_retries=length_retries
+        engine,
+        template,
+        retry_template=retry_template,
+        keep_original=keep_original,
+        reject_longer=reject_longer,
+        length_retries=length_retries,
+        on_violation=on_violation,
+        allow_code_edits=allow_code_edits,
+    )
+    result.stats = SimplifyStats(
+        unit=simplifier.measure.unit,
+        checks=simplifier.checks,
+        on_violation=on_violation,
+        allow_code_edits=allow_code_edits,
     )
     outcomes = engine.run(records, simplifier, description=COMMAND)
     if settings.dry_run:
@@ -269,26 +356,34 @@ def simplify_file(
         return result
 
     report = report or RunReport(COMMAND, output, settings)
+    report.inputs = read
     with RecordWriter(output, target) as writer:
         for outcome in outcomes:
             if outcome.failure is not None:
-                report.fail(outcome.item.id, outcome.failure.reason, outcome.failure.raw)
+                report.fail_record(outcome.item, outcome.failure.reason, outcome.failure.raw)
                 result.failed += 1
+                if outcome.failure.reason.startswith(VIOLATION_REASON):
+                    result.stats.outcomes["failed_checks"] += 1
                 continue
             done: Simplified = outcome.value  # type: ignore[assignment]
-            if done.status == STATUS_SIMPLIFIED:
-                result.simplified += 1
-            elif done.status == STATUS_LONGER:
-                result.longer_kept += 1
-            else:
-                result.no_response += 1
+            result.add(done)
             writer.write(done.record)
             result.written += 1
+        for record in read.rest:  # after a recipe's limit: unchanged
+            writer.write(record)
+            result.written += 1
+    result.dropped = dict(writer.dropped)
     file_report(
         result,
         report,
         engine.stats,
         result.counts(),
-        extra={"template": template.ref, "source_format": result.source_format, "target_format": target},
+        extra={
+            "template": template.ref,
+            "retry_template": retry_template.ref,
+            "source_format": result.source_format,
+            "target_format": target,
+            "simplify": result.stats.as_dict(),
+        },
     )
     return result

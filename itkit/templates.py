@@ -34,10 +34,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from itkit.errors import ItkitError
+from itkit.llm.sampling_spec import SamplingSpec
+from itkit.yaml_guard import YAMLProblem, load_yaml
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 HASH_LENGTH = 12
@@ -61,7 +62,8 @@ class PromptTemplate(BaseModel):
     version: int | str
     description: str = ""
     variables: list[str] = Field(default_factory=list)
-    sampling: dict[str, Any] = Field(default_factory=dict)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    """Checked strictly at load time (types, ranges, finite numbers): see :mod:`itkit.llm.sampling_spec`."""
     data: dict[str, Any] = Field(default_factory=dict)
     messages: list[TemplateMessage] = Field(min_length=1)
 
@@ -136,9 +138,14 @@ def parse_prompt_file(raw: bytes, path: str, model: type[M], what: str) -> M:
     Shared by every data file under ``prompts/`` (templates, Orca's system messages and task table).
     """
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: not valid UTF-8 YAML: {str(exc).splitlines()[0]}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    try:
+        data = load_yaml(text)
+    except YAMLProblem as exc:
+        where = f"{path}, line {exc.line}" if exc.line else path
+        raise PromptError(f"{where}: {exc.message}") from None
     if not isinstance(data, dict):
         raise PromptError(f"{path}: {what} must be a YAML mapping")
     try:
@@ -146,7 +153,10 @@ def parse_prompt_file(raw: bytes, path: str, model: type[M], what: str) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise PromptError(f"{path}: field '{where}': {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        value = first.get("input")
+        shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and "got " not in message else ""
+        raise PromptError(f"{path}: field '{where}': {message}{shown}") from None
 
 
 @lru_cache(maxsize=256)

@@ -39,3 +39,18 @@ def invoke(runner: CliRunner, *args: str, input: str | bytes | None = None):
     from itkit.cli import app
 
     return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def read_failures(path) -> list[dict]:
+    """The rows of a failures file, flattened for assertions: the ``_itkit_failure`` fields, the failed input
+    row as ``record`` (and its ``id``, when it has one)."""
+    import json
+
+    from itkit.failures import FAILURE_KEY
+
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        failure = row.pop(FAILURE_KEY)
+        out.append({**failure, "record": row, **({"id": row["id"]} if "id" in row else {})})
+    return out

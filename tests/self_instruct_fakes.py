@@ -46,7 +46,7 @@ def last_user(messages) -> str:
 
 def kind_of(messages) -> str:
     text = last_user(messages)
-    if text.rstrip().endswith("Classification?"):
+    if text.rstrip().lower().endswith("classification?"):
         return "classify"
     if "Class label:" in text and text.rstrip().splitlines()[-1].startswith("Task:"):
         return "clf_instances"

@@ -228,7 +228,7 @@ def test_every_operation_template_declares_markers_and_headers():
     prompts = EvolPrompts.load()
     for op in OPERATION_NAMES:
         assert prompts.markers(op) and prompts.answer_headers(op)
-    assert prompts.equality.sampling == {"temperature": 0}
+    assert prompts.equality.sampling.given() == {"temperature": 0}
 
 
 def override(tmp_path: Path, name: str, text: str) -> Path:
@@ -416,7 +416,7 @@ def test_one_round_evolves_answers_and_records_lineage():
     assert "Summarise the text.\n\nThe quick brown fox" in eq.messages[-1]["content"]
     assert "three steps for a curious student" in eq.messages[-1]["content"]
     resp = [r for r in llm.history if kind_of(r) == "response" and "Summarise" in r.messages[-1]["content"]][0]
-    assert resp.messages == ({"role": "user", "content": r1.instruction},)
+    assert resp.messages == ({"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": r1.instruction})
 
 
 def test_chosen_operation_template_is_the_one_sent():
@@ -497,16 +497,35 @@ def test_stop_word_rule_fires_on_a_real_response():
     assert result.counts()["eliminated_by_rule"][STOP_WORDS_RESPONSE] == 2
 
 
-def test_marker_rule_catches_copies_inside_the_text_and_skips_later_requests():
-    reply = scripted({
-        ("a", 1): {"evolve": "#Rewritten Prompt#:\nRewrite the given prompt so it rhymes [a:1]"},
-        ("b", 1): {"evolve": "#Rewritten Prompt#:\nWrite a rhyming couplet about rain [b:1]"},
-    })
-    result, llm, _ = evolve([tagged("a", "Write a couplet"), tagged("b", "Write a couplet")], reply)
-    a, b = result.lineages
-    assert a.attempts[0].rule == COPIED_MARKERS and "given prompt" in a.attempts[0].detail
+MARKER_REPLIES = {
+    ("a", 1): {"evolve": "#Rewritten Prompt#:\nRewrite the given prompt so it rhymes [a:1]"},
+    ("b", 1): {"evolve": "#Rewritten Prompt#:\nWrite a rhyming couplet about rain [b:1]"},
+    ("c", 1): {"evolve": "Write a rhyming couplet about snow [c:1]"},
+}
+
+
+def test_marker_rule_judges_the_reply_as_written_by_default():
+    """Rule 4 as in the paper: a reply opening with "#Rewritten Prompt#:" copies a marker and fails."""
+    records = [tagged(x, "Write a couplet") for x in "abc"]
+    result, llm, _ = evolve(records, scripted(MARKER_REPLIES))
+    a, b, c = result.lineages
+    assert a.attempts[0].rule == COPIED_MARKERS
+    assert b.attempts[0].rule == COPIED_MARKERS and "#Rewritten Prompt#" in b.attempts[0].detail
+    assert not b.evolved and c.evolved
+    assert llm.kinds() == {"evolve": 3, "equality": 1, "response": 1}  # a and b cost no further request
+    assert "salvaged_labels" not in result.counts()["evolutions"]
+
+
+def test_salvage_labels_strips_the_label_and_counts_it_apart():
+    records = [tagged(x, "Write a couplet") for x in "abc"]
+    result, llm, _ = evolve(records, scripted(MARKER_REPLIES), salvage_labels=True)
+    a, b, c = result.lineages
+    assert a.attempts[0].rule == COPIED_MARKERS and "given prompt" in a.attempts[0].detail  # a marker inside stays
     assert b.evolved and b.current.instruction == "Write a rhyming couplet about rain [b:1]"  # header stripped
-    assert llm.kinds() == {"evolve": 2, "equality": 1, "response": 1}  # a cost no further request
+    assert b.current.provenance[-1]["salvaged_label"] is True
+    assert "salvaged_label" not in c.current.provenance[-1]
+    assert result.counts()["evolutions"]["salvaged_labels"] == 2  # a's and b's replies had the label
+    assert llm.kinds() == {"evolve": 3, "equality": 2, "response": 2}
 
 
 def test_in_breadth_markers_from_the_template_are_checked():
@@ -522,6 +541,17 @@ def test_no_information_gain_by_the_model_and_by_identity():
     assert a.attempts[0].rule == NO_INFORMATION_GAIN and "judged it equal" in a.attempts[0].detail
     assert b.attempts[0].rule == NO_INFORMATION_GAIN and "identical" in b.attempts[0].detail
     assert llm.kinds() == {"evolve": 2, "equality": 1}  # no response for eliminated rewrites
+
+
+def test_rewrites_and_responses_use_the_released_codes_sampling_by_default():
+    result, llm, _ = evolve(RECORDS[:1])
+    for request in llm.history:
+        kind = kind_of(request)
+        if kind == "equality":
+            assert request.sampling.temperature == 0
+            continue
+        assert (request.sampling.temperature, request.sampling.top_p, request.sampling.max_tokens) == (1.0, 0.95, 2048)
+        assert request.messages[0] == {"role": "system", "content": "You are a helpful assistant."}
 
 
 def test_equality_check_runs_at_temperature_zero_even_when_the_user_sets_one():
@@ -581,7 +611,7 @@ def test_counts_per_rule_per_operation_and_per_round():
     assert counts["records"] == {"read": 5, "evolved": 5, "unchanged": 0, "failed": 0, "skipped": 0}
 
 
-def test_an_llm_failure_ends_the_lineage_with_stage_reason_and_raw():
+def test_a_failed_request_keeps_the_parent_in_the_pool_and_records_the_failure():
     base = scripted({})
 
     def reply(request):
@@ -591,27 +621,32 @@ def test_an_llm_failure_ends_the_lineage_with_stage_reason_and_raw():
 
     result, llm, engine = evolve([tagged("a", "Sing"), tagged("b", "Dance")], reply, rounds=3)
     a, b = result.lineages
-    assert a.failure is None and len(a.members) == 4
-    failure = b.failure
-    assert failure is not None and failure.round == 2 and failure.stage == "equality"
+    assert a.failures == [] and len(a.members) == 4
+    (failure,) = b.failures
+    assert failure.round == 2 and failure.stage == "equality"
     assert failure.raw == "I would rather not say." and "neither 'Equal' nor 'Not Equal'" in failure.detail
     assert "gave up after 2 attempts" in failure.detail
-    assert len(b.attempts) == 2  # no round 3 for b
-    assert [r.id for r in result.records("final")] == ["a-evol-r3"]
-    assert [r.id for r in result.records("all")] == ["a", "a-evol-r1", "a-evol-r2", "a-evol-r3", "b", "b-evol-r1"]
+    # round 3 evolves b's round-1 survivor, the parent that stayed in the pool
+    assert [x.status for x in b.attempts] == ["survived", "failed", "survived"]
+    assert b.attempts[2].parent_id == "b-evol-r1"
+    assert [r.id for r in result.records("final")] == ["a-evol-r3", "b-evol-r3"]
+    assert [r.id for r in result.records("all")] == [
+        "a", "a-evol-r1", "a-evol-r2", "a-evol-r3", "b", "b-evol-r1", "b-evol-r3",
+    ]
     counts = result.counts()
-    assert counts["records"]["failed"] == 1 and counts["failed_by_stage"]["equality"] == 1
+    assert counts["records"] == {"read": 2, "evolved": 2, "unchanged": 0, "skipped": 0, "failed": 1}
+    assert counts["failed_by_stage"]["equality"] == 1
     assert counts["by_round"][1]["failed"] == 1
     assert engine.stats.retries == 1
 
 
 def test_garbage_rewrites_are_retried_then_fail():
     reply = lambda req: "#Rewritten Prompt#:" if kind_of(req) == "evolve" else default_reply(req)
-    result, llm, _ = evolve(RECORDS[:2], reply, ops=tuple(IN_DEPTH))
-    assert all(l.failure.stage == "evolve" for l in result.lineages)
-    assert all(l.failure.raw == "#Rewritten Prompt#:" for l in result.lineages)
+    result, llm, _ = evolve(RECORDS[:2], reply, ops=tuple(IN_DEPTH), salvage_labels=True)
+    assert all(l.failures[0].stage == "evolve" for l in result.lineages)
+    assert all(l.failures[0].raw == "#Rewritten Prompt#:" for l in result.lineages)
     assert llm.kinds() == {"evolve": 4}  # 1 try + 1 retry each
-    assert result.records("final") == []
+    assert result.records("final") == RECORDS[:2]  # the parents stay, and are written
 
 
 def test_fatal_errors_stop_the_run():
@@ -642,7 +677,7 @@ def test_system_prompt_is_kept_and_sent_with_the_response_request():
     resp = [r for r in llm.history if kind_of(r) == "response"][0]
     assert resp.messages[0] == {"role": "system", "content": "Answer in French."}
     evo = [r for r in llm.history if kind_of(r) == "evolve"][0]
-    assert all(m["role"] != "system" for m in evo.messages)
+    assert evo.messages[0] == {"role": "system", "content": "You are a helpful assistant."}  # not the record's
 
 
 def test_evolved_records_drop_unknown_source_fields_and_generated_id_flag():

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, fake_llm  # noqa: F401  (fixture)
 
 from itkit.methods.evol_instruct.elimination import RULES
@@ -47,7 +47,7 @@ def given(body: dict) -> str:
 def good_reply(body: dict) -> str:
     k = kind(body)
     if k == "evolve":
-        return f"#Rewritten Prompt#:\n{given(body)} Answer in exactly three short bullet points."
+        return f"{given(body)} Answer in exactly three short bullet points."
     if k == "equality":
         return "Not Equal"
     return f"Here is a careful answer to: {body['messages'][-1]['content'][:30]}"
@@ -133,7 +133,7 @@ def test_rerun_with_the_same_cache_is_byte_identical_and_sends_nothing(runner, t
     assert [p["operation"] for p in a3] == [choose_operation(OPERATION_NAMES, 0, "a", k) for k in (1, 2, 3)]
     step = a3[0]
     assert step["method"] == "evol-instruct" and step["model"] == "teacher"
-    assert re.fullmatch(r"[a-z_]+@1#[0-9a-f]{12}", step["template"]) and step["template"].endswith(step["template_hash"])
+    assert re.fullmatch(r"[a-z_]+@2#[0-9a-f]{12}", step["template"]) and step["template"].endswith(step["template_hash"])
     assert "metadata" not in rows[0]  # an input record is written as it was
 
 
@@ -203,17 +203,35 @@ def test_garbage_server_finishes_with_exit_3_and_records_raw_responses(runner, t
     out = tmp_path / "out.json"
     result = run(runner, fake_llm, src, str(out))
     assert result.exit_code == 3
-    assert json.loads(out.read_text()) == []
-    failures = read_jsonl(f"{out}.failures.jsonl")
+    assert json.loads(out.read_text()) == ALPACA  # a failed request keeps the parent, and --keep final writes it
+    failures = read_failures(f"{out}.failures.jsonl")
     assert [f["id"] for f in failures] == ["a", "b", "c", "d"]
     for f in failures:
-        assert f["raw"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum"
+        assert f["response"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum" and f["parent_kept"] is True
         assert f["stage"] == "equality" and f["round"] == 1 and f["parent_id"] == f["id"]
         assert "neither 'Equal' nor 'Not Equal'" in f["reason"] and f["operation"] in OPERATION_NAMES
         assert f["instruction"] == "\u00af\\_(\u30c4)_/\u00af lorem ipsum"  # the rewrite that was being checked
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     assert summary["counts"]["failed"] == 4 and summary["failures"]["count"] == 4
     assert summary["evol_instruct"]["failed_by_stage"] == {"evolve": 0, "equality": 4, "response": 0}
+
+
+def test_a_labelled_rewrite_is_eliminated_unless_salvage_labels(runner, tmp_path, fake_llm):
+    fake_llm.reply = lambda body: ("#Rewritten Prompt#:\n" + good_reply(body)) if kind(body) == "evolve" else good_reply(body)
+    src = write_json(tmp_path / "alpaca.json", ALPACA[:2])
+    strict, salvaged = tmp_path / "strict.jsonl", tmp_path / "salvaged.jsonl"
+    assert run(runner, fake_llm, src, str(strict)).exit_code == 0
+    assert [r["id"] for r in read_jsonl(strict)] == ["a", "b"]
+    summary = json.loads(Path(f"{strict}.summary.json").read_text())
+    assert summary["evol_instruct"]["eliminated_by_rule"]["copied_markers"] == 2
+    assert summary["evol_instruct"]["salvage_labels"] is False
+    result = run(runner, fake_llm, src, str(salvaged), "--salvage-labels")
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(salvaged)
+    assert [r["id"] for r in rows] == ["a-evol-r1", "b-evol-r1"]
+    assert not rows[0]["instruction"].startswith("#") and rows[0]["metadata"]["provenance"][0]["salvaged_label"] is True
+    summary = json.loads(Path(f"{salvaged}.summary.json").read_text())
+    assert summary["evol_instruct"]["evolutions"]["salvaged_labels"] == 2
 
 
 def test_empty_and_cut_off_replies_become_failures_with_keep_all_survivors(runner, tmp_path, fake_llm):
@@ -232,7 +250,10 @@ def test_empty_and_cut_off_replies_become_failures_with_keep_all_survivors(runne
     result = run(runner, fake_llm, src, str(out), "--rounds", "2", "--keep", "all")
     assert result.exit_code == 3, result.stderr
     assert [r["id"] for r in read_jsonl(out)] == ["a", "a-evol-r1", "a-evol-r2", "b", "b-evol-r1"]
-    (failure,) = read_jsonl(f"{out}.failures.jsonl")
+    final = tmp_path / "final.jsonl"
+    assert run(runner, fake_llm, src, str(final), "--rounds", "2").exit_code == 3
+    assert [r["id"] for r in read_jsonl(final)] == ["a-evol-r2", "b-evol-r1"]  # b's parent stayed in the pool
+    (failure,) = read_failures(f"{out}.failures.jsonl")
     assert failure["id"] == "b" and failure["stage"] == "response" and failure["round"] == 2
     assert failure["parent_id"] == "b-evol-r1" and "length limit" in failure["reason"]
 
@@ -291,7 +312,7 @@ def test_multi_turn_records_are_skipped_to_the_failures_file(runner, tmp_path, f
     assert result.exit_code == 3
     written = json.loads(out.read_text())
     assert [r["id"] for r in written] == ["one-evol-r1"] and written[0]["conversations"][0]["from"] == "human"
-    (failure,) = read_jsonl(f"{out}.failures.jsonl")
+    (failure,) = read_failures(f"{out}.failures.jsonl")
     assert failure["id"] == "chat" and failure["stage"] == "input" and "multi-turn" in failure["reason"]
     assert all("Tell me a joke" not in json.dumps(r.body) for r in fake_llm.chat_requests())
 

@@ -17,7 +17,8 @@ from itkit.llm.base import ResponseRejected
 from itkit.llm.openai_client import retry_after_seconds
 from itkit.llm.pricing import price_for
 from itkit.llm.report import sidecar_path
-from itkit.llm.settings import LLMSettings, scrub
+from itkit.llm.secrets import mask_key, mask_server_text, mask_url, mask_urls
+from itkit.llm.settings import LLMSettings
 
 KEY = "sk-proj-abcdefghijklmnop1234"
 
@@ -59,10 +60,32 @@ def test_bad_settings_are_usage_errors_naming_the_option(options, message):
     assert str(info.value).startswith(message)
 
 
-def test_scrub_masks_the_key_and_its_fragments():
+def test_server_messages_lose_the_key_and_its_fragments():
     text = f"key {KEY} or {KEY[:8]}... or ...{KEY[-8:]}"
-    assert KEY[:8] not in scrub(text, KEY) and KEY[-8:] not in scrub(text, KEY)
-    assert scrub("nothing secret", KEY) == "nothing secret"
+    assert KEY[:8] not in mask_server_text(text, KEY) and KEY[-8:] not in mask_server_text(text, KEY)
+    assert mask_server_text("nothing secret", KEY) == "nothing secret"
+
+
+def test_only_the_exact_key_is_masked_in_files_and_never_a_short_one():
+    assert mask_key(f"a {KEY} b", KEY) == "a ********** b"
+    assert mask_key(f"a {KEY[:8]} b", KEY) == f"a {KEY[:8]} b"  # a fragment in data is data
+    assert mask_key("max_tokens: explain x", "x") == "max_tokens: explain x"
+    assert mask_key("the key is 1234567", "1234567") == "the key is 1234567"
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("HTTP://user:pass@host:8000/v1", "HTTP://user:**********@host:8000/v1"),
+        ("https://TOKEN@host/v1", "https://**********@host/v1"),
+        ("https://host/v1?api_key=abc&x=1", "https://host/v1?api_key=**********&x=1"),
+        ("https://host/v1?Token=abc", "https://host/v1?Token=**********"),
+        ("https://host/v1?model=m", "https://host/v1?model=m"),
+    ],
+)
+def test_every_url_shown_loses_its_credentials(url, shown):
+    assert mask_url(url) == shown
+    assert mask_urls(f"not found: {url} (see docs)") == f"not found: {shown} (see docs)"
 
 
 def test_prices():

@@ -45,7 +45,7 @@ PAPER_COLLECTIONS = {
     "cot": (6, 11, 16),
     "niv": (1, 2, 5, 7, 9, 12, 13, 14, 15),
     "t0": (1, 2, 3, 5, 7),
-    "flan_multiple_choice": (8, 10),
+    "flan_multiple_choice": (3, 4, 7, 8, 10),  # FLAN's 3, 4, 7 plus 8 and 10 for multiple choice
     "flan_other": (3, 4, 7),
 }
 
@@ -125,7 +125,7 @@ def test_builtin_system_messages_load_and_validate():
             "name: x\nversion: 1\nmessages:\n  - {number: 1, intent: a, text: ''}\n  - {number: 3, intent: b, text: b}\n",
             "numbered 1..2 without gaps (found 1, 3)",
         ),
-        ("name: x\nversion: 1\nmessages: [\n", "not valid UTF-8 YAML"),
+        ("name: x\nversion: 1\nmessages: [\n", "line 4: not valid YAML"),
     ],
 )
 def test_system_messages_file_errors_name_the_file_and_field(body, message):
@@ -155,7 +155,7 @@ def test_builtin_table_keeps_the_papers_collections_and_uses_every_message():
     table = load_task_table(tuple(range(1, 17)))
     for name, numbers in PAPER_COLLECTIONS.items():
         assert table.messages_for(name) == numbers
-    assert table.messages_for("multiple_choice") == (8, 10)
+    assert table.messages_for("multiple_choice") == (3, 4, 7, 8, 10)
     assert table.messages_for("cot") == (6, 11, 16)
     assert 14 in table.messages_for("translation")
     used = {n for numbers in table.types.values() for n in numbers}
@@ -219,7 +219,12 @@ def test_task_table_validation(overrides, message):
         ("Is the sky blue? (A) yes (B) no", "", "multiple_choice", "answer-options"),
         ("Q: Is 17 prime? Let's think step by step.", "", "cot", "explicit-reasoning"),
         ("Which is heavier? Explain your reasoning.\nA) 1kg of iron\nB) 2kg of feathers", "", "cot", "explicit-reasoning"),
-        ("Sam had 9 pens and gave away 4. How many pens are left?", "", "cot", "arithmetic-or-proof"),
+        ("Sam had 9 pens and gave away 4. How many pens are left?", "", "cot", "math-word-problem"),
+        ("Weng earns $12 an hour. Yesterday she worked 50 minutes. How much did she earn?", "", "cot", "math-word-problem"),
+        ("A jacket costs $80 and is reduced by 25%. What is the final price?", "", "cot", "math-word-problem"),
+        ("Solve this riddle: what has keys but cannot open locks?", "", "cot", "reasoning-puzzle"),
+        ("Who won the 1998 World Cup?", "", "open_qa", "question"),
+        ("Design a chess puzzle for beginners.", "", "generation", "write-something"),
         ("What is 12 * 7?", "", "cot", "arithmetic-or-proof"),
         ("When was the bridge finished, according to the passage?", "It opened in 1937.", "closed_qa", "question-on-passage"),
         ("Who founded the company?", "Acme was founded by Jo Lee in 1950.", "closed_qa", "question-with-input"),
@@ -284,6 +289,23 @@ def test_openorca_id_prefix_gives_the_collection(rewriter, rid, question, expect
     assert found.name == expected
 
 
+def test_math_word_problems_are_chain_of_thought(rewriter):
+    """Every GSM8K-shaped problem of data_samples/ (a number, a question about a quantity) is `cot`: step by step."""
+    records = read_records(str(Path(__file__).resolve().parent.parent / "data_samples" / "gsm8k_style.jsonl"))
+    assert len(records) == 50
+    found = Counter(rewriter.table.detect(r).found_by for r in records)
+    assert found == {"rule:math-word-problem": 50}
+    assert {rewriter.plan(r).assignment.number for r in records} == {6, 11, 16}
+
+
+@pytest.mark.skipif(not (SHARED / "realdata").is_dir(), reason="../shared/realdata is absent")
+def test_real_seed_tasks_math_problems_are_chain_of_thought(rewriter):
+    records = read_records(str(SHARED / "realdata" / "self_instruct_seed_tasks.jsonl"))
+    math = [r for r in records if re.search(r"\bmath\b", r.instruction, re.I) and r.input.strip()]
+    assert len(math) >= 3
+    assert all(rewriter.table.detect(r).name == "cot" for r in math)
+
+
 def test_openorca_rows_assign_by_their_submix(rewriter):
     fmt = get_format("openorca")
     rows = [
@@ -324,12 +346,12 @@ def test_fixed_set_restricts_the_choice():
 
 
 def test_by_type_with_a_set_intersects_and_falls_back_when_disjoint():
-    r = OrcaRewriter.load(MODEL, system_messages="2,5,7")
+    r = OrcaRewriter.load(MODEL, system_messages="2,5,12")
     translation = {r.plan(x).assignment for x in _many(100)}
-    assert {a.number for a in translation} == {5, 7} and not any(a.fallback for a in translation)
-    mc = [r.plan(x).assignment for x in _many(100, "Pick one:\nA) red\nB) blue")]  # (8, 10) & (2, 5, 7) is empty
-    assert {a.number for a in mc} == {2, 5, 7}
-    assert all(a.fallback and a.pool == (2, 5, 7) for a in mc)
+    assert {a.number for a in translation} == {5, 12} and not any(a.fallback for a in translation)
+    mc = [r.plan(x).assignment for x in _many(100, "Pick one:\nA) red\nB) blue")]  # (3, 4, 7, 8, 10) & (2, 5, 12) is empty
+    assert {a.number for a in mc} == {2, 5, 12}
+    assert all(a.fallback and a.pool == (2, 5, 12) for a in mc)
 
 
 @pytest.mark.parametrize(
@@ -456,7 +478,7 @@ def test_request_template_override_is_checked(tmp_path):
         "name: respond\nversion: 4\nvariables: [system_message, question]\nsampling: {warmth: 1}\nmessages:\n"
         "  - {role: system, content: '{{system_message}}'}\n  - {role: user, content: '{{question}}'}\n",
     )
-    with pytest.raises(UsageError, match="respond.yaml: sampling: unknown sampling parameter.s. warmth"):
+    with pytest.raises(PromptError, match="respond.yaml: field 'sampling': unknown sampling parameter.s. warmth"):
         OrcaRewriter.load(MODEL, prompts_dir=unknown_sampling)
     good = _respond_override(
         tmp_path / "d",
@@ -479,7 +501,7 @@ def test_rewrite_sets_response_system_metadata_and_provenance():
     [outcome] = engine.run([item], lambda it: r.rewrite(engine, it))
     out = outcome.value
     a = item.assignment
-    assert a.task_type == "multiple_choice" and a.number in (8, 10)
+    assert a.task_type == "multiple_choice" and a.number in (3, 4, 7, 8, 10)
     assert out.output == "Dolphins are mammals because they breathe air."
     assert out.system == r.system_messages.text(a.number)
     assert out.instruction == record.instruction
@@ -588,13 +610,17 @@ def test_run_writes_in_input_order_accounts_for_every_record_and_is_deterministi
         assert row["output"] == f"Explained: {row['instruction']}"
         assert row.get("system", "") in {messages.text(n) for n in messages.numbers}
     failures = [json.loads(line) for line in Path(f"{output}.failures.jsonl").read_text().splitlines()]
-    assert failures == [
+    assert failures == [  # the input row verbatim, with why and where it failed
         {
-            "id": "a5",
-            "reason": "empty response (gave up after 3 attempts)",
-            "raw": "",
-            "orca_system_message": failures[0]["orca_system_message"],
-            "task_type": "general",
+            **ROWS[5],
+            "_itkit_failure": {
+                "reason": "empty response (gave up after 3 attempts)",
+                "source": str(tmp_path / "in.jsonl"),
+                "line": 6,
+                "response": "",
+                "orca_system_message": failures[0]["_itkit_failure"]["orca_system_message"],
+                "task_type": "general",
+            },
         }
     ]
     summary = json.loads(Path(f"{output}.summary.json").read_text())
@@ -642,7 +668,7 @@ def test_empty_prompt_is_not_sent_and_is_recorded(tmp_path):
     assert (result.written, result.failed) == (1, 1)
     assert len(llm.requests) == 1
     [failure] = [json.loads(line) for line in Path(f"{output}.failures.jsonl").read_text().splitlines()]
-    assert failure["id"] == "e1" and failure["reason"] == EMPTY_PROMPT
+    assert failure["id"] == "e1" and failure["_itkit_failure"]["reason"] == EMPTY_PROMPT
 
 
 def test_limit_processes_the_first_records_only(tmp_path):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, echo_text, fake_llm  # noqa: F401  (fake_llm: a fixture)
 
 from itkit.methods.orca.system_messages import load_system_messages
@@ -172,14 +172,14 @@ def test_garbage_and_empty_answers_finish_with_exit_3_and_every_failure_recorded
     written = _read(out)
     assert [w["id"] for w in written] == ["g3"]
     assert written[0]["output"] == "A fine answer to question 3."
-    failures = {f["id"]: f for f in _read(f"{out}.failures.jsonl")}
+    failures = {f["id"]: f for f in read_failures(f"{out}.failures.jsonl")}
     assert sorted(failures) == ["g0", "g1", "g2", "g4", "g5", "g6", "g7"]
     for rid in ("g0", "g4"):
-        assert "no letters or digits" in failures[rid]["reason"] and failures[rid]["raw"] == "#### ... ####"
+        assert "no letters or digits" in failures[rid]["reason"] and failures[rid]["response"] == "#### ... ####"
     for rid in ("g1", "g5"):
-        assert failures[rid]["reason"].startswith("empty response") and failures[rid]["raw"] == ""
+        assert failures[rid]["reason"].startswith("empty response") and failures[rid]["response"] == ""
     for rid in ("g2", "g6"):
-        assert "finish_reason=length" in failures[rid]["reason"] and failures[rid]["raw"] == "Because the"
+        assert "finish_reason=length" in failures[rid]["reason"] and failures[rid]["response"] == "Because the"
     assert "malformed" in failures["g7"]["reason"]
     for failure in failures.values():
         assert failure["orca_system_message"] in MESSAGES.numbers and failure["task_type"] == "open_qa"

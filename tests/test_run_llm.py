@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import self_instruct_fakes
-from conftest import ROOT, SAMPLES, SHARED, invoke
+from conftest import ROOT, SAMPLES, SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, FakeLLMServer
 
 TIKTOKEN_DIR = SHARED / "tiktoken"
@@ -62,7 +62,7 @@ def teacher(body: dict) -> str:
         return " ".join(words[: max(1, len(words) // 2)])
     if k == "evolve":
         given = text.split("#Given Prompt#:\n", 1)[1].rsplit("\n\n#", 1)[0]
-        return f"#Rewritten Prompt#:\n{given} Answer in exactly three short bullet points."
+        return f"{given} Answer in exactly three short bullet points."
     if k == "equality":
         return "Not Equal"
     if k == "self-instruct":
@@ -305,8 +305,8 @@ def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner
     assert result.exit_code == 3, result.stderr
     orca = rows(run_dir)["04-orca"]
     assert orca["failed"] > 0 and orca["records_out"] == orca["records_in"] - orca["failed"]
-    failures = read_jsonl(run_dir / "04-orca" / "failures.jsonl")
-    assert len(failures) == orca["failed"] and all(f["raw"] == "?!" for f in failures)
+    failures = read_failures(run_dir / "04-orca" / "failures.jsonl")
+    assert len(failures) == orca["failed"] and all(f["response"] == "?!" for f in failures)
     bad_ids = {f["id"] for f in failures}
     assert summary_of(run_dir)["exit_code"] == 3
 

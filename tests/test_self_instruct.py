@@ -17,6 +17,7 @@ import pytest
 from self_instruct_fakes import ScriptedLLM, answer_text, invented_instruction, kind_of
 
 from itkit.errors import InputError, UsageError
+from itkit.records import Record
 from itkit.llm.base import ChatResponse, ResponseRejected
 from itkit.llm.cache import ResponseCache
 from itkit.llm.engine import Engine
@@ -198,7 +199,7 @@ def test_prompts_dir_overrides_a_template_and_bad_templates_fail_before_any_requ
         "messages:\n  - role: user\n    content: \"{{instruction}}\"\n",
         encoding="utf-8",
     )
-    with pytest.raises(UsageError, match="temprature"):
+    with pytest.raises(PromptError, match="temprature"):
         SelfInstructPrompts("self-instruct", tmp_path)
     # instructions only: the classification template is not needed, so not loaded
     assert SelfInstructPrompts("self-instruct", tmp_path, instances=False).classify is None
@@ -253,46 +254,56 @@ def test_parse_garbage_is_rejected_with_the_raw_text(garbage):
     assert info.value.raw == garbage
 
 
-def test_parse_alpaca_blocks():
+def test_parse_alpaca_blocks_is_as_strict_as_the_original_and_counts_rejects_by_reason():
     text = (
         " Name a famous painting by Monet.\n4. Input:\n<noinput>\n4. Output:\nWater Lilies.\n###\n"
         "5. Instruction: Sort the numbers in ascending order.\n5. Input:\n3, 1, 2\n5. Output:\n1, 2, 3\n###\n"
-        "6. Instruction: Tell me a joke.\n6. Output:\nWhy did the chicken cross the road?\n###\n"
-        "7. Instruction: This block has no output.\n7. Input:\nnothing\n###\n"
-        "8. Instruction: Describe the moon."
+        "6. Instruction: Tell me a joke.\n6. Output:\nWhy did the chicken cross the road?\n###\n"  # no input
+        "8. Instruction: Numbered 8 in block 7.\n8. Input:\n<noinput>\n8. Output:\nx\n###\n"  # wrong number
+        "8. Instruction: Two tasks run together.\n8. Input:\na\n8. Output:\nb\n8. Output:\nc\n###\n"
+        "9. Output:\nfirst\n9. Instruction: Out of order.\n9. Input:\nz\n###\n"
+        "Just some prose.\n###\n"
+        "11. Instruction: Empty output.\n11. Input:\n<noinput>\n11. Output:\n\n###\n"
+        "12. Instruction: Describe the moon.\n12. Input:\n<noinput>\n12. Output:\nIt is grey.\n###\n"
     )
     parsed = parse_alpaca_tasks(text, 4)
     assert [(t.instruction, t.input, t.output) for t in parsed.tasks] == [
         ("Name a famous painting by Monet.", "", "Water Lilies."),
         ("Sort the numbers in ascending order.", "3, 1, 2", "1, 2, 3"),
-        ("Tell me a joke.", "", "Why did the chicken cross the road?"),
+        ("Describe the moon.", "", "It is grey."),
     ]
-    assert parsed.malformed == 2
-    # the model restated the number itself; numbering variants
-    again = parse_alpaca_tasks("4. Instruction: Name a colour.\nInput 4: <No Input>\nOutput 4: Blue.", 4)
+    assert parsed.rejected == {
+        "missing_field": 1, "wrong_number": 1, "repeated_field": 1, "wrong_order": 1, "no_fields": 1,
+        "empty_instruction_or_output": 1,
+    }
+    # the model restated the opening number itself: not prefixed twice
+    again = parse_alpaca_tasks("4. Instruction: Name a colour.\n4. Input:\n<noinput>\n4. Output:\nBlue.", 4)
     assert [(t.instruction, t.input, t.output) for t in again.tasks] == [("Name a colour.", "", "Blue.")]
+    # numbering variants the original rejects are rejected
+    with pytest.raises(ResponseRejected) as info:
+        parse_alpaca_tasks("4. Instruction: Name a colour.\nInput 4: <No Input>\nOutput 4: Blue.", 4)
+    assert "missing_field" in info.value.reason
 
 
 def test_parse_alpaca_drops_the_last_block_of_a_cut_off_response():
     text = "Name a colour.\n4. Input:\n<noinput>\n4. Output:\nBlue.\n###\n5. Instruction: Name a shape.\n5. Input:\n<noinput>\n5. Output:\nCir"
     parsed = parse_alpaca_tasks(text, 4, truncated=True)
-    assert [t.instruction for t in parsed.tasks] == ["Name a colour."] and parsed.truncated == 1
+    assert [t.instruction for t in parsed.tasks] == ["Name a colour."] and parsed.rejected == {"cut_off": 1}
     with pytest.raises(ResponseRejected):
         parse_alpaca_tasks("lorem ipsum ### dolor", 4)
 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("Yes", True), ("No", False), (" yes.", True), ("NO", False), ("Yes, it", True), ("Answer: No", False), ("Is it classification? Yes", True)],
+    [("Yes", "yes"), ("No", "no"), (" yes.", "yes"), ("NO", "no"), ("Yes, it", "yes"), ("Answer: No", "no"), ("Is it classification? Yes", "yes")],
 )
 def test_parse_yes_no(text, expected):
-    assert parse_yes_no(text) is expected
+    assert parse_yes_no(text) == expected
 
 
 @pytest.mark.parametrize("text", ["Maybe", "", "Unclear: yes and no", "It depends"])
-def test_parse_yes_no_rejects_anything_else(text):
-    with pytest.raises(ResponseRejected):
-        parse_yes_no(text)
+def test_parse_yes_no_reads_anything_else_as_unclear(text):
+    assert parse_yes_no(text) == "unclear"  # the method reads it as No, never retried
 
 
 # ---------------------------------------------------------------- filters
@@ -627,19 +638,31 @@ def test_garbage_is_retried_then_recorded_and_generation_gives_up_after_failed_r
     gen = run(llm, num=5, batch_size=2, failed_rounds_to_stop=2, settings={"max_retries": 1})
     assert gen.tasks == [] and gen.counts.stopped == STOP_FAILING
     assert gen.counts.failed_prompts == 4 and len(llm.requests) == 8  # 2 rounds x 2 prompts x 2 attempts
-    assert [f.id for f in gen.failures] == ["prompt-1", "prompt-2", "prompt-3", "prompt-4"]
+    assert [f.extra["prompt"] for f in gen.failures] == [1, 2, 3, 4]
     assert all(f.raw == "%%%% ??? ####" and "no numbered list" in f.reason for f in gen.failures)
-    assert gen.failures[0].extra == {"stage": "instruction generation", "round": 1}
+    assert gen.failures[0].extra == {"stage": "instruction generation", "round": 1, "prompt": 1}
+    assert all(f.input is None for f in gen.failures)  # no input record, and no id made up for one
+
+
+def test_an_unclear_classification_answer_means_no_and_is_counted():
+    llm = scripted({"instructions": lambda r: numbered(9, ["Describe a walk through an autumn forest."]), "classify": "Perhaps"})
+    gen = run(llm, num=1, batch_size=1)
+    assert gen.tasks[0].is_classification is False and gen.tasks[0].classification_answer == "unclear"
+    assert llm.kinds().count("classify") == 1  # not retried: the original reads anything but Yes as No
+    assert "gen_instances" in llm.kinds()  # so the task is generated input-first
+    assert gen.summary_counts()["classification"] == {"yes": 0, "no": 1, "unclear_read_as_no": 1}
 
 
 def test_garbage_instance_answers_fail_the_task_with_its_raw_text():
-    llm = scripted({"instructions": lambda r: numbered(9, ["Describe a walk through an autumn forest."]), "classify": "Perhaps"})
+    llm = scripted({"instructions": lambda r: numbered(9, ["Describe a walk through an autumn forest."]), "gen_instances": "%%%"})
     gen = run(llm, num=1, batch_size=1)
     assert gen.records("m") == []
     assert gen.counts.tasks_failed == 1
     failure = gen.failures[0]
-    assert failure.id == "self-instruct-1" and failure.raw == "Perhaps" and "neither Yes nor No" in failure.reason
-    assert failure.extra == {"stage": "classification", "instruction": "Describe a walk through an autumn forest."}
+    assert failure.raw == "%%%" and "no 'Example' or 'Output:'" in failure.reason
+    assert failure.extra == {
+        "stage": "instance generation", "task": "self-instruct-1", "instruction": "Describe a walk through an autumn forest."
+    }
 
 
 def test_prompt_budget_stops_generation():
@@ -648,6 +671,18 @@ def test_prompt_budget_stops_generation():
     assert gen.tasks == [] and gen.counts.stopped == STOP_BUDGET
     assert gen.counts.prompts == 5 and len(llm.requests) == 5
     assert gen.counts.filtered[F.WORD_COUNT] == 5
+
+
+def test_alpaca_style_counts_rejected_blocks_in_the_summary():
+    def reply(request):
+        good = answer_text(request.messages, per_prompt=2)
+        return good + "\n###\n9. Instruction: Misnumbered block.\n9. Input:\n<noinput>\n9. Output:\nx"
+
+    gen = run(ScriptedLLM(reply), num=2, style="alpaca", batch_size=1)
+    summary = gen.summary_counts()
+    assert summary["rejected_blocks"]["wrong_number"] == 1
+    assert set(summary["rejected_blocks"]) == {"cut_off", "wrong_number", "missing_field", "repeated_field",
+                                               "wrong_order", "no_fields", "empty_instruction_or_output"}
 
 
 def test_alpaca_style():
@@ -730,3 +765,73 @@ def test_real_seed_tasks_load_as_is(realdata):
     assert None not in flags and sum(flags) == 26  # the paper's 26 classification seeds
     prompt = SelfInstructPrompts("self-instruct").instructions([s.instruction for s in seeds.seeds[:8]])
     assert all("\n" not in line for line in prompt.messages[-1]["content"].splitlines())
+
+
+# ---------------------------------------------------------------- random 5, prepare_for_finetuning
+def test_the_kept_instances_are_a_seeded_random_sample_not_the_first_five():
+    import random as _random
+
+    many = [Instance(f"in {i}", f"out {i}") for i in range(9)]
+    a = clean_instances(many, rng=_random.Random("instances:42:self-instruct-1")).instances
+    b = clean_instances(many, rng=_random.Random("instances:42:self-instruct-1")).instances
+    c = clean_instances(many, rng=_random.Random("instances:42:self-instruct-2")).instances
+    assert a == b and len(a) == 5 and a != many[:5] and set(a) <= set(many)
+    assert a != c
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Sentence: The cat sat.", "The cat sat."),
+        ("Sentence: one\n\ntwo", "one\ntwo"),
+        ("Question: Why?\nContext: Because.", "Question: Why?\nContext: Because."),  # two field names: kept
+        ("no field name here", "no field name here"),
+    ],
+)
+def test_strip_field_name_as_the_original(text, expected):
+    from itkit.methods.self_instruct.finetune import strip_field_name
+
+    assert strip_field_name(text) == expected
+
+
+def test_prepare_for_finetuning_adds_seeds_strips_half_the_prefixes_and_dedups():
+    from itkit.methods.self_instruct.finetune import PARTS, parse_parts, prepare_for_finetuning
+    from itkit.methods.self_instruct.seeds import Seed
+
+    generated = [Record.single_turn(f"g-{i}", "Label the sentence.", "pos", input=f"Sentence: text {i}") for i in range(200)]
+    generated.append(Record.single_turn("g-dup", "Label the sentence.", "pos", input="Sentence: text 0"))
+    seeds = [Seed("seed_1", "Add the numbers.", "1, 2", "3", instances=(("1, 2", "3"), ("2, 2", "4")))]
+    out, counts = prepare_for_finetuning(generated, seeds, PARTS, seed=42, model="m")
+    assert counts.seed_instances_added == 2 and [r.id for r in out[-2:]] == ["seed_1-1", "seed_1-2"]
+    assert out[-1].provenance[0] == {"method": "self-instruct", "operation": "seed-instance", "parent_id": "seed_1", "model": "m"}
+    assert 70 < counts.prefixes_stripped < 130  # about half of the 201 inputs with one field name
+    stripped = [r for r in out if not r.input.startswith("Sentence:") and r.id.startswith("g-")]
+    assert all(r.metadata["original_input"].startswith("Sentence: ") for r in stripped)
+    # g-dup equals g-0 exactly unless only one of them lost its prefix; either way no exact pair is left twice
+    keys = [(r.instruction, r.input, r.output) for r in out]
+    assert len(keys) == len(set(keys)) and len(out) + counts.duplicates_removed == 203
+    again, _ = prepare_for_finetuning(generated, seeds, PARTS, seed=42, model="m")
+    assert again == out  # seeded
+    none, counts = prepare_for_finetuning(generated, seeds, parse_parts("none"), seed=42, model="m")
+    assert none == generated and counts.as_dict()["parts"] == []
+    assert parse_parts("dedup, seeds") == ("seeds", "dedup") and parse_parts("all") == PARTS
+    with pytest.raises(UsageError):
+        parse_parts("shuffle")
+
+
+def test_classification_and_instance_prompts_have_the_originals_shape_and_decoding():
+    prompts = SelfInstructPrompts("self-instruct")
+    classify = prompts.is_classification("Name a colour.")
+    demos = classify.messages[-1]["content"]
+    assert demos.count("Is it classification? Yes") == 12 and demos.count("Is it classification? No") == 19
+    assert demos.rstrip().endswith("Task: Name a colour.\nIs it classification?")
+    s = classify.sampling
+    assert (s.temperature, s.max_tokens, s.stop) == (0, 3, ("\n", "Task"))
+    gen = prompts.instances("Name a colour.", classification=False, max_instances=5)
+    clf = prompts.instances("Name a colour.", classification=True, max_instances=5)
+    assert gen.messages[-1]["content"].count("\nTask: ") == 11 + 1  # 11 demos, then the task itself
+    assert clf.messages[-1]["content"].count("\nTask: ") == 16 + 1
+    assert "def two_sum" in gen.messages[-1]["content"] and "Paragraph: " in gen.messages[-1]["content"]
+    for prompt, max_tokens in ((gen, 350), (clf, 300)):  # as generate_instances.py: 300 when classification
+        s = prompt.sampling
+        assert (s.temperature, s.presence_penalty, s.max_tokens, s.stop) == (0, 1.5, max_tokens, ("Example 6", "Task:"))

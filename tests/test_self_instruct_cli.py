@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, Fault, fake_llm  # noqa: F401  (fixture)
 from self_instruct_fakes import answer_text, kind_of
 
@@ -82,6 +82,10 @@ def test_generates_tasks_with_instances_end_to_end(runner, tmp_path, fake_llm, s
 
     rows = _read(out)
     assert all(list(r) == ["id", "instruction", "input", "output", "metadata"] for r in rows)  # alpaca by default
+    # the final stage (prepare_for_finetuning) adds the seed tasks' instances after the generated ones
+    seed_rows = [r for r in rows if not r["id"].startswith("self-instruct-")]
+    rows = rows[: len(rows) - len(seed_rows)]
+    assert len(seed_rows) == 10 and all(r["metadata"]["provenance"][0]["operation"] == "seed-instance" for r in seed_rows)
     assert len({r["instruction"] for r in rows}) == 6 and len(rows) == 12  # 2 instances per task
     assert [r["id"] for r in rows[:3]] == ["self-instruct-1-1", "self-instruct-1-2", "self-instruct-2-1"]
     meta = rows[0]["metadata"]
@@ -99,7 +103,9 @@ def test_generates_tasks_with_instances_end_to_end(runner, tmp_path, fake_llm, s
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     counts = summary["counts"]
     assert summary["command"] == "self-instruct" and summary["style"] == "self-instruct"
-    assert counts["seeds"] == 10 and counts["kept_instructions"] == 6 and counts["records_written"] == 12
+    assert counts["seeds"] == 10 and counts["kept_instructions"] == 6 and counts["records_written"] == 22
+    assert counts["prepare"]["parts"] == ["seeds", "strip-prefixes", "dedup"]
+    assert counts["prepare"]["seed_instances_added"] == 10 and counts["prepare"]["duplicates_removed"] == 0
     assert counts["filtered"] == {"word_count": 0, "blacklist": 0, "prefix": 0, "first_character": 0, "rouge_l": 0}
     assert counts["candidates"] == 10 and counts["unused_after_target"] == 4
     assert counts["stopped"] == "reached --num"
@@ -151,10 +157,11 @@ def test_a_server_answering_garbage_finishes_with_exit_3_and_every_failure_recor
     result = _si(runner, fake_llm, seeds_file, out, "--num", "4", "--batch-size", "2", "--max-retries", "1")
     assert result.exit_code == 3
     assert _read(out) == []
-    failures = _read(f"{out}.failures.jsonl")
-    assert [f["id"] for f in failures] == [f"prompt-{i}" for i in range(1, 7)]  # 3 failed rounds of 2 prompts
+    failures = read_failures(f"{out}.failures.jsonl")
+    assert [f["prompt"] for f in failures] == list(range(1, 7))  # 3 failed rounds of 2 prompts
+    assert all(f["record"] == {} for f in failures)  # no input record failed, and no id is made up
     for failure in failures:
-        assert failure["raw"] == "<html><body>502 upstream hiccup</body></html>"
+        assert failure["response"] == "<html><body>502 upstream hiccup</body></html>"
         assert failure["reason"].startswith("no numbered list in the response")
         assert failure["stage"] == "instruction generation"
     assert len(fake_llm.chat_requests()) == 12  # each prompt tried twice
@@ -177,7 +184,7 @@ def test_garbage_instance_answers_fail_their_tasks_only(runner, tmp_path, fake_l
     result = _si(runner, fake_llm, seeds_file, out, "--num", "5", "--max-retries", "0")
     assert result.exit_code == 3, result.stderr
     tasks = _read(f"{out}.tasks.jsonl")
-    failures = {f["id"]: f for f in _read(f"{out}.failures.jsonl")}
+    failures = {f["task"]: f for f in read_failures(f"{out}.failures.jsonl")}
     rows = _read(out)
     for task in tasks:
         if task["is_classification"]:
@@ -185,7 +192,7 @@ def test_garbage_instance_answers_fail_their_tasks_only(runner, tmp_path, fake_l
         else:
             assert task["status"] == "failed"
             failure = failures[task["id"]]
-            assert failure["raw"] == "I would rather not." and failure["stage"] == "instance generation"
+            assert failure["response"] == "I would rather not." and failure["stage"] == "instance generation"
             assert failure["instruction"] == task["instruction"]
     written = {r["instruction"] for r in rows}
     assert written == {t["instruction"] for t in tasks if t["status"] == "written"}
@@ -234,7 +241,7 @@ def test_dry_run_renders_prompts_and_estimates_cost_without_sending(runner, tmp_
     assert not out.exists() and not Path(f"{out}.summary.json").exists()
     text = result.stdout
     assert "--- request 1 of 50 (teacher) ---" in text  # 10 generation prompts + 20 x (classify + instances)
-    assert "add more, different ones" in text and "Classification?" in text and "Example 1" in text
+    assert "add more, different ones" in text and "Is it classification?" in text and "Example 1" in text
     assert "estimated cost" in text and "dry run: nothing was sent" in text
 
 

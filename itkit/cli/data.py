@@ -24,7 +24,7 @@ from itkit.cli.options import (
 )
 from itkit.convert import convert as convert_records
 from itkit.convert import validate as validate_source
-from itkit.dataset import RecordReader
+from itkit.dataset import RecordReader, describe_dropped
 from itkit.errors import EXIT_FATAL, EXIT_PARTIAL
 from itkit.io.paths import check_paths
 from itkit.io.rows import display_name
@@ -70,6 +70,9 @@ def convert(
             f"({result.source_format} -> {result.target_format}) to {where}",
             markup=False,
         )
+        dropped = describe_dropped(result.dropped, result.target_format)
+        if dropped:
+            err_console.print(dropped, markup=False)
         if result.rejected:
             err_console.print(f"{result.rejected} rejected, written with reasons to {errors_path}", markup=False)
             for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:10]:

@@ -25,6 +25,7 @@ from itkit.cli.options import (
     errors_path_for,
 )
 from itkit.cli.step_options import CLI, step_command
+from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
@@ -122,6 +123,9 @@ def _print_summary(summary: DedupSummary) -> None:
     table.add_row("kept", str(summary.kept), style="bold")
     err_console.print(table)
     err_console.print(f"wrote {summary.kept} record(s) to {where}", markup=False)
+    dropped = describe_dropped(summary.dropped, summary.output_format)
+    if dropped:
+        err_console.print(dropped, markup=False)
     removed = sum(summary.removed.values())
     if summary.report is not None:
         err_console.print(f"{removed} removed record(s) with their matches in {summary.report}", markup=False)

@@ -58,7 +58,7 @@ def evol_instruct(
 
     Each round, every instruction gets one operation, chosen uniformly from --seed (default 0), the record id and the round: in-depth (add constraints, deepening, concretizing, increase reasoning steps, complicate input with code/table/JSON/XML/SQL) or in-breadth (a new, rarer instruction in the same domain). An evolution fails, and its parent stays in the pool for the next round, when (1) the model judges it Equal to its parent (no information gain; temperature 0), (2) its response says "sorry" in under 80 words, (3) its response is only punctuation and stop words, or (4) it copies the prompt's markers ("given prompt", "#Rewritten Prompt#"...). Survivors are answered by the same model and get ids <input id>-evol-r<round> with a provenance step (operation, round, parent id, model, template hash).
 
-    The instruction and its input are evolved together into one instruction. Multi-turn conversations are not evolved (failures file; split them first). --temperature and --top-p apply to the rewrites and responses (default: the templates' 1.0 / 0.95 for rewrites), never to the equality check. Each evolved record keeps its lineage in metadata.provenance. Writes OUTPUT.summary.json (counts per rule, operation and round) and OUTPUT.failures.jsonl (exit 3) for records whose requests failed after retries.
+    The instruction and its input are evolved together into one instruction. Multi-turn conversations are not evolved (failures file; split them first). Rewrites and responses are sampled as in the released code (temperature 1, top_p 0.95, 2,048 tokens, system message "You are a helpful assistant."); --temperature and --top-p change them, never the equality check. A request that fails after retries leaves the parent in the pool, like an elimination. Each evolved record keeps its lineage in metadata.provenance. Writes OUTPUT.summary.json (counts per rule, operation and round) and OUTPUT.failures.jsonl (exit 3) for requests that failed after retries.
 
     Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
 
@@ -97,11 +97,13 @@ def _print_summary(result: EvolFileResult, output: str, rounds: int, engine: Eng
     c = result.counts
     say(
         f"evol-instruct: {c['read']} records, {rounds} round(s) ({result.source_format} -> {result.target_format}), "
-        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (every evolution "
-        f"eliminated), {c['failed']} failed, {c['skipped']} skipped"
+        f"{c['written']} written to {where(output)}: {c['evolved']} evolved, {c['unchanged']} unchanged (no evolution "
+        f"survived), {c['skipped']} skipped; {c['failed']} with a failed request (parent kept)"
     )
     e = details["evolutions"]
     say(f"  evolutions: {e['attempted']} attempted, {e['survived']} survived, {e['eliminated']} eliminated, {e['failed']} failed")
+    if "salvaged_labels" in e:
+        say(f"  --salvage-labels: {e['salvaged_labels']} replies had a label, preamble or quotes stripped")
     rules = details["eliminated_by_rule"]
     say("  eliminated by rule: " + ", ".join(f"{rule} {rules[rule]}" for rule in RULES))
     for op, n in details["by_operation"].items():

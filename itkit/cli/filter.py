@@ -25,6 +25,7 @@ from itkit.cli.options import (
     errors_path_for,
 )
 from itkit.cli.step_options import CLI, step_command
+from itkit.dataset import describe_dropped
 from itkit.errors import EXIT_PARTIAL
 from itkit.filters import DEFAULT_RULES, RULES
 from itkit.filters.pipeline import FilterResult
@@ -106,6 +107,9 @@ def _print_summary(result: FilterResult, output: str) -> None:
     table.add_row("kept", str(result.written), style="bold")
     err_console.print(table)
     err_console.print(f"wrote {result.written} record(s) to {where}", markup=False)
+    dropped = describe_dropped(result.dropped, result.target_format)
+    if dropped:
+        err_console.print(dropped, markup=False)
     if result.report_path is not None:
         err_console.print(f"{counts.removed_total} removed record(s) with reasons in {result.report_path}", markup=False)
     if result.errors_path:

@@ -17,6 +17,8 @@ from itkit.cli.options import OnError, errors_path_for
 from itkit.errors import EXIT_PARTIAL
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.engine import Engine, open_engine
+from itkit.dataset import describe_dropped
+from itkit.llm.job import limit_note
 from itkit.llm.settings import LLMSettings
 
 FAILURE_REASONS_SHOWN = 5
@@ -104,8 +106,9 @@ def run_llm_command(
     """Open the engine (``engine_settings`` or ``settings``), ``run`` the method, print what the command prints.
 
     A dry run prints the plan (then ``dry_run(result)``) on stdout and exits 0;
-    otherwise ``summary(result, engine)`` goes to stderr unless ``--quiet``, and
-    the exit code is 3 when the result is partial.
+    otherwise ``summary(result, engine)`` goes to stderr unless ``--quiet``
+    (followed by what ``--limit`` left out and the fields the output format
+    could not hold, if any), and the exit code is 3 when the result is partial.
     """
     with open_engine(engine_settings or settings) as engine:
         result = run(engine)
@@ -114,9 +117,15 @@ def run_llm_command(
             print_plan(result.plan, engine, settings.model)
             if dry_run is not None:
                 dry_run(result)
+            note = limit_note(result, settings.limit)
+            if note:
+                out_console.print(note, markup=False, highlight=False)
             return 0
         if not settings.quiet:
             summary(result, engine)
+            for note in (limit_note(result, settings.limit), describe_dropped(result.dropped, result.target_format)):
+                if note:
+                    say(note)
     return EXIT_PARTIAL if result.partial else 0
 
 

@@ -138,6 +138,8 @@ def _removed(row: StepRow) -> str:
 
 def _out(row: StepRow) -> str:
     o = row.outcome
+    if o.records_out == 0:
+        return "0 (none left)" if o.records_in else "0 (empty)"
     if o.records_out is not None:
         return str(o.records_out)
     if row.type == "export" and o.outputs:
@@ -168,11 +170,14 @@ def _table(summary: RunSummary) -> Table:
     table = Table(title=Text(title))
     llm = any(STEPS[row.type].uses_llm for row in summary.rows if row.type in STEPS)
     failures = any(row.outcome.failed or row.outcome.rejected for row in summary.rows)
+    passed = any(row.outcome.passed_through for row in summary.rows)
     table.add_column("step", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("in", justify="right", no_wrap=True)
     table.add_column("out", justify="right")
     table.add_column("removed")
+    if passed:
+        table.add_column("passed\nthrough", justify="right", no_wrap=True)  # beyond a step's limit, unchanged
     if failures:
         table.add_column("failed", justify="right", no_wrap=True)
     if llm:
@@ -183,6 +188,8 @@ def _table(summary: RunSummary) -> Table:
     for row in summary.rows:
         o = row.outcome
         cells = [row.step, row.status + (" (--from)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
+        if passed:
+            cells.append(str(o.passed_through) if o.passed_through else "")
         if failures:
             cells.append(str(o.failed + o.rejected) if (o.failed or o.rejected) else "")
         if llm:
@@ -190,7 +197,7 @@ def _table(summary: RunSummary) -> Table:
         cells.append(f"{row.seconds:.1f} s" if row.status in (STATUS_RAN, STATUS_PLANNED) else "")
         table.add_row(*cells)
     totals = summary.totals()
-    total = ["total", "", "", "", ""]
+    total = ["total", "", "", "", ""] + ([""] if passed else [])
     if failures:
         total.append(str(totals["failed"]) if totals["failed"] else "")
     if llm:

@@ -54,7 +54,7 @@ def self_instruct(
 ) -> int:
     """Generate new instruction-tuning tasks from seed tasks (Self-Instruct, Wang et al. 2022).
 
-    Each prompt shows demo tasks and asks for more; candidates pass the method's filters in order (word count, keyword blacklist, "Write a program" prefix, punctuation/non-ASCII start, ROUGE-L > 0.7 against the seeds and every kept instruction) until --num are kept. The self-instruct style then asks whether each task is classification (Yes/No) and generates up to 5 instances for it (label first for classification tasks, input first otherwise), cleaned by the method's rules: one record per instance. The alpaca style gets instruction, input and output in one go: one record per task.
+    Each prompt shows demo tasks and asks for more; candidates pass the method's filters in order (word count, keyword blacklist, "Write a program" prefix, punctuation/non-ASCII start, ROUGE-L > 0.7 against the seeds and every kept instruction) until --num are kept. The self-instruct style then asks whether each task is classification (Yes/No) and generates up to 5 instances for it (label first for classification tasks, input first otherwise), cleaned by the method's rules (a seeded random 5 kept), then prepared as training pairs (--prepare: the seed tasks' instances added, field names stripped from half of the inputs, duplicates removed): one record per instance. The alpaca style gets instruction, input and output in one go: one record per task.
 
     Records (default --to alpaca; --to seed_tasks: one record per task with all its instances) are numbered self-instruct-N (-M for the instance) and carry provenance in their metadata (style, round, prompt, demo ids, model, template hash). --limit caps the number of generation prompts (default: 4 per instruction wanted, plus one round). --seed makes the demo sampling reproducible; a re-run with the same cache gives the same output. Writes OUTPUT.summary.json (candidates removed by each filter), OUTPUT.tasks.jsonl (each kept instruction with its most similar instructions and ROUGE-L scores) and OUTPUT.failures.jsonl (raw responses); exit 3 when a request failed or fewer than --num were kept.
 
@@ -87,6 +87,9 @@ def _print_summary(result: SelfInstructResult, output: str, engine: Engine) -> N
         say(f"  {counts['unused_after_target']:>6}  not needed (--num reached)")
     if counts["responses_cut_off"]:
         say(f"  {counts['responses_cut_off']} responses cut off by the length limit (discarded, as the method does)")
+    for reason, n in counts.get("rejected_blocks", {}).items():
+        if n:
+            say(f"  {n:>6}  blocks rejected by the parser: {reason}")
     if "tasks" in counts:
         tasks, inst = counts["tasks"], counts["instances"]
         say(
@@ -96,6 +99,12 @@ def _print_summary(result: SelfInstructResult, output: str, engine: Engine) -> N
         )
         for reason, n in inst["dropped"].items():
             say(f"  {n:>6}  instances dropped: {reason}")
+    if "prepare" in counts:
+        prep = counts["prepare"]
+        say(
+            f"training pairs ({', '.join(prep['parts'])}): {prep['seed_instances_added']} seed instances added, "
+            f"{prep['prefixes_stripped']} field names stripped, {prep['duplicates_removed']} duplicates removed"
+        )
     say(f"wrote {result.written} records ({result.seed_format} seeds -> {result.target_format}) to {where(output)}")
     print_engine_stats(engine)
     if result.failed:

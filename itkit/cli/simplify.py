@@ -20,6 +20,7 @@ from itkit.cli.options import (
 from itkit.llm.engine import Engine
 from itkit.llm.settings import LLMSettings
 from itkit.simplify import SimplifyResult
+from itkit.simplify_report import distribution_lines
 from itkit.steps.simplify import STEP as SIMPLIFY
 from itkit.steps.spec import Context
 
@@ -40,7 +41,7 @@ def simplify(
 ) -> int:
     """Rewrite each record's final response into a simpler, shorter one that keeps only what it states.
 
-    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
+    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Every rewrite is checked: it must add no number, date, URL, quoted string or capitalised name the original lacks, keep code blocks verbatim and keep the final answer (#### N, \\boxed{}, "The answer is N", a final choice letter); a rewrite that fails, or is longer than the original, is asked for once more with the problem named. Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
 
     Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
 
@@ -69,8 +70,25 @@ def _print_summary(result: SimplifyResult, output: str, engine: Engine) -> None:
     say(
         f"simplify: {result.read} records ({result.source_format} -> {result.target_format}) to {where(output)}: "
         f"{result.simplified} simplified, {result.longer_kept} kept longer (flagged), "
+        f"{result.kept_original} kept their original (a check failed), {result.flagged} flagged, "
         f"{result.no_response} without a response (unchanged), {result.failed} failed"
     )
+    block = result.stats.as_dict()
+    ratio, lengths = block["length_ratio"], block["lengths"]
+    if ratio["median"] is not None:
+        say(
+            f"  length ({block['length_unit']}): median ratio {ratio['median']:.2f}; shortened {lengths['shortened']}, "
+            f"unchanged {lengths['unchanged']}, longer {lengths['longer']}"
+        )
+        say("  length ratio (written / original), records:")
+        for line in distribution_lines(block):
+            say(line)
+    first, final = block["violations_first_try"], block["violations_final"]
+    if any(first.values()):
+        say(f"  checks broken (first try -> after the retry), {block['retried']} retried, {block['fixed_by_retry']} fixed:")
+        for name in block["checks"]:
+            if first[name] or final[name]:
+                say(f"    {name:<13} {first[name]:>6} -> {final[name]}")
     print_engine_stats(engine)
     if result.failed:
         print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)

@@ -301,6 +301,8 @@ class DedupSummary:
     kept: int = 0
     report: str | None = None
     errors: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Source fields the output format cannot hold -> kept records written without them."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -402,8 +404,11 @@ def dedup_file(
     multi_turn = False
     try:
         with Deduplicator(options) as dedup:
+            lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
             for record in reader:
                 spool.add(writer.dump(record))
+                if writer.last_dropped:
+                    lost[dedup.count] = writer.last_dropped
                 dedup.add(get_text(record), response_length(record) if longest else 0)
                 if ids is not None and rows_of is not None:
                     ids.append(record.id)
@@ -420,6 +425,10 @@ def dedup_file(
         for row, kept in zip(spool.rows(), keep):
             if kept:
                 writer.rows.write(row)
+        for index, names in lost.items():
+            if keep[index]:
+                for name in names:
+                    summary.dropped[name] = summary.dropped.get(name, 0) + 1
         if report and ids is not None and rows_of is not None:
             report_writer = RowWriter(report, "jsonl")
             for r in decisions.removals:

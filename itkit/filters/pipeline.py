@@ -134,6 +134,8 @@ class FilterResult:
     """Each rule applied, in order, with the parameters it was given that differ from the defaults."""
     report_path: str | None
     errors_path: str | None
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Source fields the target format cannot hold -> kept records written without them."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +150,7 @@ class FilterResult:
             "rules": self.rules,
             "report": self.report_path,
             "errors": self.errors_path,
+            "fields_left_out": dict(self.dropped),
         }
 
 
@@ -232,10 +235,8 @@ def filter_file(
                 counts.rejected += 1
                 reason = f"{err.field}: {err.reason}" if err.field else err.reason
                 counts.reasons[reason] = counts.reasons.get(reason, 0) + 1
-                rejects.add(
-                    str(err), Location(f"record '{verdict.record.id}'", index=source_index),
-                    data=verdict.record.model_dump(mode="json"),
-                )
+                # the input row verbatim (the reader has just yielded this record), where it was read
+                rejects.add(f"record '{verdict.record.id}': {err}", reader.location, data=reader.row)
                 continue
             writer.rows.write(row)
         commit_together(writer, report, rejects)  # all three files, or none
@@ -257,6 +258,7 @@ def filter_file(
         reject_reasons=dict(reader.counts.reasons),
         rules=[{"name": rule.name, "params": rule.overrides()} for rule in rules],
         report_path=report_path,
+        dropped=dict(writer.dropped),
         errors_path=errors_path if rejects.count else None,
     )
 

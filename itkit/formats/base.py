@@ -150,6 +150,46 @@ def finish_row(out: dict, record: Record, fmt: str, native: tuple[str, ...] = ()
     return out
 
 
+TURN_LIST_KEYS = {"sharegpt": "conversations", "messages": "messages"}
+"""How a format names its list of turns, for naming a per-turn field (``conversations[].weight``)."""
+
+
+WEIGHTED_FORMATS = frozenset({"sharegpt", "messages"})
+"""The formats that hold a turn's training ``weight``."""
+
+
+def has_weights(record: Record) -> bool:
+    return any(turn.weight is not None for turn in record.turns)
+
+
+def dropped_fields(record: Record, fmt: str) -> list[str]:
+    """The fields of the source record that a dump to ``fmt`` leaves out (only another format can lose any).
+
+    Unknown top-level fields (``metadata.extra``) and unknown per-turn fields
+    (the layout's ``turn_extra``) are given back only to the format they came
+    from; turn weights only to a format that holds them (:data:`WEIGHTED_FORMATS`).
+    """
+    source = record.metadata.get(META_SOURCE_FORMAT)
+    if source == fmt:
+        return []
+    lost: list[str] = []
+    if fmt not in WEIGHTED_FORMATS and has_weights(record):
+        lost.append(f"{TURN_LIST_KEYS.get(str(source), 'turns')}[].weight")
+    if source is None:
+        return lost
+    extra = record.metadata.get(META_EXTRA)
+    if isinstance(extra, dict):
+        lost.extend(extra)
+    layout = record.metadata.get(META_LAYOUT)
+    if isinstance(layout, dict):
+        per_turn = layout.get("turn_extra")
+        if isinstance(per_turn, dict):
+            turns = TURN_LIST_KEYS.get(str(source), "turns")
+            keys = {key for fields in per_turn.values() if isinstance(fields, dict) for key in fields}
+            lost.extend(f"{turns}[].{key}" for key in sorted(keys))
+    return lost
+
+
 def id_for_dump(record: Record) -> str | None:
     """The id to write, or None when itkit made it up at load time."""
     if record.metadata.get(META_ID_GENERATED):

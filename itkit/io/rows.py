@@ -5,8 +5,10 @@ stdin as ``-`` and ``hf://org/name[/config][:split]``. JSONL, Parquet and CSV
 stream; a JSON array is parsed whole (its errors carry line and column).
 
 Each row comes with its :class:`Location`. A JSONL line that is not valid JSON
-is yielded as a :class:`RawRow` with ``error`` set, so a caller that skips bad
-records can go on; every other container problem raises at once.
+(or an object with a duplicate key) is yielded as a :class:`RawRow` with
+``error`` set, so a caller that skips bad records can go on; every other
+container problem raises at once. An empty input (no bytes, blank lines, ``[]``,
+a CSV header alone, a Parquet file without rows) is an empty dataset: no rows.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import IO, Iterator
 import orjson
 
 from itkit.errors import InputError, Location, ParseError, SourceError, UsageError
+from itkit.io.json_keys import DUPLICATE_KEY_REASON, duplicate_key, duplicates_in_array, may_have_duplicates
 
 CONTAINERS = ("jsonl", "json", "parquet", "csv")
 NESTED_CSV_COLUMNS = ("conversations", "messages", "history", "instances")
@@ -145,8 +148,8 @@ def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) ->
     while first and not first.strip():
         first = fh.readline()
         line_no += 1
-    if not first:
-        raise ParseError("is empty; expected JSON records", Location(name))
+    if not first:  # an empty dataset (a step that kept nothing, an empty pipe): 0 records
+        return
     stripped = first.lstrip()
     if stripped.startswith(b"[") or (container == "json" and not stripped.startswith(b"{")):
         yield from _iter_json_document(first + fh.read(), name, line_no)
@@ -197,7 +200,11 @@ def _iter_jsonl_lines(first: bytes, fh: IO[bytes], name: str, line_no: int) -> I
                 err = _json_error(exc, line, name, line_no)
                 yield RawRow(None, err.location, line.decode("utf-8", "replace").rstrip("\r\n"), err)
             else:
-                yield RawRow(data, Location(name, line=line_no), None)
+                if may_have_duplicates(line, data) and (key := duplicate_key(line, data)) is not None:
+                    err = ParseError(DUPLICATE_KEY_REASON.format(key=key), Location(name, line=line_no))
+                    yield RawRow(None, err.location, line.decode("utf-8").rstrip("\r\n"), err)
+                else:
+                    yield RawRow(data, Location(name, line=line_no), None)
         line = fh.readline()
         line_no += 1
 
@@ -214,10 +221,16 @@ def _iter_json_document(data: bytes, name: str, start_line: int) -> Iterator[Raw
         )
     if not isinstance(doc, list):
         raise ParseError(f"holds a JSON {type(doc).__name__} where an array of records was expected", Location(name))
-    if not doc:
-        raise ParseError("holds an empty JSON array; expected records", Location(name))
+    if not doc:  # an empty dataset: 0 records
+        return
+    duplicated = duplicates_in_array(data) if may_have_duplicates(data, doc) else {}
     for index, row in enumerate(doc):
-        yield RawRow(row, Location(name, index=index))
+        if index in duplicated:
+            line, key, text = duplicated[index]
+            err = ParseError(DUPLICATE_KEY_REASON.format(key=key), Location(name, line=line, index=index))
+            yield RawRow(None, err.location, text, err)
+        else:
+            yield RawRow(row, Location(name, index=index))
 
 
 # ---------------------------------------------------------------- CSV / Parquet
@@ -229,11 +242,15 @@ def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
     text = io.TextIOWrapper(io.BufferedReader(_Prepend(head, fh)), encoding="utf-8", newline="")
     reader = csv.DictReader(text)
     try:
-        if not reader.fieldnames:
-            raise ParseError("is empty; expected a CSV header and rows", Location(name))
-        seen = False
+        if not reader.fieldnames:  # an empty file: an empty dataset
+            return
+        repeated = sorted({c for c in reader.fieldnames if reader.fieldnames.count(c) > 1})
+        if repeated:
+            raise ParseError(
+                f"the header names column '{repeated[0]}' twice (CSV readers keep only the last); rename one",
+                Location(name, line=1),
+            )
         for row in reader:
-            seen = True
             loc = Location(name, line=reader.line_num)
             if None in row:
                 raise ParseError("has more cells than the header has columns", loc)
@@ -243,13 +260,15 @@ def _iter_csv(fh: IO[bytes], name: str) -> Iterator[RawRow]:
                     continue
                 if key in NESTED_CSV_COLUMNS and value[:1] in ("[", "{"):
                     try:
-                        value = orjson.loads(value)
+                        text = value.encode("utf-8")
+                        value = orjson.loads(text)
                     except orjson.JSONDecodeError as exc:
                         raise ParseError(f"column '{key}' holds invalid JSON ({exc.msg})", loc) from None
+                    dup = duplicate_key(text, value)
+                    if dup is not None:
+                        raise ParseError(f"column '{key}': " + DUPLICATE_KEY_REASON.format(key=dup), loc)
                 data[key] = value
             yield RawRow(data, loc)
-        if not seen:
-            raise ParseError("has a header but no rows", Location(name))
     except UnicodeDecodeError as exc:
         # the text layer decodes ahead in chunks, so the reader's line number is not where the bad byte is
         located = _locate_bad_utf8(fh, name)
@@ -330,8 +349,10 @@ def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise ParseError(f"is not a valid Parquet file ({str(exc).splitlines()[0]})", Location(name)) from None
-    if pf.metadata.num_rows == 0:
-        raise ParseError("holds no rows", Location(name))
+    columns = pf.schema_arrow.names
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ParseError(f"names column '{repeated[0]}' twice (a row would keep only the last value); rename one", Location(name))
     for column in pf.schema_arrow:
         unreadable = _unreadable_type(column.type)
         if unreadable is not None:

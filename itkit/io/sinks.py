@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from itkit.errors import OutputError, UsageError
+from itkit.errors import ConversionError, Location, OutputError, UsageError
 from itkit.io.rows import NESTED_CSV_COLUMNS, container_of, display_name, is_hub
 
 _DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -261,21 +261,26 @@ class RowWriter:
     def write(self, row: dict) -> None:
         try:
             self._write(row)
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (255 levels), a non-JSON value
+            # nothing of this row was written: the record is rejected (--on-error skip goes on), the file is intact
+            where = Location(f"{display_name(self.target)}, record {self.count + 1}")
+            raise ConversionError(f"cannot be written as JSON ({exc})", where) from None
         except BaseException as exc:
             self.abort()
             if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
                 raise cannot_write(self.shown, exc) from None
             raise
+        self.count += 1
 
     def _write(self, row: dict) -> None:
         if self._buffer is not None:
             self._buffer.append(row)
         elif self.container == "json":
+            blob = orjson.dumps(row)
             self.fh.write(b"\n" if self.count == 0 else b",\n")
-            self.fh.write(orjson.dumps(row))
+            self.fh.write(blob)
         else:
             self.fh.write(dumps_line(row))
-        self.count += 1
 
     def close(self) -> None:
         """Finish the file and move it into place; on any exception the temporary file is removed."""

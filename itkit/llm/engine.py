@@ -50,6 +50,7 @@ from itkit.llm.cache import ResponseCache, request_key
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.errors import DryRunRequest, Interrupted, RequestTooLarge
 from itkit.llm.pricing import price_for
+from itkit.llm.sampling_spec import SamplingSpec
 from itkit.llm.progress import RunProgress
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
@@ -89,9 +90,9 @@ def parse_json(text: str) -> Any:
         raise ResponseRejected(f"the response is not valid JSON ({exc.msg})", text) from None
 
 
-def sampling_from(values: dict[str, Any] | None, where: str = "sampling") -> Sampling:
-    """A :class:`Sampling` from plain data (a template's ``sampling:`` block); unknown keys are an error."""
-    data = dict(values or {})
+def sampling_from(values: "SamplingSpec | dict[str, Any] | None", where: str = "sampling") -> Sampling:
+    """A :class:`Sampling` from a template's ``sampling:`` block (or plain data); unknown keys are an error."""
+    data = values.given() if isinstance(values, SamplingSpec) else dict(values or {})
     known = set(Sampling.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:

@@ -40,6 +40,16 @@ class InputRecords:
     """Input rows the reader rejected (``on_error="skip"``)."""
     errors_path: str | None
     """The errors file, when some row was rejected."""
+    origins: dict[int, tuple[dict, Location | None]] = field(default_factory=dict)
+    """``id(record)`` -> the row it was read from, verbatim, and where: what the failures file holds."""
+    beyond_limit: int = 0
+    """Input rows after the first ``limit`` records: not processed (and, unless passed through, not written)."""
+    rest: list[Record] = field(default_factory=list)
+    """With ``pass_rest``: the records after the first ``limit``, to be written unchanged."""
+
+    def origin(self, record: Record) -> tuple[dict | None, Location | None]:
+        """The input row ``record`` was read from and its location ((None, None) for a record not read here)."""
+        return self.origins.get(id(record), (None, None))
 
 
 @contextmanager
@@ -61,13 +71,33 @@ def read_input(
     limit: int | None = None,
     on_error: str = "fail",
     errors_path: str | None = None,
+    pass_rest: bool = False,
 ) -> InputRecords:
-    """The records of ``source`` (the first ``limit`` when given), read before any request."""
+    """The records of ``source`` (the first ``limit`` when given), read before any request.
+
+    The rows after the first ``limit`` records are counted (``beyond_limit``)
+    without being loaded, or, with ``pass_rest``, loaded into ``rest`` to be
+    written unchanged (a recipe step never drops what it does not process).
+    """
+    records: list[Record] = []
+    origins: dict[int, tuple[dict, Location | None]] = {}
+    rest: list[Record] = []
     with collecting_rejects(errors_path) as rejects:
         reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)  # type: ignore[arg-type]
-        records = list(itertools.islice(reader, limit)) if limit else list(reader)
+        for record in itertools.islice(reader, limit) if limit else reader:
+            records.append(record)
+            origins[id(record)] = (reader.row, reader.location)  # type: ignore[assignment]
+        beyond = 0
+        if limit:
+            if pass_rest:
+                rest = list(reader)
+                beyond = len(rest)
+            else:
+                beyond = reader.count_rest()
     rejected = reader.counts.rejected
-    return InputRecords(records, reader.format.name, rejected, errors_path if rejected else None)
+    return InputRecords(
+        records, reader.format.name, rejected, errors_path if rejected else None, origins, beyond, rest
+    )
 
 
 @contextmanager
@@ -93,6 +123,40 @@ class JobResult:
     errors_path: str | None = None
     """The errors file, when some input row was rejected."""
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    not_processed: int = 0
+    """Input rows after ``--limit``'s first records: neither processed nor written."""
+    passed_through: int = 0
+    """Records after the limit written unchanged (a recipe step's ``limit``)."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Input fields the output format cannot hold -> records written without them."""
+
+    def take_limit(self, read: InputRecords) -> None:
+        """Note what became of the input after the limit: passed through (``read.rest``) or left out."""
+        if read.rest:
+            self.passed_through = len(read.rest)
+        else:
+            self.not_processed = read.beyond_limit
+
+    def limit_counts(self) -> dict[str, int]:
+        """The summary counts of the limit (only when it left something out)."""
+        out: dict[str, int] = {}
+        if self.not_processed:
+            out["not_processed_beyond_limit"] = self.not_processed
+        if self.passed_through:
+            out["passed_through_beyond_limit"] = self.passed_through
+        return out
+
+
+def limit_note(result: JobResult, limit: int | None) -> str | None:
+    """The summary line of a ``--limit`` that left records out (None when it did not)."""
+    if result.not_processed:
+        return (
+            f"--limit {limit}: {result.not_processed} more input record{'s' if result.not_processed != 1 else ''} "
+            "not processed and not written"
+        )
+    if result.passed_through:
+        return f"limit {limit}: {result.passed_through} more input records passed through unchanged"
+    return None
 
 
 def file_report(
@@ -104,6 +168,8 @@ def file_report(
 ) -> None:
     """Write the summary (and failures) files of ``report`` and note them on ``result``."""
     result.failure_reasons = report.failure_reasons()
+    if result.dropped:
+        extra = {**extra, "fields_left_out": dict(result.dropped)}
     result.summary = report.write(stats, counts, extra=extra)
     result.summary_path = report.summary_path
     result.failures_path = report.failures_path if report.failures else None
@@ -116,5 +182,6 @@ __all__ = [
     "collecting_rejects",
     "fails_before_sending",
     "file_report",
+    "limit_note",
     "read_input",
 ]

@@ -28,7 +28,8 @@ import orjson
 
 from itkit.llm.base import ChatRequest, ChatResponse, FatalLLMError, LLM, TransientLLMError
 from itkit.llm.errors import RequestTooLarge
-from itkit.llm.settings import LLMSettings, scrub
+from itkit.llm.secrets import mask_server_text, split_credentials
+from itkit.llm.settings import LLMSettings
 
 CHAT_PATH = "/chat/completions"
 NO_KEY_PLACEHOLDER = "no-key"
@@ -44,7 +45,6 @@ FATAL_HINTS = {
     404: "the model or endpoint was not found; check --model and --base-url",
     422: "the server could not process the request; check --model and the sampling options",
 }
-_KEY_FRAGMENT = re.compile(r"\b(sk|pk|key|rk)-[A-Za-z0-9_\-*.]{2,}")
 _CONTEXT_LENGTH = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.I)
 
 
@@ -150,6 +150,14 @@ class OpenAIChatLLM(LLM):
             )
         self.settings = settings
         self._key = key or NO_KEY_PLACEHOLDER
+        # user:password@ in --base-url: HTTP Basic auth (a gateway in front of a local server), instead of a key
+        self._base_url, basic = split_credentials(settings.base_url) if settings.base_url else (None, None)
+        if basic is not None and key is not None:
+            raise FatalLLMError(
+                f"{settings.endpoint}: the URL carries a user and password and an API key is given too; "
+                "HTTP sends one Authorization header: drop one of them"
+            )
+        self._headers = {"Authorization": basic} if basic is not None else None
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -161,7 +169,8 @@ class OpenAIChatLLM(LLM):
 
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
-                base_url=self.settings.base_url,
+                base_url=self._base_url,
+                default_headers=self._headers,
                 timeout=self.settings.timeout,
                 max_retries=0,
                 http_client=http_client(self.settings.concurrency, self.settings.timeout),
@@ -221,8 +230,7 @@ class OpenAIChatLLM(LLM):
         if not message:
             message = str(getattr(exc, "message", "") or "")
             message = re.sub(r"^Error code: \d+ - ", "", message)
-        message = scrub(message, self._key)
-        message = _KEY_FRAGMENT.sub("[redacted]", message)
+        message = mask_server_text(message, self._key)
         message = " ".join(message.split())
         if len(message) > MAX_SERVER_MESSAGE:
             message = message[: MAX_SERVER_MESSAGE - 3] + "..."

@@ -4,8 +4,10 @@
   masked), package versions, counts, failures by reason, requests, retries,
   cache hits, tokens, cost and durations.
 - ``<output>.failures.jsonl``: one line per record that could not be
-  processed: its id, the reason and the raw response. Written only when some
-  record failed; a stale one from an earlier run is removed.
+  processed: the input row verbatim, with ``_itkit_failure`` holding the
+  reason, its location and the raw response (see :mod:`itkit.failures`), so
+  the file can be fed back to the command. Written only when some record
+  failed; a stale one from an earlier run is removed.
 
 When the output is stdout (``-``) they are ``itkit-<command>.summary.json`` and
 ``itkit-<command>.failures.jsonl`` in the working directory. Every write is
@@ -19,14 +21,20 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
 
 from itkit import __version__
+from itkit.errors import Location
+from itkit.failures import failure_row
 from itkit.io.sinks import RowWriter, write_file_atomic
-from itkit.llm.settings import LLMSettings, scrub
+from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
+from itkit.records import Record
+
+if TYPE_CHECKING:
+    from itkit.llm.job import InputRecords
 
 SUMMARY_SUFFIX = ".summary.json"
 FAILURES_SUFFIX = ".failures.jsonl"
@@ -52,13 +60,17 @@ def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str
 
 @dataclass
 class FailedRecord:
-    id: str
+    """One failure: the input row it concerns (verbatim; None for a failure with no input record, such as a
+    generation prompt), where that row was read, the reason, the raw response and the method's details."""
+
     reason: str
     raw: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    input: dict | None = None
+    location: Location | None = None
 
     def row(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason, "raw": self.raw, **self.extra}
+        return failure_row(self.input, self.reason, self.location, self.raw, self.extra)
 
 
 class RunReport:
@@ -73,9 +85,17 @@ class RunReport:
         self.failures_path = sidecar_path(output, FAILURES_SUFFIX, command)
         self.failures: list[FailedRecord] = []
         self.started = time.time()
+        self.inputs: InputRecords | None = None
+        """The command's input records: :meth:`fail_record` finds each record's row there."""
 
-    def fail(self, record_id: str, reason: str, raw: str = "", **extra: Any) -> None:
-        self.failures.append(FailedRecord(record_id, reason, raw, extra))
+    def fail_record(self, record: Record, reason: str, raw: str = "", **details: Any) -> None:
+        """``record`` (one of :attr:`inputs`) failed: its input row goes to the failures file verbatim."""
+        row, location = self.inputs.origin(record) if self.inputs is not None else (None, None)
+        self.failures.append(FailedRecord(reason, raw, details, row, location))
+
+    def fail(self, reason: str, raw: str = "", **details: Any) -> None:
+        """A failure that concerns no input record (a generation prompt, a generated task): its details only."""
+        self.failures.append(FailedRecord(reason, raw, details))
 
     def failure_reasons(self) -> dict[str, int]:
         reasons: dict[str, int] = {}
@@ -90,12 +110,11 @@ class RunReport:
             if stale.is_file():
                 stale.unlink()
             return None
-        secret = self.settings.key_value()
+        # written as they are: the key can only reach them through a server's error message, masked where
+        # the client reads it (itkit.llm.secrets); records and responses are data, never scanned for it
         with RowWriter(self.failures_path, "jsonl") as writer:
             for failure in self.failures:
-                row = failure.row()
-                row["raw"] = scrub(row["raw"], secret)
-                writer.write(row)
+                writer.write(failure.row())
         return self.failures_path
 
     def summary(self, stats: EngineStats, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,7 +143,6 @@ class RunReport:
         self.write_failures()
         data = self.summary(stats, counts, extra)
         blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        blob = scrub(blob.decode("utf-8"), self.settings.key_value()).encode("utf-8")
         write_file_atomic(self.summary_path, blob)
         return data
 

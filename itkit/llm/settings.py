@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from itkit.errors import UsageError
 from itkit.llm.base import Sampling
+from itkit.llm.secrets import REDACTED, check_api_key, mask_url
 
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
@@ -28,7 +29,6 @@ DEFAULT_MAX_RETRIES = 6
 """Retries per request after the first try (transient errors and rejected responses)."""
 DEFAULT_CONCURRENCY = 16
 """Requests in flight at once."""
-REDACTED = "**********"
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 """The range of --seed (and the most of any count): a 64-bit integer, as OpenAI-compatible servers take it."""
 
@@ -64,19 +64,19 @@ class LLMSettings(BaseModel):
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     api_key: SecretStr | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1, le=SEED_MAX)
     seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=SEED_MAX)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=SEED_MAX)
     rpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
     tpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
     cache_dir: str | None = None
     no_cache: bool = False
-    price_in: float | None = Field(default=None, ge=0)
-    price_out: float | None = Field(default=None, ge=0)
+    price_in: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    price_out: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     quiet: bool = False
     dry_run: bool = False
     limit: int | None = Field(default=None, ge=1, le=SEED_MAX)
@@ -94,16 +94,28 @@ class LLMSettings(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip()
-        if not value.startswith(("http://", "https://")):
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a bad port raises here, not at the first request
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("names no host (expected e.g. http://localhost:8000/v1)")
+        return f"{scheme.lower()}://{rest}".rstrip("/")
 
     @field_validator("api_key")
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        return SecretStr(value.get_secret_value().strip())
+        key = value.get_secret_value().strip()
+        problem = check_api_key(key)
+        if problem:
+            raise ValueError(problem)
+        return SecretStr(key)
 
     # ---- construction ---------------------------------------------------
     @classmethod
@@ -114,21 +126,28 @@ class LLMSettings(BaseModel):
         """
         environ = os.environ if env is None else env
         values = {k: v for k, v in options.items() if v is not None}
-        if "api_key" not in values and environ.get(ENV_API_KEY):
-            values["api_key"] = environ[ENV_API_KEY]
-        if "base_url" not in values and environ.get(ENV_BASE_URL):
-            values["base_url"] = environ[ENV_BASE_URL]
+        from_env: dict[str, str] = {}
+        for name, variable in (("api_key", ENV_API_KEY), ("base_url", ENV_BASE_URL)):
+            if name not in values and environ.get(variable):
+                values[name] = environ[variable]
+                from_env[name] = variable
         try:
             return cls(**values)
         except ValidationError as exc:
             first = exc.errors()[0]
             name = str(first["loc"][0]) if first["loc"] else ""
-            option = OPTION_NAMES.get(name, name)
+            option = from_env.get(name) or OPTION_NAMES.get(name, name)
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 raise UsageError(f"unknown LLM setting '{name}'") from None
-            # never echo the value of the key
-            shown = "" if name == "api_key" else f" (got {first.get('input')!r})"
+            # never echo the key, nor the credentials of a URL
+            value = first.get("input")
+            if name == "api_key":
+                shown = ""
+            elif isinstance(value, str):
+                shown = f" (got {mask_url(value)!r})"
+            else:
+                shown = f" (got {value!r})"
             raise UsageError(f"{option}: {message}{shown}") from None
 
     # ---- views ------------------------------------------------------------
@@ -139,7 +158,7 @@ class LLMSettings(BaseModel):
     @property
     def endpoint(self) -> str:
         """The endpoint for messages: the base URL without any password, or OpenAI's."""
-        return _without_password(self.base_url) if self.base_url else "https://api.openai.com/v1"
+        return mask_url(self.base_url) if self.base_url else "https://api.openai.com/v1"
 
     def key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
@@ -149,7 +168,7 @@ class LLMSettings(BaseModel):
         data = self.model_dump(mode="json")
         data["api_key"] = REDACTED if self.api_key is not None else None
         if self.base_url:
-            data["base_url"] = _without_password(self.base_url)
+            data["base_url"] = mask_url(self.base_url)
         return data
 
     def __repr__(self) -> str:  # pydantic's repr already masks SecretStr; keep it explicit
@@ -158,22 +177,3 @@ class LLMSettings(BaseModel):
     __str__ = __repr__
 
 
-def _without_password(url: str) -> str:
-    """``url`` with the password of any ``user:password@`` part masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` (and a long enough prefix or suffix of it) masked."""
-    if not secret or not text:
-        return text
-    out = text.replace(secret, REDACTED)
-    # providers echo parts of a rejected key ("sk-ab***wxyz"): mask fragments of 6+ characters too
-    if len(secret) >= 12:
-        for fragment in (secret[:8], secret[-8:]):
-            out = out.replace(fragment, REDACTED)
-    return out

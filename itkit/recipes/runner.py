@@ -99,10 +99,11 @@ def default_run_dir(recipe: Recipe, cwd: Path | None = None) -> Path:
 class StepFailed(ItkitError):
     """A stage stopped the run; the message names the stage, the exit code is the cause's."""
 
-    def __init__(self, label: str, cause: ItkitError):
+    def __init__(self, label: str, cause: ItkitError, empty_from: str | None = None):
         self.exit_code = cause.exit_code
         self.cause = cause
-        super().__init__(f"step {label}: {cause}")
+        why = f" (its input is empty: step {empty_from} produced no records)" if empty_from else ""
+        super().__init__(f"step {label}: {cause}{why}")
 
 
 @dataclass
@@ -266,6 +267,8 @@ class _Cursor:
     input_sha256: str | None = None
     fingerprint: str = ""
     records: int | None = None
+    empty_from: str | None = None
+    """The stage whose output (this stage's input) holds no records."""
     changed: bool = False
     """Dry run: an earlier stage would run, so every later one would too."""
     estimated: bool = False
@@ -323,7 +326,7 @@ class Runner:
             spec.options.model_dump(mode="json"),
             previous=cursor.fingerprint,
             input_sha256=cursor.input_sha256,
-            llm=stage.settings.model_dump(mode="json") if stage.settings is not None else None,
+            llm=stage.settings.redacted() if stage.settings is not None else None,  # no URL password in the file
             prompts=prompts,
         )
 
@@ -408,7 +411,7 @@ class Runner:
         try:
             outcome = self.execute(stage, folder, cursor)
         except ItkitError as exc:
-            raise StepFailed(stage.label, exc) from None
+            raise StepFailed(stage.label, exc, cursor.empty_from if cursor.records == 0 else None) from None
         seconds = time.monotonic() - started
         state = output_state(output)
         own = {output.relative_to(folder).parts[0], FINGERPRINT_FILE}
@@ -435,6 +438,7 @@ class Runner:
             cursor.input = output
             cursor.input_sha256 = sha
             cursor.records = outcome.records_out
+            cursor.empty_from = stage.label if outcome.records_out == 0 else None
 
     def _dry_stage(self, stage: Stage, cursor: _Cursor) -> StepRow:
         assert self.scratch is not None
@@ -499,7 +503,8 @@ def _done_message(outcome: StepOutcome, seconds: float) -> str:
     if outcome.outputs and outcome.records_out is None:
         out = " -> " + ", ".join(f"{k} {v}" for k, v in outcome.outputs.items())
     failed = f", {outcome.failed} failed" if outcome.failed else ""
-    return f"{outcome.records_in}{out} records{failed} in {seconds:.1f} s"
+    passed = f", {outcome.passed_through} passed through unchanged (beyond the limit)" if outcome.passed_through else ""
+    return f"{outcome.records_in}{out} records{failed}{passed} in {seconds:.1f} s"
 
 
 def run_recipe(

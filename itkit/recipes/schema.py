@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from itkit.errors import ItkitError, UsageError
@@ -44,6 +43,7 @@ from itkit.llm.settings import LLMSettings
 from itkit.recipes.yaml_lines import LocatedYAML
 from itkit.steps import EXPORT, STEPS
 from itkit.steps.spec import Context, Options
+from itkit.yaml_guard import YAMLProblem
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
@@ -276,14 +276,8 @@ def _read(path: Path, shown: str) -> tuple[str, LocatedYAML]:
         raise RecipeError(shown, None, f"not UTF-8 (byte {exc.start})") from None
     try:
         located = LocatedYAML(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
-            mark = exc.context_mark  # "got '<stream end>'": the unclosed bracket or quote is where the problem is
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise RecipeError(shown, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(shown, None, f"not valid YAML: {exc}") from None
+    except YAMLProblem as exc:
+        raise RecipeError(shown, exc.line, exc.message) from None
     return text, located
 
 

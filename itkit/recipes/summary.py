@@ -77,6 +77,8 @@ class StepRow:
             "removed": dict(o.removed),
             "failed": o.failed,
             "rejected": o.rejected,
+            "passed_through": o.passed_through,
+            "produced_nothing": o.records_out == 0,
             "requests": self.requests,
             "cache_hits": self.cache_hits,
             "tokens": {"prompt": prompt, "completion": completion},

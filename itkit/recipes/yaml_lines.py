@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from itkit.yaml_guard import compose_yaml
+
 
 class _Node:
     __slots__ = ("line", "children", "key_line")
@@ -39,7 +41,8 @@ class LocatedYAML:
     """A parsed YAML document plus the line of every value in it."""
 
     def __init__(self, text: str):
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        """Raises :class:`~itkit.yaml_guard.YAMLProblem` for invalid YAML, a duplicate key or an alias bomb."""
+        root = compose_yaml(text)
         if root is None:
             self.data: Any = None
             self._root = _Node(1)

@@ -20,6 +20,9 @@ OPTS = (
         help=f"Operations to draw from: {', '.join(OPERATION_NAMES)}, or {', '.join(OPERATION_GROUPS)}."),
     Opt("keep", str, "final", "final: each input's last survivor; all: every round's survivors.", choices=KEEP_CHOICES),
     Opt("only_evolved", bool, False, "Leave out the input records themselves."),
+    Opt("salvage_labels", bool, False,
+        "Strip a label such as '#Rewritten Prompt#:' before rule 4 and keep the rest, counted apart "
+        "(default: judged as written, as the paper)."),
     Opt("eliminated", bool, file=True, help="Also write each eliminated evolution (rule, rewrite) here (JSONL)."),
 )
 
@@ -47,7 +50,7 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
     seed = settings.seed if settings.seed is not None else DEFAULT_SEED
     params = llm.parameters(
         files, rounds=o.rounds, ops=list(ops), seed=seed, keep=o.keep, only_evolved=o.only_evolved,
-        eliminated=files.eliminated,
+        salvage_labels=o.salvage_labels, eliminated=files.eliminated,
     )
     return run_evol_instruct(
         files.src,
@@ -60,12 +63,14 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
         keep=o.keep,
         only_evolved=o.only_evolved,
         sampling=split_sampling(settings)[1],
+        salvage_labels=o.salvage_labels,
         prompts_dir=files.prompts_dir,
         from_format=files.from_format,
         to_format=files.to_format,
         on_error=files.on_error,
         errors_path=files.errors_path,
         eliminated_path=files.eliminated,
+        pass_rest=files.pass_rest,
     )
 
 
@@ -77,7 +82,10 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
         assert result.evolution is not None
         counts = result.evolution.counts()["records"]
         if result.dry_run:
-            outcome = llm.outcome(engine, records_in=result.read, records_out=0, failed=0, partial=False, plan=result.plan)
+            outcome = llm.outcome(
+                engine, records_in=result.read + result.passed_through, records_out=0, failed=0, partial=False,
+                plan=result.plan, passed_through=result.passed_through,
+            )
             outcome.notes.append(
                 f"{result.read} records x {o.rounds} round(s), up to 3 requests each (rewrite, equality check, response); "
                 "the estimate assumes every evolution survives (an upper bound)"
@@ -87,11 +95,12 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
             return outcome
         return llm.outcome(
             engine,
-            records_in=result.read,
+            records_in=result.read + result.passed_through,
             records_out=result.written,
-            failed=counts["failed"] + counts["skipped"],
+            failed=counts["skipped"],  # records with a failed request are written (parent kept); partial says so
             partial=result.partial,
             plan=None,
+            passed_through=result.passed_through,
         )
 
 

@@ -58,6 +58,7 @@ class StepIO:
             prompts_dir=self.prompts_dir,
             summary_path=str(self.folder / SUMMARY_FILE),
             failures_path=str(self.folder / FAILURES_FILE),
+            pass_rest=True,
             **extra,
         )
 
@@ -75,6 +76,8 @@ class StepOutcome:
     """Records that failed (LLM steps: in failures.jsonl)."""
     rejected: int = 0
     """Input rows that could not be read (sources with on_error: skip)."""
+    passed_through: int = 0
+    """LLM steps with a ``limit``: records after the limit, written unchanged (in ``records_out``)."""
     partial: bool = False
     """The step's command would exit 3."""
     outputs: dict[str, int] = field(default_factory=dict)
@@ -96,6 +99,7 @@ class StepOutcome:
             "removed": dict(self.removed),
             "failed": self.failed,
             "rejected": self.rejected,
+            "passed_through": self.passed_through,
             "partial": self.partial,
             "outputs": dict(self.outputs),
             "engine": self.engine,
@@ -110,6 +114,7 @@ class StepOutcome:
             removed=dict(data.get("removed") or {}),
             failed=int(data.get("failed") or 0),
             rejected=int(data.get("rejected") or 0),
+            passed_through=int(data.get("passed_through") or 0),
             partial=bool(data.get("partial")),
             outputs=dict(data.get("outputs") or {}),
             engine=data.get("engine"),
@@ -141,6 +146,9 @@ class Files:
     """LLM steps: the summary file (default: OUTPUT.summary.json)."""
     failures_path: str | None = None
     """LLM steps: the failures file (default: OUTPUT.failures.jsonl)."""
+    pass_rest: bool = False
+    """LLM steps: write the records after ``limit`` unchanged (a run's steps) instead of leaving them out
+    (the command line's ``--limit``, which says how many it left out)."""
     progress: Callable[[str], None] | None = None
 
     def check(

@@ -40,14 +40,17 @@ def open_engine(settings: Any, io: StepIO):
     return engine
 
 
-def outcome(engine: Any, *, records_in: int, records_out: int, failed: int, partial: bool, plan: Any) -> StepOutcome:
-    """An LLM step's outcome: what it spent, or in a dry run what it would."""
+def outcome(
+    engine: Any, *, records_in: int, records_out: int, failed: int, partial: bool, plan: Any, passed_through: int = 0
+) -> StepOutcome:
+    """An LLM step's outcome: what it spent, or in a dry run what it would (``passed_through``: beyond the limit)."""
     settings = engine.settings
     if settings.dry_run:
         assert plan is not None
         return StepOutcome(
             records_in=records_in,
             records_out=None,
+            passed_through=passed_through,
             estimate=plan.as_dict(engine.stats.price),
             plan_lines=plan.describe(engine.stats.price, settings.model),
             engine=engine.stats.as_dict(),
@@ -57,6 +60,7 @@ def outcome(engine: Any, *, records_in: int, records_out: int, failed: int, part
         records_out=records_out,
         failed=failed,
         partial=partial,
+        passed_through=passed_through,
         engine=engine.stats.as_dict(),
     )
 

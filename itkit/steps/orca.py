@@ -56,6 +56,7 @@ def execute(rewriter: Any, o: Any, files: Files, engine: Any, settings: Any):
         to_format=files.to_format,
         on_error=files.on_error,
         errors_path=files.errors_path,
+        pass_rest=files.pass_rest,
     )
 
 
@@ -63,8 +64,8 @@ def run(rewriter: Any, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
         result = execute(rewriter, o, io.files(), engine, io.settings)
         outcome = llm.outcome(
-            engine, records_in=result.read, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan,
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
         )
     if result.dry_run and result.empty_prompts:
         outcome.notes.append(f"records with an empty prompt (not sent): {result.empty_prompts}")

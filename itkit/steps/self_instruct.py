@@ -14,7 +14,7 @@ from itkit.methods.self_instruct.prompts import METHOD
 from itkit.methods.self_instruct.run import COMMAND, DEFAULT_TARGET
 from itkit.steps import llm
 from itkit.steps.io import Files, StepIO, StepOutcome
-from itkit.steps.spec import REPEAT, Context, Opt, Step
+from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
 
 PANEL = "Self-Instruct"
 FILTERS_PANEL = "Self-Instruct filters"
@@ -29,7 +29,9 @@ OPTS = (
     Opt("demos", int, default_text="8 self-instruct, 3 alpaca", help="Demo tasks per prompt."),
     Opt("machine_demos", int, MACHINE_DEMOS, "self-instruct style: demos from the generated pool."),
     Opt("num_tasks", int, ALPACA_TASKS, "alpaca style: tasks each prompt asks for."),
-    Opt("max_instances", int, MAX_INSTANCES, "self-instruct style: instances kept per task."),
+    Opt("max_instances", int, MAX_INSTANCES, "self-instruct style: instances kept per task (a seeded random sample)."),
+    Opt("prepare", str, many=COMMA, default_text="all",
+        help="self-instruct style, the final training-pair stage: seeds, strip-prefixes, dedup (or all, none)."),
     Opt("min_words", int, MIN_WORDS, "Drop instructions with this many words or fewer.", panel=FILTERS_PANEL),
     Opt("max_words", int, MAX_WORDS, "Drop instructions with more words than this.", panel=FILTERS_PANEL),
     Opt("blacklist", str, many=REPEAT, panel=FILTERS_PANEL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from itkit.simplify import COMMAND, METHOD, TEMPLATE_NAME
+from itkit.simplify import COMMAND, KEEP_ORIGINAL, METHOD, ON_VIOLATION, RETRY_TEMPLATE_NAME, TEMPLATE_NAME
 from itkit.steps import llm
 from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import Context, Opt, Step
@@ -12,6 +12,10 @@ from itkit.steps.spec import Context, Opt, Step
 OPTS = (
     Opt("keep_original", bool, False, "Keep the original response in metadata (original_output)."),
     Opt("reject_longer", bool, False, "Fail a rewrite still longer than the original (default: keep, flagged)."),
+    Opt("on_violation", str, KEEP_ORIGINAL, choices=ON_VIOLATION,
+        help="A rewrite that still adds a fact or loses the answer after one retry: keep the original response, "
+        "flag the rewrite, or fail the record."),
+    Opt("allow_code_edits", bool, False, "Let the rewrite change code blocks (default: kept verbatim)."),
 )
 
 
@@ -19,13 +23,17 @@ def prepare(o: Any, ctx: Context) -> None:
     from itkit.templates import load_template
 
     load_template(METHOD, TEMPLATE_NAME, ctx.prompts_dir)  # a broken template fails before anything runs
+    load_template(METHOD, RETRY_TEMPLATE_NAME, ctx.prompts_dir)
 
 
 def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
     """``simplify_file``: a :class:`~itkit.simplify.SimplifyResult`."""
     from itkit.simplify import simplify_file
 
-    params = llm.parameters(files, keep_original=o.keep_original, reject_longer=o.reject_longer)
+    params = llm.parameters(
+        files, keep_original=o.keep_original, reject_longer=o.reject_longer,
+        on_violation=o.on_violation, allow_code_edits=o.allow_code_edits,
+    )
     return simplify_file(
         files.src,
         files.output,
@@ -35,9 +43,12 @@ def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
         to_format=files.to_format,
         keep_original=o.keep_original,
         reject_longer=o.reject_longer,
+        on_violation=o.on_violation,
+        allow_code_edits=o.allow_code_edits,
         prompts_dir=files.prompts_dir,
         on_error=files.on_error,
         errors_path=files.errors_path,
+        pass_rest=files.pass_rest,
     )
 
 
@@ -45,8 +56,8 @@ def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
         result = execute(prepared, o, io.files(), engine, io.settings)
         outcome = llm.outcome(
-            engine, records_in=result.read, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan,
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
         )
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")

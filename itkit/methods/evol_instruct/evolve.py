@@ -19,9 +19,11 @@ a free check costs no further request; the summary counts each failed
 evolution under the first rule it broke.
 
 A request that still fails after the engine's retries (unparseable, empty,
-cut off, server errors) ends the lineage: the record goes to the failures file
-with the stage, the reason and the raw response. Lineages are independent, so
-they run concurrently and their results do not depend on completion order.
+cut off, server errors) is not an elimination, but it leaves the pool the same
+way: the parent stays and goes on to the next round, and the failure (stage,
+reason, raw response) goes to the failures file. The record is written like any
+other. Lineages are independent, so they run concurrently and their results do
+not depend on completion order.
 
 In a dry run nothing is sent: each request is recorded for the estimate and
 the lineage goes on as if the rewrite survived, with a stand-in about
@@ -47,7 +49,7 @@ from itkit.methods.evol_instruct.operations import (
     choose_operation,
     sampling_of,
 )
-from itkit.methods.evol_instruct.parsing import parse_equality, parse_evolved
+from itkit.methods.evol_instruct.parsing import parse_equality, read_rewrite
 from itkit.records import META_EXTRA, META_PROVENANCE, Record
 
 DEFAULT_ROUNDS = 1
@@ -76,6 +78,8 @@ class EvolConfig:
     """Recorded in provenance."""
     sampling: Sampling | None = None
     """The user's sampling for the rewrite and response requests (over the templates'); never for the equality check."""
+    salvage_labels: bool = False
+    """Strip a label ("#Rewritten Prompt#:"), a preamble or quotes from a reply before rule 4 (not the paper's way)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -100,6 +104,8 @@ class Attempt:
     stage: str | None = None
     """For a failed attempt: the request that failed (evolve, equality, response)."""
     raw: str = ""
+    salvaged: bool = False
+    """``--salvage-labels`` stripped a label, preamble or quotes from the reply."""
 
     def as_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -114,6 +120,8 @@ class Attempt:
                 row[key] = value
         if self.detail:
             row["detail"] = self.detail
+        if self.salvaged:
+            row["salvaged_label"] = True
         return row
 
 
@@ -137,10 +145,9 @@ class Lineage:
         return self.members[-1]
 
     @property
-    def failure(self) -> Attempt | None:
-        if self.attempts and self.attempts[-1].status == "failed":
-            return self.attempts[-1]
-        return None
+    def failures(self) -> list[Attempt]:
+        """The attempts whose request failed (the parent stayed in the pool each time)."""
+        return [a for a in self.attempts if a.status == "failed"]
 
     @property
     def evolved(self) -> bool:
@@ -150,15 +157,13 @@ class Lineage:
         """The records this lineage contributes to the output.
 
         ``final``: the pool member after the last round (the source when every
-        evolution failed), nothing for a lineage that ended in a request
-        failure or was skipped. ``all``: the source and every surviving
-        evolution, round by round. ``only_evolved`` leaves the source out.
+        evolution was eliminated or its request failed), nothing for a skipped
+        record. ``all``: the source and every surviving evolution, round by
+        round. ``only_evolved`` leaves the source out.
         """
         if self.skipped is not None:
             return []
         if keep == "final":
-            if self.failure is not None:
-                return []
             members = [self.current]
         else:
             members = list(self.members)
@@ -234,9 +239,6 @@ class Evolver:
             self._advance(1)
             if child is not None:
                 lineage.members.append(child)
-            if attempt.status == "failed":
-                self._advance(rounds - k)
-                break
         return lineage
 
     def _advance(self, n: int) -> None:
@@ -257,18 +259,20 @@ class Evolver:
         # 1. the rewrite
         template = prompts.operations[op]
         headers = prompts.answer_headers(op)
+        salvage = self.config.salvage_labels
         try:
-            evolved = await self.engine.complete(
+            evolved, attempt.salvaged = await self.engine.complete(
                 prompts.evolution_messages(op, parent_prompt),
                 template=template.ref,
                 sampling=self._op_sampling[op],
-                parse=lambda r: parse_evolved(r.text, headers),
+                parse=lambda r: read_rewrite(r.text, headers, salvage),
                 # a parent kept after a failed round is evolved afresh, not answered from the cache
                 variant=round - 1,
                 **self._expect(lambda: self._count(parent_prompt) + int(EXPECTED_ADDED_WORDS * TOKENS_PER_WORD)),
             )
         except DryRunRequest:
             planned, evolved = True, dry_run_stand_in(parent_prompt, round)
+            attempt.salvaged = False
         except RecordFailure as failure:
             return _failed(attempt, "evolve", failure), None
         attempt.instruction = evolved
@@ -318,9 +322,13 @@ class Evolver:
         if planned:
             attempt.status = "planned"
         # a dry run's stand-in answer is the parent's, so later rounds estimate responses of that length
-        return attempt, self.child(parent, root_id, round, op, evolved, parent.output if response is None else response)
+        return attempt, self.child(
+            parent, root_id, round, op, evolved, parent.output if response is None else response, attempt.salvaged
+        )
 
-    def child(self, parent: Record, root_id: str, round: int, op: str, instruction: str, response: str) -> Record:
+    def child(
+        self, parent: Record, root_id: str, round: int, op: str, instruction: str, response: str, salvaged: bool = False
+    ) -> Record:
         """The record of a surviving rewrite, with its provenance step."""
         template = self.prompts.operations[op]
         step = {
@@ -335,6 +343,8 @@ class Evolver:
             "equality_template": self.prompts.equality.ref,
             "response_template": self.prompts.response.ref,
         }
+        if salvaged:
+            step["salvaged_label"] = True
         metadata = {
             k: v for k, v in parent.metadata.items() if k not in (META_EXTRA, META_PROVENANCE, META_ID_GENERATED)
         }
@@ -393,9 +403,9 @@ class EvolResult:
     def counts(self) -> dict[str, Any]:
         """Per record, per round, per rule and per operation: what happened."""
         ops = self.config.ops
-        records = Counter(evolved=0, unchanged=0, failed=0, skipped=0)
+        records = Counter(evolved=0, unchanged=0, skipped=0, failed=0)
         skipped: Counter = Counter()
-        attempts = Counter(attempted=0, survived=0, eliminated=0, failed=0, planned=0)
+        attempts = Counter(attempted=0, survived=0, eliminated=0, failed=0, planned=0, salvaged_labels=0)
         by_rule = Counter({rule: 0 for rule in RULES})
         by_op: dict[str, dict[str, Any]] = {
             op: {"attempted": 0, "survived": 0, "eliminated": 0, "failed": 0, "by_rule": {r: 0 for r in RULES}}
@@ -411,15 +421,16 @@ class EvolResult:
                 records["skipped"] += 1
                 skipped[skip_kind(lineage.skipped)] += 1
                 continue
-            if lineage.failure is not None:
-                records["failed"] += 1
-            elif lineage.evolved:
+            if lineage.failures:
+                records["failed"] += 1  # also counted as evolved or unchanged: the record is written
+            if lineage.evolved:
                 records["evolved"] += 1
             else:
                 records["unchanged"] += 1
             for a in lineage.attempts:
                 attempts["attempted"] += 1
                 attempts[a.status] += 1
+                attempts["salvaged_labels"] += a.salvaged
                 op = by_op[a.operation]
                 op["attempted"] += 1
                 rnd = by_round[a.round - 1]
@@ -445,6 +456,8 @@ class EvolResult:
             out["skipped_reasons"] = dict(skipped)
         if not attempts["planned"]:
             del out["evolutions"]["planned"]
+        if not self.config.salvage_labels:
+            del out["evolutions"]["salvaged_labels"]
         return out
 
 

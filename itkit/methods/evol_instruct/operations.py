@@ -102,7 +102,7 @@ def choose_operation(ops: tuple[str, ...], seed: int, record_id: str, round: int
 
 def sampling_of(template: PromptTemplate) -> Sampling | None:
     """The template's ``sampling`` block as a :class:`Sampling` override (None when empty)."""
-    if not template.sampling:
+    if not template.sampling.given():
         return None
     return sampling_from(template.sampling, f"{template.path}: sampling")
 

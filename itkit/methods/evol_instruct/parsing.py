@@ -1,11 +1,17 @@
 """Reading the model's answers: the evolved instruction and the equality verdict.
 
+By default (:func:`read_rewrite` with ``salvage=False``) the reply is the
+instruction, as written: elimination rule 4 then judges it whole, so a reply
+that opens with a label such as ``#Rewritten Prompt#:`` copies a marker and
+fails, as in the paper.
+
 Models dress their answers up: they repeat the answer header
 (``#Rewritten Prompt#:``), echo the given prompt first, open with "Here is the
 rewritten prompt:", or wrap the answer in quotes. :func:`parse_evolved` strips
-that dressing; it does not judge the text. A copy of a marker *inside* the
-instruction is left in place for elimination rule 4 to catch. An answer with
-nothing left raises :class:`ResponseRejected` so the engine retries it.
+that dressing (``--salvage-labels``, a salvage the paper does not do); it does
+not judge the text. A copy of a marker *inside* the instruction is left in
+place for elimination rule 4 to catch. An answer with nothing left raises
+:class:`ResponseRejected` so the engine retries it.
 """
 
 from __future__ import annotations
@@ -51,6 +57,20 @@ def parse_evolved(text: str, headers: tuple[str, ...] = ("#Rewritten Prompt#", "
     if not body:
         raise ResponseRejected("the rewrite is empty once its headers are removed", text)
     return body
+
+
+def read_rewrite(text: str, headers: tuple[str, ...], salvage: bool = False) -> tuple[str, bool]:
+    """The instruction of a rewrite reply and whether a label was salvaged (stripped) from it.
+
+    ``salvage=False``: the reply as written (ends stripped), for rule 4 to judge whole.
+    """
+    written = text.strip()
+    if not salvage:
+        if not written:
+            raise ResponseRejected("the rewrite is empty", text)
+        return written, False
+    parsed = parse_evolved(text, headers)
+    return parsed, parsed != written
 
 
 def _drop_preamble(body: str) -> str:

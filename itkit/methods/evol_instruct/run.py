@@ -4,15 +4,17 @@ Every input record is accounted for, in exactly one of these counts:
 
 - **evolved**: at least one evolution survived; with ``keep="final"`` its
   last survivor is written, with ``keep="all"`` the source and every survivor;
-- **unchanged**: every evolution was eliminated; the parent stayed in the
-  pool, and the source is written as it was (``only_evolved`` leaves it out);
-- **failed**: a request still failed after the engine's retries; the lineage
-  stops and the record goes to the failures file with the stage, round,
-  operation, reason and raw response (``keep="all"`` still writes the
-  survivors of earlier rounds);
+- **unchanged**: every evolution was eliminated or its request failed; the
+  parent stayed in the pool, and the source is written as it was
+  (``only_evolved`` leaves it out);
 - **skipped**: a multi-turn conversation or an empty instruction; failures
   file, with the reason, no request;
 - **rejected** by the reader (``on_error="skip"``): the errors file.
+
+Apart from these, **failed** counts the records (evolved or unchanged) with a
+request that still failed after the engine's retries: each such request goes
+to the failures file with the stage, round, operation, reason and raw
+response, and the parent went on to the next round as after an elimination.
 
 Each evolved record carries its lineage in ``metadata.provenance`` (one step
 per evolution: operation, round, parent id, model, templates), written with
@@ -95,6 +97,7 @@ class EvolFileResult(JobResult):
             "failed": records["failed"],
             "skipped": records["skipped"],
             "written": self.written,
+            **self.limit_counts(),
         }
 
     @property
@@ -130,12 +133,14 @@ def run_evol_instruct(
     only_evolved: bool = False,
     rules: EliminationRules | None = None,
     sampling: Sampling | None = None,
+    salvage_labels: bool = False,
     prompts_dir: str | None = None,
     from_format: str = "auto",
     to_format: str | None = None,
     on_error: str = "fail",
     errors_path: str | None = None,
     eliminated_path: str | None = None,
+    pass_rest: bool = False,
 ) -> EvolFileResult:
     """Evolve every record of ``source`` for ``rounds`` rounds and write ``output`` (nothing in a dry run).
 
@@ -143,19 +148,35 @@ def run_evol_instruct(
     format checked against every record before the first request.
     ``sampling`` (see :func:`split_sampling`) applies to the rewrite and
     response requests. ``eliminated_path``, if given, receives one JSON line
-    per eliminated evolution (rule, detail, rewrite, response).
+    per eliminated evolution (rule, detail, rewrite, response). With
+    ``pass_rest`` the records after ``--limit``'s first ones are written
+    unchanged after the others.
     """
     settings = engine.settings
     prompts = EvolPrompts.load(ops, prompts_dir)
     config = EvolConfig(
-        rounds=rounds, ops=ops, seed=seed, rules=rules or EliminationRules(), model=settings.model, sampling=sampling
+        rounds=rounds,
+        ops=ops,
+        seed=seed,
+        rules=rules or EliminationRules(),
+        model=settings.model,
+        sampling=sampling,
+        salvage_labels=salvage_labels,
     )
-    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    read = read_input(
+        source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path, pass_rest=pass_rest
+    )
     records = read.records
     target = to_format or read.format
     result = EvolFileResult(read.format, target, read=len(records), rejected=read.rejected)
     result.errors_path = read.errors_path
+    result.take_limit(read)
+    report.inputs = read
     check_writable(records, Evolver(engine, prompts, config), target, write_sources=not only_evolved)
+    rest_format = get_format(target)
+    for record in read.rest:
+        with fails_before_sending(f"record '{record.id}'"):
+            rest_format.dump(record)
 
     evolution = run_evolution(engine, records, prompts, config)
     result.evolution = evolution
@@ -167,19 +188,24 @@ def run_evol_instruct(
     with RecordWriter(output, target) as writer:
         for record in evolution.records(keep, only_evolved):
             writer.write(record)
+        for record in read.rest:  # after a recipe's limit: unchanged
+            writer.write(record)
     result.written = writer.count
+    result.dropped = dict(writer.dropped)
     for lineage in evolution.lineages:
         if lineage.skipped is not None:
-            report.fail(lineage.source.id, lineage.skipped, "", stage="input")
-        elif (failure := lineage.failure) is not None:
-            report.fail(
-                lineage.source.id,
+            report.fail_record(lineage.source, lineage.skipped, "", stage="input")
+            continue
+        for failure in lineage.failures:
+            report.fail_record(
+                lineage.source,
                 failure.detail,
                 failure.raw,
                 stage=failure.stage,
                 round=failure.round,
                 operation=failure.operation,
                 parent_id=failure.parent_id,
+                parent_kept=True,
                 **({"instruction": failure.instruction} if failure.instruction is not None else {}),
             )
     if eliminated_path is not None:
@@ -195,6 +221,7 @@ def run_evol_instruct(
             "seed": seed,
             "keep": keep,
             "only_evolved": only_evolved,
+            "salvage_labels": salvage_labels,
             "templates": {
                 **{op: t.ref for op, t in prompts.operations.items()},
                 "equality": prompts.equality.ref,

@@ -61,6 +61,7 @@ class OrcaResult(JobResult):
             "rejected_input": self.rejected,
             "written": self.written,
             "failed": self.failed,
+            **self.limit_counts(),
         }
 
     def distribution(self) -> dict[str, Any]:
@@ -106,13 +107,21 @@ def run_orca(
     to_format: str | None = None,
     on_error: str = "fail",
     errors_path: str | None = None,
+    pass_rest: bool = False,
 ) -> OrcaResult:
-    """Regenerate every record of ``source`` under its Orca system message and write ``output``."""
+    """Regenerate every record of ``source`` under its Orca system message and write ``output``.
+
+    With ``pass_rest`` the records after ``--limit``'s first ones are written unchanged after them.
+    """
     settings = engine.settings
-    read = read_input(source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path)
+    read = read_input(
+        source, from_format, limit=settings.limit, on_error=on_error, errors_path=errors_path, pass_rest=pass_rest
+    )
     target = to_format or read.format
     result = OrcaResult(read.format, target, read=len(read.records), rejected=read.rejected)
     result.errors_path = read.errors_path
+    result.take_limit(read)
+    report.inputs = read
     items = [rewriter.plan(record) for record in read.records]
     for item in items:
         a = item.assignment
@@ -122,6 +131,10 @@ def run_orca(
         result.fallbacks += a.fallback
         result.empty_prompts += item.skip_reason == EMPTY_PROMPT
     check_writable(items, rewriter, target)
+    rest_format = get_format(target)
+    for record in read.rest:
+        with fails_before_sending(f"record '{record.id}'", CHOOSE_FORMAT):
+            rest_format.dump(record)
 
     sendable = [item for item in items if item.skip_reason is None]
     dry_run = settings.dry_run
@@ -146,16 +159,20 @@ def run_orca(
             a = item.assignment
             details = {META_SYSTEM_MESSAGE: a.number, META_TASK_TYPE: a.task_type}
             if item.skip_reason is not None:
-                report.fail(item.record.id, item.skip_reason, "", **details)
+                report.fail_record(item.record, item.skip_reason, "", **details)
                 result.failed += 1
                 continue
             outcome = next(answered)
             if outcome.failure is not None:
-                report.fail(item.record.id, outcome.failure.reason, outcome.failure.raw, **details)
+                report.fail_record(item.record, outcome.failure.reason, outcome.failure.raw, **details)
                 result.failed += 1
                 continue
             writer.write(finalise(outcome.value, target))  # type: ignore[arg-type]
             result.written += 1
+        for record in read.rest:  # after a recipe's limit: unchanged
+            writer.write(finalise(record, target))
+            result.written += 1
+    result.dropped = dict(writer.dropped)
     extra = {
         "source_format": result.source_format,
         "target_format": target,

@@ -52,6 +52,8 @@ class _Rule(BaseModel):
     type: str
     field: Literal["instruction", "prompt"] = "prompt"
     requires_input: bool = False
+    all_of: list[str] = Field(default_factory=list)
+    """Patterns that must all match too (e.g. "the text holds a number")."""
     patterns: list[str] = Field(min_length=1)
 
 
@@ -75,12 +77,13 @@ class Rule:
     field: str
     requires_input: bool
     patterns: tuple[re.Pattern[str], ...]
+    all_of: tuple[re.Pattern[str], ...] = ()
 
     def matches(self, record: Record) -> bool:
         if self.requires_input and not record.input.strip():
             return False
         text = record.instruction if self.field == "instruction" else record.prompt
-        return any(p.search(text) for p in self.patterns)
+        return all(p.search(text) for p in self.all_of) and any(p.search(text) for p in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -197,13 +200,11 @@ def parse_task_table(raw: bytes, path: str, valid_messages: tuple[int, ...]) -> 
         if rule.name in seen:
             raise PromptError(f"{path}: field 'rules.{i}.name': rule '{rule.name}' is defined twice")
         seen.add(rule.name)
-        compiled = []
-        for j, pattern in enumerate(rule.patterns):
-            try:
-                compiled.append(re.compile(pattern, RULE_FLAGS))
-            except re.error as exc:
-                raise PromptError(f"{path}: field 'rules.{i}.patterns.{j}' (rule '{rule.name}'): bad regular expression: {exc}") from None
-        rules.append(Rule(rule.name, rule.type, rule.field, rule.requires_input, tuple(compiled)))
+        compiled = {
+            key: tuple(_compile(p, f"{path}: field 'rules.{i}.{key}.{j}' (rule '{rule.name}')") for j, p in enumerate(patterns))
+            for key, patterns in (("patterns", rule.patterns), ("all_of", rule.all_of))
+        }
+        rules.append(Rule(rule.name, rule.type, rule.field, rule.requires_input, compiled["patterns"], compiled["all_of"]))
     if any(c.multiple_choice_type for c in collections.values()) and not any(r.type == MULTIPLE_CHOICE for r in rules):
         raise PromptError(
             f"{path}: a collection sets 'multiple_choice_type' but no rule has type '{MULTIPLE_CHOICE}' to detect it"
@@ -220,6 +221,13 @@ def parse_task_table(raw: bytes, path: str, valid_messages: tuple[int, ...]) -> 
         path=path,
         hash=hashlib.sha256(raw).hexdigest()[:HASH_LENGTH],
     )
+
+
+def _compile(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, RULE_FLAGS)
+    except re.error as exc:
+        raise PromptError(f"{where}: bad regular expression: {exc}") from None
 
 
 def load_task_table(valid_messages: tuple[int, ...], prompts_dir: str | Path | None = None) -> TaskTable:

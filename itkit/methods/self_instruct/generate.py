@@ -37,6 +37,7 @@ from itkit.llm.engine import Engine
 from itkit.llm.errors import DryRunRequest
 from itkit.llm.report import FailedRecord
 from itkit.methods.self_instruct.filters import FILTER_NAMES, ROUGE_L, FilterConfig, TextFilters
+from itkit.methods.self_instruct.finetune import PARTS as PREPARE_PARTS
 from itkit.methods.self_instruct.instances import (
     MAX_INSTANCES,
     CleanResult,
@@ -46,11 +47,15 @@ from itkit.methods.self_instruct.instances import (
     parse_generation_instances,
 )
 from itkit.methods.self_instruct.parse import (
+    CUT_OFF,
     MAX_NEW_PER_PROMPT,
+    REJECT_REASONS,
     normalise_instruction,
     parse_alpaca_tasks,
     parse_instruction_list,
     parse_yes_no,
+    UNCLEAR,
+    YES,
 )
 from itkit.methods.self_instruct.prompts import AlpacaDemo, Prompt, SelfInstructPrompts
 from itkit.methods.self_instruct.seeds import Seed, SeedSet
@@ -116,6 +121,8 @@ class SelfInstructConfig:
     """The prompt budget; None: ceil(num / MIN_KEPT_PER_PROMPT) + batch_size."""
     failed_rounds_to_stop: int = FAILED_ROUNDS_TO_STOP
     filters: FilterConfig = field(default_factory=FilterConfig)
+    prepare: tuple[str, ...] = PREPARE_PARTS
+    """The parts of the final training-pair stage (Self-Instruct style with instances): see ``finetune``."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -170,6 +177,8 @@ class GenerationResult:
     """The response hit the length limit (Self-Instruct: discarded whole; Alpaca: last block dropped)."""
     skipped: int = 0
     """Chunks of text that were not candidates (preamble, noise, malformed or truncated blocks)."""
+    rejected: tuple[tuple[str, int], ...] = ()
+    """Alpaca style: blocks the strict parser rejected, per reason."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,8 @@ class Task:
     output: str | None = None
     """Alpaca style: the generated output."""
     is_classification: bool | None = None
+    classification_answer: str | None = None
+    """yes, no or unclear (read as no)."""
     instances: list[Instance] = field(default_factory=list)
     dropped: str | None = None
     """Why the task has no record (instance cleaning removed everything, or it failed)."""
@@ -209,6 +220,7 @@ class GenerationCounts:
     cut_off: int = 0
     candidates: int = 0
     skipped_text: int = 0
+    rejected_blocks: Counter = field(default_factory=Counter)
     filtered: Counter = field(default_factory=Counter)
     unused: int = 0
     rounds: int = 0
@@ -229,13 +241,18 @@ class GenerationCounts:
             "responses_cut_off": self.cut_off,
             "candidates": self.candidates,
             "skipped_text": self.skipped_text,
+            **({"rejected_blocks": {r: self.rejected_blocks.get(r, 0) for r in REJECT_REASONS}} if self.rejected_blocks else {}),
             "filtered": {name: self.filtered.get(name, 0) for name in FILTER_NAMES},
             "unused_after_target": self.unused,
             "kept_instructions": kept,
             "stopped": self.stopped,
         }
         if wants_instances:
-            out["classification"] = {"yes": self.classification.get("yes", 0), "no": self.classification.get("no", 0)}
+            out["classification"] = {
+                "yes": self.classification.get("yes", 0),
+                "no": self.classification.get("no", 0),
+                "unclear_read_as_no": self.classification.get(UNCLEAR, 0),
+            }
             out["instances"] = {
                 "parsed": self.instances_parsed,
                 "kept": self.instances_kept,
@@ -289,7 +306,7 @@ class SelfInstructGenerator:
                 spec = outcome.item
                 if outcome.failure is not None:
                     counts.failed_prompts += 1
-                    self._fail(f"prompt-{spec.index}", outcome.failure, STAGE_GENERATION, round=spec.round)
+                    self._fail(outcome.failure, STAGE_GENERATION, round=spec.round, prompt=spec.index)
                     continue
                 any_answer = True
                 self._take(spec, outcome.value)
@@ -345,10 +362,10 @@ class SelfInstructGenerator:
                 parsed = parse_alpaca_tasks(response.text, first_number, truncated=cut_off)
             except ResponseRejected:
                 if cut_off:  # only a cut-off block: discarded and counted, as the original does
-                    return GenerationResult((), cut_off=True, skipped=1)
+                    return GenerationResult((), cut_off=True, skipped=1, rejected=((CUT_OFF, 1),))
                 raise
             candidates = tuple(Candidate(t.instruction, t.input, t.output) for t in parsed.tasks)
-            return GenerationResult(candidates, cut_off, parsed.malformed + parsed.truncated)
+            return GenerationResult(candidates, cut_off, parsed.rejected_total, tuple(sorted(parsed.rejected.items())))
         if cut_off:  # Self-Instruct discards a response cut by the length limit
             return GenerationResult((), cut_off=True)
         listed = parse_instruction_list(response.text, first_number, self.config.max_new)
@@ -362,6 +379,7 @@ class SelfInstructGenerator:
         counts.responses += 1
         counts.cut_off += result.cut_off
         counts.skipped_text += result.skipped
+        counts.rejected_blocks.update(dict(result.rejected))
         for candidate in result.candidates:
             counts.candidates += 1
             if len(self.tasks) >= self.config.num:
@@ -403,12 +421,15 @@ class SelfInstructGenerator:
                 counts.tasks_failed += 1
                 task.dropped = "failed"
                 stage = STAGE_CLASSIFICATION if task.is_classification is None else STAGE_INSTANCES
-                self._fail(task.id, outcome.failure, stage, instruction=task.instruction)
+                self._fail(outcome.failure, stage, task=task.id, instruction=task.instruction)
                 continue
             instances, truncated = outcome.value  # type: ignore[misc]
             counts.classification["yes" if task.is_classification else "no"] += 1
+            if task.classification_answer == UNCLEAR:
+                counts.classification[UNCLEAR] += 1
             counts.instances_parsed += len(instances)
-            cleaned: CleanResult = clean_instances(instances, truncated, self.config.max_instances)
+            rng = random.Random(f"instances:{self.config.seed}:{task.id}")
+            cleaned: CleanResult = clean_instances(instances, truncated, self.config.max_instances, rng)
             counts.instances_dropped.update(cleaned.dropped)
             counts.instances_kept += len(cleaned.instances)
             task.instances = cleaned.instances
@@ -418,7 +439,7 @@ class SelfInstructGenerator:
 
     async def _instances_for(self, task: Task) -> tuple[list[Instance], bool]:
         classify = self.prompts.is_classification(task.instruction)
-        task.is_classification = await self.engine.complete(  # type: ignore[assignment]
+        answer = await self.engine.complete(
             classify.messages,
             template=classify.ref,
             sampling=classify.sampling,
@@ -426,6 +447,8 @@ class SelfInstructGenerator:
             allow_length=True,  # 3 tokens: "Yes, it" is a fine answer cut short
             expected_tokens=EXPECTED_COMPLETION_TOKENS["is_classification"],
         )
+        task.classification_answer = answer  # type: ignore[assignment]
+        task.is_classification = answer == YES  # an unclear answer means "not classification", as the original
         prompt = self.prompts.instances(task.instruction, bool(task.is_classification), self.config.max_instances)
         return await self.engine.complete(  # type: ignore[return-value]
             prompt.messages,
@@ -437,8 +460,9 @@ class SelfInstructGenerator:
         )
 
     # ---- failures ---------------------------------------------------------------
-    def _fail(self, record_id: str, failure: RecordFailure, stage: str, **extra: Any) -> None:
-        self.failures.append(FailedRecord(record_id, failure.reason, failure.raw, {"stage": stage, **extra}))
+    def _fail(self, failure: RecordFailure, stage: str, **extra: Any) -> None:
+        """A failed prompt (``prompt`` and ``round``) or task (``task``: its id in the tasks file, ``instruction``)."""
+        self.failures.append(FailedRecord(failure.reason, failure.raw, {"stage": stage, **extra}))
 
     # ---- dry run ----------------------------------------------------------------
     async def plan(self) -> None:

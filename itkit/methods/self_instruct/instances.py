@@ -13,11 +13,13 @@ Cleaning, in the method's order (:func:`clean_instances`):
 3. drop the whole task when two instances share a (non-empty) input but have
    different outputs;
 4. drop exact duplicate instances (the first copy stays);
-5. keep at most ``max_instances``.
+5. keep at most ``max_instances``: a random sample, as the original's
+   ``random.sample`` (seeded per task by the caller, so runs are reproducible).
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -111,8 +113,13 @@ def invalid_reason(instance: Instance) -> str | None:
     return None
 
 
-def clean_instances(instances: list[Instance], truncated: bool = False, max_instances: int = MAX_INSTANCES) -> CleanResult:
-    """Apply the cleaning rules (module docstring) in order."""
+def clean_instances(
+    instances: list[Instance],
+    truncated: bool = False,
+    max_instances: int = MAX_INSTANCES,
+    rng: random.Random | None = None,
+) -> CleanResult:
+    """Apply the cleaning rules (module docstring) in order (without ``rng``, the first ``max_instances`` stay)."""
     result = CleanResult()
     items = list(instances)
     if truncated and items:
@@ -138,7 +145,7 @@ def clean_instances(instances: list[Instance], truncated: bool = False, max_inst
     result.dropped[DUPLICATE] += len(valid) - len(unique)
     if len(unique) > max_instances:
         result.dropped[OVER_LIMIT] += len(unique) - max_instances
-        unique = unique[:max_instances]
+        unique = rng.sample(unique, max_instances) if rng is not None else unique[:max_instances]
     result.instances = unique
     if not unique:
         result.task_dropped = NO_VALID_INSTANCES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from itkit.methods.self_instruct.finetune import parse_parts
 from itkit.methods.self_instruct.filters import MAX_WORDS, MIN_WORDS, MOST_SIMILAR, ROUGE_THRESHOLD, FilterConfig
 from itkit.methods.self_instruct.generate import (
     ALPACA_TASKS,
@@ -33,6 +34,7 @@ def config_from_options(
     blacklist: Sequence[str] | None = None,
     rouge_threshold: float = ROUGE_THRESHOLD,
     most_similar: int = MOST_SIMILAR,
+    prepare: str | Sequence[str] | None = None,
 ) -> SelfInstructConfig:
     """The run's config: ``seed`` None is :data:`DEFAULT_SEED`, ``blacklist`` adds to the style's keywords,
     ``max_prompts`` is the prompt budget (``--limit``)."""
@@ -47,6 +49,7 @@ def config_from_options(
         instances=instances,
         max_instances=max_instances,
         max_prompts=max_prompts,
+        prepare=parse_parts(prepare),
         filters=FilterConfig.for_style(
             style,
             extra_blacklist=tuple(blacklist or ()),
@@ -83,6 +86,7 @@ def report_parameters(
         "num_tasks": config.num_tasks,
         "max_instances": config.max_instances,
         "max_prompts": config.prompt_budget(),
+        "prepare": list(config.prepare),
         "on_error": on_error,
         "prompts_dir": prompts_dir,
     }

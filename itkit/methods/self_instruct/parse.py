@@ -113,12 +113,26 @@ def parse_instruction_list(text: str, first_number: int, max_items: int = MAX_NE
 
 
 # ---- Alpaca style ---------------------------------------------------------
-_BLOCK_SPLIT = re.compile(r"#{3,}")
-_FIELD = re.compile(
-    r"^[ \t]*(?:[*_]{1,2})?(?:\d{1,3}[ \t]*[.)][ \t]*)?(instruction|input|output)(?:[ \t]*\d{1,3})?(?:[*_]{1,2})?[ \t]*:(?:[*_]{1,2})?",
-    re.IGNORECASE | re.MULTILINE,
-)
-_STARTS_WITH_INSTRUCTION = re.compile(r"\s*(?:[*_]{1,2})?(?:\d{1,3}[ \t]*[.)][ \t]*)?instruction\b", re.IGNORECASE)
+_BLOCK_SPLIT = re.compile(r"###")
+_ANY_FIELD = re.compile(r"\d+\.\s+(?:Instruction|Input|Output):")
+FIELDS = ("Instruction", "Input", "Output")
+
+# why a block was rejected (summary keys), in the order they are tested
+CUT_OFF = "cut_off"
+"""The last block of a response that hit the length limit (as the original)."""
+WRONG_NUMBER = "wrong_number"
+"""Its fields are not numbered as the block's position says (the original's ``{idx}. Field:`` split finds none)."""
+MISSING_FIELD = "missing_field"
+"""One of Instruction / Input / Output is missing."""
+REPEATED_FIELD = "repeated_field"
+"""A field appears twice (two tasks run together)."""
+WRONG_ORDER = "wrong_order"
+"""The three fields are there but not in the order Instruction, Input, Output."""
+NO_FIELDS = "no_fields"
+"""Text without any ``N. Instruction:`` / ``N. Input:`` / ``N. Output:`` field."""
+EMPTY_FIELD = "empty_instruction_or_output"
+"""An empty instruction or output (the original keeps an empty output; itkit does not)."""
+REJECT_REASONS = (CUT_OFF, WRONG_NUMBER, MISSING_FIELD, REPEATED_FIELD, WRONG_ORDER, NO_FIELDS, EMPTY_FIELD)
 
 
 @dataclass
@@ -131,10 +145,15 @@ class AlpacaTask:
 @dataclass
 class ParsedTasks:
     tasks: list[AlpacaTask] = field(default_factory=list)
-    malformed: int = 0
-    """Blocks without an instruction and an output."""
-    truncated: int = 0
-    """The last block, dropped because the response hit the length limit."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Blocks rejected, per reason (:data:`REJECT_REASONS`)."""
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
 
 
 def normalise_input(value: str) -> str:
@@ -142,41 +161,55 @@ def normalise_input(value: str) -> str:
     return "" if value.lower() in NO_INPUT_MARKERS else value
 
 
+def _block_reason(labels: list[str], block: str) -> str:
+    if not labels:
+        return WRONG_NUMBER if _ANY_FIELD.search(block) else NO_FIELDS
+    if len(set(labels)) < len(labels):
+        return REPEATED_FIELD
+    if len(labels) < len(FIELDS):
+        return MISSING_FIELD
+    return WRONG_ORDER
+
+
 def parse_alpaca_tasks(text: str, first_number: int, truncated: bool = False) -> ParsedTasks:
     """Tasks from an Alpaca-style response that continues after ``{first_number}. Instruction:``.
 
-    Blocks are separated by ``###``; each needs an Instruction and an Output (the Input
-    may be missing or a "<noinput>" marker: empty input). When the response was cut by
-    the length limit its last block is dropped. Raises ResponseRejected when no task is left.
+    As strict as the original (``post_process_gpt3_response``): the response is
+    prefixed with ``{first_number}. Instruction:`` and split at ``###``; the k-th
+    block must hold exactly ``N. Instruction:``, ``N. Input:`` and ``N. Output:``
+    with N = first_number + k, in that order; anything else is rejected and counted
+    by reason (:data:`REJECT_REASONS`). A "<noinput>" input becomes empty; the
+    last block of a response cut by the length limit is dropped. Two deliberate
+    differences: a response that restates ``{first_number}. Instruction:`` itself is
+    not prefixed twice (chat models do that), and an empty instruction or output is
+    rejected. Raises ResponseRejected when no task is left.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not _STARTS_WITH_INSTRUCTION.match(text):
-        text = f"{first_number}. Instruction:{'' if text[:1].isspace() else ' '}{text}"
-    blocks = [b for b in _BLOCK_SPLIT.split(text) if b.strip()]
+    opening = f"{first_number}. Instruction:"
+    if not re.match(rf"\s*{first_number}\.\s+Instruction:", text):
+        text = opening + text
+    blocks = _BLOCK_SPLIT.split(text)
     result = ParsedTasks()
-    if truncated and blocks:
-        blocks.pop()
-        result.truncated = 1
-    for block in blocks:
-        fields: dict[str, str] = {}
-        found = list(_FIELD.finditer(block))
-        for i, m in enumerate(found):
-            name = m.group(1).lower()
-            end = found[i + 1].start() if i + 1 < len(found) else len(block)
-            if name not in fields:  # a repeated field belongs to a run-on block: keep the first
-                fields[name] = block[m.end() : end].strip()
-        instruction = fields.get("instruction", "").strip()
-        output = fields.get("output", "").strip()
-        if not instruction or not output or not has_letter(instruction):
-            result.malformed += 1
+    for k, block in enumerate(blocks):
+        if not block.strip():
+            continue  # the empty text after a closing "###": nothing was there
+        if truncated and k == len(blocks) - 1:
+            result.reject(CUT_OFF)
             continue
-        result.tasks.append(AlpacaTask(instruction, normalise_input(fields.get("input", "")), output))
+        number = first_number + k
+        parts = re.split(rf"{number}\.\s+(Instruction|Input|Output):", block)
+        labels = parts[1::2]
+        if labels != list(FIELDS):
+            result.reject(_block_reason(labels, block))
+            continue
+        instruction, input_text, output = (parts[i].strip() for i in (2, 4, 6))
+        if not instruction or not output or not has_letter(instruction):
+            result.reject(EMPTY_FIELD)
+            continue
+        result.tasks.append(AlpacaTask(instruction, normalise_input(input_text), output))
     if not result.tasks:
-        raise ResponseRejected(
-            "no complete Instruction/Input/Output task found in the response"
-            + (" (its last block was cut off by the length limit)" if result.truncated else ""),
-            text,
-        )
+        reasons = ", ".join(f"{n} {r}" for r, n in result.rejected.items()) or "no blocks"
+        raise ResponseRejected(f"no complete Instruction/Input/Output task found in the response ({reasons})", text)
     return result
 
 
@@ -186,17 +219,21 @@ _YES = re.compile(r"\byes\b", re.IGNORECASE)
 _NO = re.compile(r"\bno\b", re.IGNORECASE)
 
 
-def parse_yes_no(text: str) -> bool:
-    """True for Yes, False for No; ResponseRejected otherwise.
+YES, NO, UNCLEAR = "yes", "no", "unclear"
+
+
+def parse_yes_no(text: str) -> str:
+    """``"yes"``, ``"no"`` or ``"unclear"`` (which the method reads as No, as the original does).
 
     The first word decides; when it is neither ("Answer: Yes"), a reply that holds
-    exactly one of the two words as a whole word is read as that word.
+    exactly one of the two words as a whole word is read as that word. Anything else
+    (empty, "Maybe", both words) is unclear: never retried, counted apart.
     """
     found = _FIRST_WORD.search(text)
     word = found.group(0).lower() if found else ""
-    if word in ("yes", "no"):
-        return word == "yes"
+    if word in (YES, NO):
+        return word
     yes, no = bool(_YES.search(text)), bool(_NO.search(text))
     if yes != no:
-        return yes
-    raise ResponseRejected("the classification answer is neither Yes nor No", text)
+        return YES if yes else NO
+    return UNCLEAR

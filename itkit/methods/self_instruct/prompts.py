@@ -38,7 +38,8 @@ NO_INPUT_MARKER = "<noinput>"
 ALPACA_SEPARATOR = "###"
 BLANK_LINE_STOP = "\n\n"
 INSTANCE_STOP_TASK = "Task:"
-CLASSIFICATION_STOP = "\n"
+CLASSIFICATION_STOPS = ("\n", "Task")
+"""As the original: the answer ends at a newline or at the next "Task"."""
 
 def sampling_of(template: PromptTemplate) -> Sampling:
     """A template's ``sampling`` block as :class:`Sampling` (unknown keys are an error)."""
@@ -139,7 +140,7 @@ class SelfInstructPrompts:
     def is_classification(self, instruction: str) -> Prompt:
         assert self.classify is not None
         messages = self.classify.render(instruction=instruction.strip())
-        return Prompt(messages, self._sampling_for(self.classify, (CLASSIFICATION_STOP,)), self.classify)
+        return Prompt(messages, self._sampling_for(self.classify, CLASSIFICATION_STOPS), self.classify)
 
     def instances(self, instruction: str, classification: bool, max_instances: int) -> Prompt:
         template = self.clf_instances if classification else self.gen_instances

@@ -16,6 +16,7 @@ from itkit.methods.self_instruct.generate import (
     SelfInstructConfig,
     SelfInstructGenerator,
 )
+from itkit.methods.self_instruct.finetune import prepare_for_finetuning
 from itkit.methods.self_instruct.prompts import SelfInstructPrompts
 from itkit.methods.self_instruct.seeds import load_seeds
 from itkit.records import Record
@@ -94,7 +95,12 @@ def self_instruct_file(
     engine.execute(generator.generate_instructions, total=config.num, description=f"{COMMAND}: instructions")
     if config.wants_instances and generator.tasks:
         engine.execute(generator.generate_instances, total=len(generator.tasks), description=f"{COMMAND}: instances")
-    records = generator.records(settings.model, group_instances=target == "seed_tasks")
+    grouped = target == "seed_tasks"
+    records = generator.records(settings.model, group_instances=grouped)
+    prepared = None
+    if config.wants_instances and not grouped and config.prepare:
+        # the original's prepare_for_finetuning: seed instances added, field names stripped, duplicates removed
+        records, prepared = prepare_for_finetuning(records, seeds.seeds, config.prepare, config.seed, settings.model)
     with RecordWriter(output, target) as writer:
         for record in records:
             writer.write(record)
@@ -107,7 +113,7 @@ def self_instruct_file(
 
     report = report or RunReport(COMMAND, output, settings)
     for failure in generator.failures:
-        report.fail(failure.id, failure.reason, failure.raw, **failure.extra)
+        report.fail(failure.reason, failure.raw, **failure.extra)
     result.failed = len(generator.failures)
     result.counts = {
         "seeds": result.seeds,
@@ -115,6 +121,7 @@ def self_instruct_file(
         "rejected_input": result.rejected_input,
         "requested": config.num,
         **generator.summary_counts(),
+        **({"prepare": prepared.as_dict()} if prepared is not None else {}),
         "records_written": result.written,
     }
     file_report(

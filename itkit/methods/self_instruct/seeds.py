@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from itkit.dataset import RecordReader, RejectLog
 from itkit.errors import InputError, Location
-from itkit.formats.seed_tasks import META_IS_CLASSIFICATION
+from itkit.formats.seed_tasks import META_INSTANCES, META_IS_CLASSIFICATION
 from itkit.records import Record
 
 
@@ -19,16 +19,24 @@ class Seed:
     input: str = ""
     output: str = ""
     is_classification: bool | None = None
+    instances: tuple[tuple[str, str], ...] = ()
+    """Every (input, output) of the task (a seed-task file may hold several; other data: the record's own)."""
 
     @classmethod
     def from_record(cls, record: Record) -> "Seed":
         flag = record.metadata.get(META_IS_CLASSIFICATION)
+        listed = record.metadata.get(META_INSTANCES)
+        if isinstance(listed, list) and listed:
+            instances = tuple((str(i.get("input", "")), str(i.get("output", ""))) for i in listed if isinstance(i, dict))
+        else:
+            instances = ((record.input, record.output),) if record.has_output and record.output.strip() else ()
         return cls(
             id=record.id,
             instruction=record.instruction.strip(),
             input=record.input,
             output=record.output,
             is_classification=flag if isinstance(flag, bool) else None,
+            instances=instances,
         )
 
 
