@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, invoke
+from conftest import SHARED, invoke, read_failures
 from llm_server import TEST_API_KEY, FakeLLMServer
 
 from itkit.dataset import read_records
@@ -252,10 +252,10 @@ def test_on_violation_fail_sends_the_records_to_the_failures_file(runner, server
     result = run(runner, server, write_input(tmp_path), "-o", out, "--on-violation", "fail")
     assert result.exit_code == 3
     assert sorted(by_id(out)) == ["longer", "valid"]
-    failures = {f["id"]: f for f in map(json.loads, Path(f"{out}.failures.jsonl").read_text().splitlines())}
+    failures = {f["id"]: f for f in read_failures(f"{out}.failures.jsonl")}
     assert sorted(failures) == ["code", "invented", "lost"]
     assert failures["invented"]["reason"].startswith("the simplified response breaks a check (numbers)")
-    assert failures["invented"]["raw"] == FIRST_REWRITES["trail from the car park"]
+    assert failures["invented"]["response"] == FIRST_REWRITES["trail from the car park"]
     assert json.loads(Path(f"{out}.summary.json").read_text())["simplify"]["failed_checks"] == 3
 
 
