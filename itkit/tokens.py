@@ -38,9 +38,9 @@ def get_encoding(name: str = DEFAULT_ENCODING):
 
 
 def encoding_name_for(model: str | None = None, encoding: str | None = None) -> str:
-    """The encoding name for ``--encoding`` or ``--model`` (unknown models get o200k_base)."""
+    """The encoding name for ``--encoding`` or ``--tokenizer-model`` (unknown models get o200k_base)."""
     if model and encoding:
-        raise UsageError("give --encoding or --model, not both")
+        raise UsageError("give --encoding or --tokenizer-model, not both")
     if encoding:
         return encoding
     if model:

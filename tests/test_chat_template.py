@@ -210,7 +210,7 @@ def test_export_with_the_models_template_drops_none_the_trainer_would(runner, tm
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "out"
     result = invoke(runner, "export", src, "-o", out, "--mode", "sft", "--target", "axolotl,llama-factory",
-                    "--tokenizer", tmp_path / "gemma", "--max-tokens", "60", "--val-size", "3", "--json")
+                    "--tokenizer", tmp_path / "gemma", "--max-length", "60", "--val-size", "3", "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["exact_lengths"] is True

@@ -86,7 +86,7 @@ def test_root_help_lists_the_commands(runner):
         ["convert", str(SAMPLES / "dolly.jsonl"), "--no-such-option"],
         ["convert"],
         ["no-such-command"],
-        ["stats", str(SAMPLES / "dolly.jsonl"), "--encoding", "cl100k_base", "--model", "gpt-4o"],
+        ["stats", str(SAMPLES / "dolly.jsonl"), "--encoding", "cl100k_base", "--tokenizer-model", "gpt-4o"],
         ["stats", str(SAMPLES / "dolly.jsonl"), "--encoding", "no_such_encoding"],
     ],
 )
@@ -97,8 +97,8 @@ def test_usage_errors_exit_2(runner, args, tiktoken_cache):
 
 
 def test_usage_error_messages(runner, tiktoken_cache):
-    result = invoke(runner, "stats", SAMPLES / "dolly.jsonl", "--encoding", "cl100k_base", "--model", "gpt-4o")
-    assert result.stderr == "itkit: error: give --encoding or --model, not both\n"
+    result = invoke(runner, "stats", SAMPLES / "dolly.jsonl", "--encoding", "cl100k_base", "--tokenizer-model", "gpt-4o")
+    assert result.stderr == "itkit: error: give --encoding or --tokenizer-model, not both\n"
     result = invoke(runner, "stats", SAMPLES / "dolly.jsonl", "--encoding", "no_such_encoding")
     assert result.stderr.startswith("itkit: error: unknown tiktoken encoding 'no_such_encoding' (known: ")
     assert "cl100k_base" in result.stderr and "o200k_base" in result.stderr
@@ -361,7 +361,7 @@ def test_stats_categories_and_turns_of_the_samples(runner, tiktoken_cache):
 
 
 def test_stats_with_another_encoding_or_a_model(runner, stats_file, tiktoken_cache):
-    for args, encoding in ((["--encoding", "o200k_base"], "o200k_base"), (["--model", "gpt-4o"], "o200k_base"), (["--model", "my-local-llama"], "o200k_base"), (["--model", "gpt-4"], "cl100k_base")):
+    for args, encoding in ((["--encoding", "o200k_base"], "o200k_base"), (["--tokenizer-model", "gpt-4o"], "o200k_base"), (["--tokenizer-model", "my-local-llama"], "o200k_base"), (["--tokenizer-model", "gpt-4"], "cl100k_base")):
         stats = json.loads(invoke(runner, "stats", stats_file, "--json", *args).stdout)
         assert stats["encoding"] == encoding
         assert stats["tokens"]["total"] == pytest.approx(expected_tokens(encoding)["total"])
@@ -416,7 +416,7 @@ def test_stats_offline_without_a_cache_setting(runner, offline_tiktoken, monkeyp
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR")
     monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # tiktoken's default cache lives in the temp folder
-    result = invoke(runner, "stats", SAMPLES / "dolly.jsonl", "--model", "gpt-4o")
+    result = invoke(runner, "stats", SAMPLES / "dolly.jsonl", "--tokenizer-model", "gpt-4o")
     assert result.exit_code == 1
     assert result.stderr.startswith(
         "itkit: error: cannot load the tiktoken encoding 'o200k_base': it is not in tiktoken's cache and it could not be downloaded"

@@ -117,10 +117,10 @@ def test_rerun_with_the_same_cache_is_byte_identical_and_sends_nothing(runner, t
     fake_llm.reply = good_reply
     src = write_json(tmp_path / "alpaca.json", ALPACA)
     out1, out2 = tmp_path / "one.json", tmp_path / "two.json"
-    assert run(runner, fake_llm, src, str(out1), "--rounds", "3", "--keep", "all", "-j", "8").exit_code == 0
+    assert run(runner, fake_llm, src, str(out1), "--rounds", "3", "--keep-rounds", "all", "-j", "8").exit_code == 0
     sent = len(fake_llm.chat_requests())
     assert sent == 4 * 3 * 3
-    assert run(runner, fake_llm, src, str(out2), "--rounds", "3", "--keep", "all", "-j", "2").exit_code == 0
+    assert run(runner, fake_llm, src, str(out2), "--rounds", "3", "--keep-rounds", "all", "-j", "2").exit_code == 0
     assert len(fake_llm.chat_requests()) == sent
     assert out1.read_bytes() == out2.read_bytes()
     ids = [r["id"] for r in json.loads(out1.read_text())]
@@ -247,7 +247,7 @@ def test_empty_and_cut_off_replies_become_failures_with_keep_all_survivors(runne
     fake_llm.faults = faults
     src = write_json(tmp_path / "alpaca.json", ALPACA[:2])
     out = tmp_path / "out.jsonl"
-    result = run(runner, fake_llm, src, str(out), "--rounds", "2", "--keep", "all")
+    result = run(runner, fake_llm, src, str(out), "--rounds", "2", "--keep-rounds", "all")
     assert result.exit_code == 3, result.stderr
     assert [r["id"] for r in read_jsonl(out)] == ["a", "a-evol-r1", "a-evol-r2", "b", "b-evol-r1"]
     final = tmp_path / "final.jsonl"

@@ -76,7 +76,7 @@ def check_messages(messages: list[dict]) -> None:
 def mixed_export(runner, tmp_path):
     src = write_jsonl(tmp_path / "mixed.jsonl", mixed_messages())
     out = tmp_path / "out"
-    result = export(runner, src, out, "--lft-size", "20", "--val-ratio", "0.2", "--max-tokens", "300", "--seed", "3")
+    result = export(runner, src, out, "--lft-size", "20", "--val-ratio", "0.2", "--max-length", "300", "--seed", "3")
     assert result.exit_code == 0, result.stderr
     return out
 
@@ -150,7 +150,7 @@ def test_llama_factory_dataset_info_and_config_point_at_the_files(mixed_export):
         config = yaml.safe_load((folder / config_name).read_text(encoding="utf-8"))
         assert config["finetuning_type"] == ftype
         assert config["learning_rate"] == pytest.approx(lr)
-        assert config["cutoff_len"] == 300  # --max-tokens
+        assert config["cutoff_len"] == 300  # --max-length
         assert config["stage"] == "sft" and config["do_train"] is True
         assert Path(config["dataset_dir"]) == folder.resolve()
         assert config["dataset"] in info and config["eval_dataset"] in info
@@ -366,7 +366,7 @@ def test_usage_errors(runner, tmp_path):
     cases = [
         (("--target", "unsloth"), "unknown target 'unsloth'"),
         (("--val-ratio", "0.1", "--val-size", "3"), "not both"),
-        (("--split-long",), "--split-long needs --max-tokens"),
+        (("--split-long",), "--split-long needs --max-length"),
         (("--tokenizer", str(tmp_path), "--encoding", "cl100k_base"), "not both"),
         (("--lft-size", "0"), "--lft-size must be at least 1"),
         (("--lft-rules", "empty,shiny"), "unknown rule 'shiny'"),
@@ -391,9 +391,9 @@ def test_summary_shows_counts_and_coverage(runner, tmp_path):
 
 def test_nothing_left_for_a_set_is_an_error_and_writes_nothing(runner, tmp_path):
     src = write_jsonl(tmp_path / "mixed.jsonl", mixed_messages(6))
-    result = export(runner, src, tmp_path / "out", "--max-tokens", "5")
+    result = export(runner, src, tmp_path / "out", "--max-length", "5")
     assert result.exit_code == 1
-    assert "no record is left for the LFT set (6 usable, 6 over --max-tokens" in result.stderr
+    assert "no record is left for the LFT set (6 usable, 6 over --max-length" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -1,4 +1,4 @@
-"""The length policy: --max-tokens drops over-long records, --split-long splits conversations at turn pairs,
+"""The length policy: --max-length drops over-long records, --split-long splits conversations at turn pairs,
 --tokenizer counts with a local Hugging Face tokenizer."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_max_tokens_drops_and_counts(runner, tmp_path):
     src = tmp_path / "chats.json"
     src.write_text(json.dumps(rows))
     out = tmp_path / "out"
-    result = invoke(runner, "export", src, "-o", out, "--target", "trl", "--max-tokens", "100", "--val-size", "0", "--json")
+    result = invoke(runner, "export", src, "-o", out, "--target", "trl", "--max-length", "100", "--val-size", "0", "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     for mode in ("lft", "sft"):
@@ -74,7 +74,7 @@ def test_split_long_cuts_conversations_at_turn_pairs(runner, tmp_path):
     src.write_text(json.dumps([long_chat, huge_single, one_pair_too_long]))
     out = tmp_path / "out"
     result = invoke(
-        runner, "export", src, "-o", out, "--mode", "sft", "--target", "trl,sharegpt", "--max-tokens", "120",
+        runner, "export", src, "-o", out, "--mode", "sft", "--target", "trl,sharegpt", "--max-length", "120",
         "--split-long", "--val-size", "0", "--json",
     )
     assert result.exit_code == 0, result.stderr
@@ -143,7 +143,7 @@ def test_tokenizer_option_counts_with_a_local_hf_tokenizer(runner, tmp_path):
     out = tmp_path / "out"
     # r5: 1 + 5 + 2*4 = 14 tokens, r30: 39, r60: 69 (one token per word, 4 per message)
     result = invoke(
-        runner, "export", src, "-o", out, "--mode", "sft", "--target", "trl", "--max-tokens", "40",
+        runner, "export", src, "-o", out, "--mode", "sft", "--target", "trl", "--max-length", "40",
         "--tokenizer", str(tmp_path), "--val-size", "0", "--json",
     )
     assert result.exit_code == 0, result.stderr
@@ -163,7 +163,7 @@ def test_tokenizer_errors(runner, tmp_path, monkeypatch):
         HFTokenCounter(str(tmp_path / "tokenizer.json"))
     src = tmp_path / "chats.json"
     src.write_text(json.dumps([conversation("a", [("q", "a")])]))
-    result = invoke(runner, "export", src, "-o", tmp_path / "out", "--tokenizer", str(tmp_path), "--max-tokens", "9")
+    result = invoke(runner, "export", src, "-o", tmp_path / "out", "--tokenizer", str(tmp_path), "--max-length", "9")
     assert result.exit_code == 1
     assert "pip install tokenizers" in result.stderr and not (tmp_path / "out").exists()
 

@@ -129,7 +129,7 @@ def test_filter_length_in_tokens(runner, tmp_path, monkeypatch):
     args = ("filter", src, "-o", out, "--rules", "length", "--max-response", "3", "--report", report)
     assert invoke(runner, *args).exit_code == 0
     assert json.loads(out.read_text()) == rows  # one word each: within 3 words
-    assert invoke(runner, *args, "--length-unit", "tokens", "--model", "gpt-4o").exit_code == 0
+    assert invoke(runner, *args, "--length-unit", "tokens", "--tokenizer-model", "gpt-4o").exit_code == 0
     assert json.loads(out.read_text()) == rows[:1]
     (line,) = read_jsonl(report)
     assert line["rule"] == "length" and "tokens, more than max_response 3" in line["reason"]
@@ -226,7 +226,7 @@ def test_unknown_rule_is_a_usage_error(runner, tmp_path):
         (("--rules", "empty", "--max-response", "5"), "--max-response is a parameter of rule 'length', which is not among the selected rules (empty)"),
         (("--min-response", "9", "--max-response", "3"), "rule 'length': --min-response (9) is greater than --max-response (3)"),
         (("--max-response", "-2"), "--max-response must be a whole number >= 0"),
-        (("--encoding", "o200k_base"), "--encoding and --model set the tokenizer of --length-unit tokens"),
+        (("--encoding", "o200k_base"), "--encoding and --tokenizer-model set the tokenizer of --length-unit tokens"),
         (("--scripts", "latin,elvish"), "unknown script 'elvish'"),
         (("--refusal-pattern", "(unclosed"), "--refusal-pattern: invalid regular expression '(unclosed'"),
         (("--rules", "length"), "rule 'length' needs at least one bound"),

@@ -315,9 +315,9 @@ def test_failed_records_exit_3_and_stay_failed_until_from_reruns_the_step(runner
     assert run(runner, recipe, run_dir, "-q").exit_code == 3
     assert server.chat_requests() == []
 
-    # --from orca asks again for the failed records only (the others come from the cache)
+    # --from-step orca asks again for the failed records only (the others come from the cache)
     server.reply = teacher
-    result = run(runner, recipe, run_dir, "-q", "--from", "orca")
+    result = run(runner, recipe, run_dir, "-q", "--from-step", "orca")
     assert result.exit_code == 0, result.stderr
     assert len(server.chat_requests()) == len(bad_ids)
     ids = {r["id"] for r in read_jsonl(run_dir / "04-orca" / "output.jsonl")}

@@ -1,4 +1,4 @@
-"""``itkit run`` without an LLM: the quickstart recipe, resume, --from, dry run, sources, the run folder."""
+"""``itkit run`` without an LLM: the quickstart recipe, resume, --from-step, dry run, sources, the run folder."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def test_records_keep_their_source_and_ids_between_steps(quickstart):
 def test_a_second_run_skips_every_step_and_rewrites_nothing(runner, tmp_path):
     run_dir = tmp_path / "run"
     assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q").exit_code == 0
-    outputs = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name not in ("run_summary.json", ".lock"))
+    # run_summary.json and report.html describe the latest run: rewritten each time
+    outputs = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name not in ("run_summary.json", "report.html", ".lock"))
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in outputs}
 
     result = run(runner, QUICKSTART, "--run-dir", run_dir)
@@ -113,17 +114,17 @@ def test_from_reruns_that_step_and_the_ones_after(runner, tmp_path):
     filter_mtime = (run_dir / "01-filter" / "output.jsonl").stat().st_mtime_ns
     dedup_bytes = (run_dir / "02-dedup" / "output.jsonl").read_bytes()
 
-    assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q", "--from", "dedup").exit_code == 0
+    assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q", "--from-step", "dedup").exit_code == 0
     assert statuses(run_dir) == {"00-sources": "skipped", "01-filter": "skipped", "02-dedup": "ran", "03-export": "ran"}
     assert (run_dir / "01-filter" / "output.jsonl").stat().st_mtime_ns == filter_mtime
     assert (run_dir / "02-dedup" / "output.jsonl").read_bytes() == dedup_bytes  # same inputs, same result
 
-    assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q", "--from", "0").exit_code == 0
+    assert run(runner, QUICKSTART, "--run-dir", run_dir, "-q", "--from-step", "0").exit_code == 0
     assert set(statuses(run_dir).values()) == {"ran"}
 
-    result = run(runner, QUICKSTART, "--run-dir", run_dir, "--from", "07-nothing")
+    result = run(runner, QUICKSTART, "--run-dir", run_dir, "--from-step", "07-nothing")
     assert result.exit_code == 2
-    assert "--from 07-nothing: no such step; choose a number or a name: 0 (00-sources), 1 (01-filter)" in result.stderr
+    assert "--from-step 07-nothing: no such step; choose a number or a name: 0 (00-sources), 1 (01-filter)" in result.stderr
 
 
 def test_a_changed_step_reruns_itself_and_what_follows(runner, tmp_path):

@@ -248,7 +248,7 @@ def test_dry_run_renders_prompts_and_estimates_cost_without_sending(runner, tmp_
 def test_limit_caps_the_generation_prompts(runner, tmp_path, fake_llm, seeds_file):
     fake_llm.reply = lambda body: "9. Too short here" if kind_of(body["messages"]) == "instructions" else _model(body)
     out = str(tmp_path / "out.jsonl")
-    result = _si(runner, fake_llm, seeds_file, out, "--num", "3", "--limit", "3", "--batch-size", "2")
+    result = _si(runner, fake_llm, seeds_file, out, "--num", "3", "--max-prompts", "3", "--batch-size", "2")
     assert result.exit_code == 3  # fewer than --num kept
     assert len(fake_llm.chat_requests()) == 3
     summary = json.loads(Path(f"{out}.summary.json").read_text())

@@ -48,7 +48,9 @@ def parse(step: Step, *args: str):
     """The options model the command builds from ``args`` (a UsageError or click error when refused)."""
     cmd = command(step)
     ctx = cmd.make_context(step.name, [*required_args(step), *args])
-    return step_options(step, dict(ctx.params))
+    params = dict(ctx.params)
+    params.pop("help_", None)
+    return step_options(step, params)
 
 
 def sample(o: Opt):
@@ -90,6 +92,8 @@ def test_every_option_is_on_both_sides_and_nothing_else(step):
             assert name[len(PREFIX):] in model
         elif name.startswith(OLD_PREFIX):
             assert name[len(OLD_PREFIX):] in model and step.opt(name[len(OLD_PREFIX):]).old
+        elif name == "help_":
+            continue
         elif name.startswith(LLM_PREFIX) or name == "prompts_dir":
             setting = name.removeprefix(LLM_PREFIX)
             assert step.uses_llm and (setting in LLM_BLOCK_FIELDS or setting in FORBIDDEN_LLM_FIELDS), name
@@ -164,3 +168,35 @@ def test_the_step_table():
             assert o.help and "\n" not in o.help, f"{step.name} {o.name}: one help line"
     for step in STEPS.values():
         assert step.run is not None
+
+
+COMMAND_NAMES = ["convert", "validate", "stats", "filter", "dedup", "simplify", "self-instruct", "evol-instruct", "orca", "export", "run"]
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_help_reads_well_at_80_columns(runner, name, monkeypatch):
+    from conftest import invoke
+
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke(runner, name, "--help")
+    assert result.exit_code == 0
+    text = result.stdout
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "<bool>" not in text, "flags show no metavar"
+    assert "{src}" not in text and "[default: (" not in text
+    usage = next(line for line in lines if "Usage:" in line)
+    assert usage.strip().startswith(f"Usage: itkit {name} [OPTIONS] ") and usage.rstrip().endswith("}")
+    assert "╭─ Options ─" not in text, "every option sits in a named panel (input/output, method, LLM, output control)"
+    assert "--help" in text and "-h" in text
+
+
+def test_a_step_option_may_not_take_an_engine_option_name():
+    from dataclasses import replace
+
+    from itkit.cli.step_options import step_command
+    from itkit.steps.spec import Opt
+
+    clashing = replace(STEPS["simplify"], opts=(Opt("temperature", float, help="A clash."),))
+    with pytest.raises(TypeError, match="--temperature is already an LLM engine option"):
+        step_command(clashing)(lambda src, *, options, settings, prompts_dir: 0)

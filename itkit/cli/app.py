@@ -60,9 +60,9 @@ def _framework_exceptions() -> tuple[type[BaseException], ...]:
 _FRAMEWORK_EXCEPTIONS = _framework_exceptions()
 
 
-def error_line(message: str) -> None:
-    """One plain line on stderr (no markup: messages quote user data)."""
-    sys.stderr.write(f"itkit: error: {message}\n")
+def error_line(message: str, kind: str = "error") -> None:
+    """One plain line on stderr (no markup: messages quote user data); ``kind`` error or warning."""
+    sys.stderr.write(f"itkit: {kind}: {message}\n")
     sys.stderr.flush()
 
 

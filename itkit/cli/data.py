@@ -12,6 +12,8 @@ from itkit.cli.options import (
     Encoding,
     ErrorsPath,
     FromFormat,
+    Help,
+    OldTokenModel,
     InputFormat,
     OnError,
     OnErrorOpt,
@@ -22,6 +24,7 @@ from itkit.cli.options import (
     TokenModel,
     errors_path_for,
 )
+from itkit.cli.step_options import deprecated
 from itkit.convert import convert as convert_records
 from itkit.convert import validate as validate_source
 from itkit.dataset import RecordReader, describe_dropped
@@ -42,6 +45,7 @@ def convert(
     on_error: OnErrorOpt = OnError.fail,
     errors: ErrorsPath = None,
     quiet: Quiet = False,
+    help_: Help = False,
 ) -> int:
     """Convert a dataset between formats and containers (streams JSONL).
 
@@ -87,6 +91,7 @@ def validate(
     from_: FromFormat = InputFormat.auto,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    help_: Help = False,
 ) -> int:
     """Check every record of a dataset and report every problem found (exit 1 if any).
 
@@ -131,6 +136,8 @@ def stats(
     model: TokenModel = None,
     as_json: AsJson = False,
     on_error: OnErrorOpt = OnError.fail,
+    old_model: OldTokenModel = None,
+    help_: Help = False,
 ) -> int:
     """Record and turn counts, empties, duplicates and token lengths per field (tiktoken).
 
@@ -138,8 +145,11 @@ def stats(
     Fields: system, prompt (user turns), input (Alpaca input / Dolly context), response (assistant turns), total.
     Examples:
       itkit stats data.jsonl
-      itkit stats data.jsonl --model gpt-4o --json > stats.json
+      itkit stats data.jsonl --tokenizer-model gpt-4o --json > stats.json
     """
+    if old_model is not None:
+        deprecated("--model", "--tokenizer-model")
+        model = model or old_model
     counter = counter_for(model, encoding)
     reader = RecordReader(src, from_.value, on_error=on_error.value)
     result = compute_stats(reader, counter, source=display_name(src), fmt=reader.format.name)

@@ -36,26 +36,11 @@ HELP = f"""Remove duplicate records; write the rest in input order.
 
 \b
 Stages, in this order, each on the records the previous one kept:
-  exact  on by default (--no-exact): texts equal after NFKC, case folding
-         and whitespace collapsing
-  near   --near: MinHash LSH on word n-grams (--ngram {DEFAULT_NGRAM}), estimated
-         Jaccard >= {DEFAULT_JACCARD} (--near-threshold); short texts are one shingle
-  rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a
-         kept record (--rouge-threshold); exactly rouge_score's decisions
-Giving --near-threshold or --rouge-threshold turns its stage on.
+  exact  on by default: texts equal after NFKC, case folding, whitespace
+  near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, Jaccard >= {DEFAULT_JACCARD}
+  rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
 
-\b
---on: the compared text. instruction = instruction + input; prompt = every
-user turn; response = every assistant turn; conversation = system + all
-turns; auto = instruction, or prompt for multi-turn records.
---keep: the survivor of a duplicate group. first = earliest in the input;
-longest = longest response (ties: earliest).
-
-\b
-The summary counts every record (kept, removed per stage, rejected).
---report writes one JSON line per removed record: stage, index (0-based
-input row), id, kept_index, kept_id, score (exact 1.0, near estimated
-Jaccard, rouge ROUGE-L F1). Exit 0 (3 when --on-error skip rejected some).
+--on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, or auto (instruction; prompt for multi-turn records). --report gives, for each removed record, the record it duplicates and the score. Details: README, "itkit dedup".
 
 \b
 Examples:

@@ -54,19 +54,15 @@ def evol_instruct(
     settings: LLMSettings,
     prompts_dir: str | None,
 ) -> int:
-    """Evolve instructions into harder and more diverse ones, with the paper's elimination step, and answer them.
+    """Evolve instructions into harder and more diverse ones (WizardLM's Evol-Instruct), and answer them.
 
-    Each round, every instruction gets one operation, chosen uniformly from --seed (default 0), the record id and the round: in-depth (add constraints, deepening, concretizing, increase reasoning steps, complicate input with code/table/JSON/XML/SQL) or in-breadth (a new, rarer instruction in the same domain). An evolution fails, and its parent stays in the pool for the next round, when (1) the model judges it Equal to its parent (no information gain; temperature 0), (2) its response says "sorry" in under 80 words, (3) its response is only punctuation and stop words, or (4) it copies the prompt's markers ("given prompt", "#Rewritten Prompt#"...). Survivors are answered by the same model and get ids <input id>-evol-r<round> with a provenance step (operation, round, parent id, model, template hash).
-
-    The instruction and its input are evolved together into one instruction. Multi-turn conversations are not evolved (failures file; split them first). Rewrites and responses are sampled as in the released code (temperature 1, top_p 0.95, 2,048 tokens, system message "You are a helpful assistant."); --temperature and --top-p change them, never the equality check. A request that fails after retries leaves the parent in the pool, like an elimination. Each evolved record keeps its lineage in metadata.provenance. Writes OUTPUT.summary.json (counts per rule, operation and round) and OUTPUT.failures.jsonl (exit 3) for requests that failed after retries.
-
-    Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
+    Each round, every instruction gets one operation (in-depth: add constraints, deepening, concretizing, more reasoning steps, complicate the input; in-breadth: a new, rarer instruction), drawn from --seed, the record id and the round. An evolution is eliminated by the paper's four rules (no information gain, a "sorry" answer, an empty answer, copied prompt markers) and its parent stays in the pool, as it does when a request fails. Rewrites and responses are sampled as in the released code (temperature 1, top_p 0.95); --temperature and --top-p change them, never the equality check. Multi-turn records are not evolved. Writes OUTPUT.summary.json and, for failed requests, OUTPUT.failures.jsonl (exit 3). Details: README, "itkit evol-instruct".
 
     \b
     Examples:
       itkit evol-instruct alpaca.json -o evolved.json
-      itkit evol-instruct alpaca.json -o evol4.jsonl --rounds 4 --keep all --seed 42   # the paper's set-up
-      itkit evol-instruct dolly.jsonl -o deeper.jsonl --ops in-depth --eliminated dropped.jsonl
+      itkit evol-instruct alpaca.json -o evol4.jsonl --rounds 4 --keep-rounds all
+      itkit evol-instruct dolly.jsonl -o deeper.jsonl --ops in-depth
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
     ops = EVOL.prepare(options, Context(settings, prompts_dir, cli=True))

@@ -28,11 +28,11 @@ def export(
     src: Source,
     output: Annotated[
         str,
-        typer.Option("--output", "-o", help="Output folder (OUTDIR); built aside and renamed into place.", show_default=False, rich_help_panel=PANEL_IO),
+        typer.Option("--output", "-o", metavar="OUTDIR", help="Output folder; built aside and renamed into place.", show_default=False, rich_help_panel=PANEL_IO),
     ],
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).", rich_help_panel=PANEL_IO, metavar="")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it holds a previous export.", rich_help_panel=PANEL_IO, metavar="")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
     *,
@@ -41,16 +41,17 @@ def export(
     """Write the LoRA (LFT) and full fine-tuning (SFT) sets in files TRL, LLaMA-Factory and Axolotl load as is.
 
     \b
-    OUTDIR/<lft|sft>/<target>/train.jsonl, val.jsonl (+ dataset_info.json and a config stub
-    for llama-factory, a YAML fragment for axolotl), <mode>/lineage.jsonl, README.md (dataset
-    card) and manifest.json (sha256 of every file). An existing OUTDIR is only replaced with
-    --overwrite, and only if it holds nothing but a previous export. With --on-error skip, bad input rows
-    go to OUTDIR/rejected.jsonl (exit 3).
+    OUTDIR/<lft|sft>/<target>/train.jsonl and val.jsonl (plus the configs of
+    llama-factory and axolotl), <mode>/lineage.jsonl, README.md (dataset card)
+    and manifest.json. An existing OUTDIR is only replaced with --overwrite,
+    and only if it holds nothing but a previous export. Details: README, "itkit export".
+
+    \b
     Examples:
       itkit export clean.jsonl -o out
-      itkit export clean.jsonl -o out --mode lft --lft-size 1000 --target trl,llama-factory
-      itkit export chats.json -o out --max-tokens 2048 --split-long --tokenizer ./Qwen2.5-0.5B-Instruct
-      itkit export simplified.jsonl -o out --prefer-simplified --val-size 200 --overwrite
+      itkit export clean.jsonl -o out --mode lft --lft-size 1000 -t trl
+      itkit export chats.json -o out --max-length 2048 --split-long
+      itkit export chats.json -o out --max-length 2048 --tokenizer ./Qwen2.5-0.5B-Instruct
     """
     settings = settings_for(
         options, src, output, CLI, from_format=from_.value, on_error=on_error.value, overwrite=overwrite,
@@ -95,7 +96,7 @@ def _print_summary(result: ExportResult) -> None:
         table.add_row(name, *(str(v) for v in values))
 
     row("candidates", [m.candidates for m in modes])
-    row("dropped: over --max-tokens", [m.length_dropped for m in modes])
+    row("dropped: over --max-length", [m.length_dropped for m in modes])
     if any(m.unrenderable for m in modes):
         row("dropped: chat template refuses", [m.unrenderable for m in modes])
     if any(m.split_records for m in modes):

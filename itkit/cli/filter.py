@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 from rich.table import Table
@@ -33,25 +34,32 @@ from itkit.steps.filter import STEP as FILTER
 from itkit.steps.io import Files
 
 
+HELP_WIDTH = 76
+"""The rules table of the help fits an 80-column terminal (the help's margins take 4)."""
+
+
 def _help() -> str:
     rules = "\n".join(
-        f"  {name + ('*' if name in DEFAULT_RULES else ''):<13}{rule.description}" for name, rule in RULES.items()
+        textwrap.fill(
+            rule.description, HELP_WIDTH, initial_indent=f"  {name + ('*' if name in DEFAULT_RULES else ''):<13}",
+            subsequent_indent=" " * 15,
+        )
+        for name, rule in RULES.items()
     )
     return f"""Remove low-quality records with named rules; write the rest in input order.
 
-Each record is removed by the first rule (in --rules order) that finds a problem. The summary
-counts records in, kept and removed per rule; --report writes one JSON line per removed record
-(id, source, index, rule, reason, record). Removing records is not an error: exit 0.
+Each record is removed by the first rule (in --rules order) that finds a problem. Removing records is not an error (exit 0); --report says which rule removed what and why. Details of every rule: README, "itkit filter".
 
 \b
-Rules (* = applied when --rules is not given; length and language join when one of their options is):
+Rules (* = the default set; length and language join when one of their
+options is given):
 {rules}
 
 \b
 Examples:
   itkit filter alpaca.json -o clean.json --report removed.jsonl
   itkit filter chats.json -o clean.json --rules empty,refusal,alternation
-  itkit filter data.jsonl -o short.jsonl --max-response 512 --length-unit tokens
+  itkit filter data.jsonl -o short.jsonl --max-response 512
   itkit filter data.jsonl -o en.jsonl --scripts latin --min-script-share 0.8
 """
 

@@ -36,100 +36,62 @@ PANEL = PANEL_LLM
 PREFIX = "llm_"
 """The added parameters are named llm_<setting> so they never clash with a command's own."""
 
-# setting name -> (annotation); every option is None when not given, so the environment and defaults apply
+
+
+def _opt(flag: str, help: str, metavar: str = "", *short: str, panel: str = PANEL, kind: Any = None) -> Any:
+    """One engine option: None when not given (so the environment and the defaults apply)."""
+    return Annotated[
+        kind or Optional[str],
+        typer.Option(flag, *short, help=help, metavar=metavar, rich_help_panel=panel, show_default=False),
+    ]
+
+
+# setting name -> annotation, most used first
 _OPTIONS: dict[str, Any] = {
-    "model": Annotated[
-        Optional[str],
-        typer.Option("--model", help=f"Model name as the endpoint knows it (default: {DEFAULT_MODEL}).", rich_help_panel=PANEL),
-    ],
-    "base_url": Annotated[
-        Optional[str],
-        typer.Option(
-            "--base-url",
-            help=f"OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama) (env: {ENV_BASE_URL}; default: OpenAI).",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    "api_key": Annotated[
-        Optional[str],
-        typer.Option(
-            "--api-key",
-            help=f"API key (env: {ENV_API_KEY}; prefer the environment: options show in process lists). Never written anywhere.",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    "temperature": Annotated[
-        Optional[float],
-        typer.Option("--temperature", help="Sampling temperature (default: the prompt template's).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "top_p": Annotated[
-        Optional[float],
-        typer.Option("--top-p", help="Nucleus sampling top_p (default: the template's or the server's).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "max_tokens": Annotated[
-        Optional[int],
-        typer.Option("--max-tokens", help="Maximum completion tokens per request (default: the template's or the server's).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "seed": Annotated[
-        Optional[int],
-        typer.Option("--seed", help="Sampling seed sent to the model (and the seed of a method's random choices).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "timeout": Annotated[
-        Optional[float],
-        typer.Option("--timeout", help=f"Seconds per request before it is abandoned and retried (default: {DEFAULT_TIMEOUT:g}).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "max_retries": Annotated[
-        Optional[int],
-        typer.Option("--max-retries", help=f"Retries per request (429, 5xx, timeouts, dropped connections, empty/cut-off/invalid responses) (default: {DEFAULT_MAX_RETRIES}).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "concurrency": Annotated[
-        Optional[int],
-        typer.Option("--concurrency", "-j", help=f"Requests in flight at once (default: {DEFAULT_CONCURRENCY}).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "rpm": Annotated[
-        Optional[int],
-        typer.Option("--rpm", help="Rate limit: requests per minute.", rich_help_panel=PANEL, show_default=False),
-    ],
-    "tpm": Annotated[
-        Optional[int],
-        typer.Option("--tpm", help="Rate limit: tokens per minute (prompt tokens by tiktoken plus max_tokens).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "cache_dir": Annotated[
-        Optional[str],
-        typer.Option("--cache-dir", help="Folder of the response cache (default: $ITKIT_HOME or the user cache folder).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "no_cache": Annotated[
-        bool,
-        typer.Option("--no-cache", help="Neither read nor write the response cache (a re-run sends everything again).", rich_help_panel=PANEL),
-    ],
-    "price_in": Annotated[
-        Optional[float],
-        typer.Option("--price-in", help="Dollars per 1M prompt tokens for the cost estimate (default: built-in table).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "price_out": Annotated[
-        Optional[float],
-        typer.Option("--price-out", help="Dollars per 1M completion tokens for the cost estimate (default: built-in table).", rich_help_panel=PANEL, show_default=False),
-    ],
-    "dry_run": Annotated[
-        bool,
-        typer.Option("--dry-run", help="Show sample prompts, tokens and cost; send nothing, write nothing.", rich_help_panel=PANEL_CONTROL),
-    ],
-    "limit": Annotated[
-        Optional[int],
-        typer.Option("--limit", help="Process only the first N records.", rich_help_panel=PANEL_CONTROL, show_default=False),
-    ],
-    "quiet": Annotated[
-        bool,
-        typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.", rich_help_panel=PANEL_CONTROL),
-    ],
+    "model": _opt("--model", f"Model name as the endpoint knows it.  \\[default: {DEFAULT_MODEL}]", "NAME"),
+    "base_url": _opt(
+        "--base-url", f"OpenAI-compatible endpoint (vLLM, Ollama...; env {ENV_BASE_URL}).  \\[default: OpenAI]", "URL"
+    ),
+    "api_key": _opt("--api-key", f"API key; prefer the environment ({ENV_API_KEY}). Never written anywhere.", "KEY"),
+    "temperature": _opt(
+        "--temperature", "Sampling temperature.  \\[default: the template's]", "X", kind=Optional[float]
+    ),
+    "top_p": _opt("--top-p", "Nucleus sampling top_p.  \\[default: the template's]", "X", kind=Optional[float]),
+    "max_tokens": _opt(
+        "--max-tokens", "Completion tokens per request at most.  \\[default: the template's]", "N", kind=Optional[int]
+    ),
+    "seed": _opt("--seed", "Sampling seed sent to the model, and the seed of the method.", "N", kind=Optional[int]),
+    "concurrency": _opt(
+        "--concurrency", f"Requests in flight at once.  \\[default: {DEFAULT_CONCURRENCY}]", "N", "-j", kind=Optional[int]
+    ),
+    "rpm": _opt("--rpm", "Rate limit: requests per minute.", "N", kind=Optional[int]),
+    "tpm": _opt("--tpm", "Rate limit: tokens per minute (prompt + max_tokens).", "N", kind=Optional[int]),
+    "timeout": _opt(
+        "--timeout", f"Seconds per request before a retry.  \\[default: {DEFAULT_TIMEOUT:g}]", "SECONDS",
+        kind=Optional[float],
+    ),
+    "max_retries": _opt(
+        "--max-retries", f"Retries per request (429, 5xx, timeouts, bad answers).  \\[default: {DEFAULT_MAX_RETRIES}]",
+        "N", kind=Optional[int],
+    ),
+    "cache_dir": _opt("--cache-dir", "Response cache folder.  \\[default: $ITKIT_HOME or the user cache]", "DIR"),
+    "no_cache": _opt("--no-cache", "Neither read nor write the response cache.", kind=bool),
+    "price_in": _opt("--price-in", "Dollars per 1M prompt tokens.  \\[default: built-in table]", "USD", kind=Optional[float]),
+    "price_out": _opt(
+        "--price-out", "Dollars per 1M completion tokens.  \\[default: built-in table]", "USD", kind=Optional[float]
+    ),
+    "dry_run": _opt(
+        "--dry-run", "Show sample prompts, tokens and cost; send and write nothing.", panel=PANEL_CONTROL, kind=bool
+    ),
+    "limit": _opt("--limit", "Process only the first N records.", "N", panel=PANEL_CONTROL, kind=Optional[int]),
+    "quiet": _opt("--quiet", "No progress or summary on stderr.", "", "-q", panel=PANEL_CONTROL, kind=bool),
 }
 PromptsDir = Annotated[
     Optional[str],
     typer.Option(
         "--prompts-dir",
-        help="Folder whose <method>/<name>.yaml files override the built-in prompt templates.",
+        help="Folder of <method>/<name>.yaml files that override the built-in prompts.",
+        metavar="DIR",
         rich_help_panel=PANEL,
         show_default=False,
     ),
@@ -153,15 +115,10 @@ def _declared_options(param: inspect.Parameter) -> set[str]:
 
 
 def _seed(default: str | None) -> Any:
-    return Annotated[
-        Optional[int],
-        typer.Option(
-            "--seed",
-            help="Sampling seed sent to the model, and the seed of the method's random choices.",
-            rich_help_panel=PANEL,
-            show_default=default if default is not None else False,
-        ),
-    ]
+    text = "Sampling seed sent to the model, and the seed of the method's random choices."
+    if default is not None:
+        text += f"  \\[default: {default}]"
+    return _opt("--seed", text, "N", kind=Optional[int])
 
 
 def llm_parameters(exclude: tuple[str, ...] = (), seed_default: str | None = None) -> list[inspect.Parameter]:

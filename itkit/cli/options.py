@@ -20,54 +20,91 @@ class OnError(str, Enum):
 
 
 SOURCE_HELP = (
-    "Input: a .json, .jsonl, .parquet or .csv file (JSON/JSONL may be .gz), - for stdin, "
-    "or hf://org/name\\[/config][:split] for a Hugging Face Hub dataset."  # "\\[": a literal "[" in rich help markup
+    "A .json, .jsonl, .parquet or .csv file (JSON/JSONL may be .gz), - for stdin, "
+    "or hf://org/name\\[/config][:split]."  # "\\[": a literal "[" in rich help markup
 )
+FORMATS_HELP = ", ".join(FORMAT_NAMES)
 
-Source = Annotated[str, typer.Argument(help=SOURCE_HELP, show_default=False)]
+
+def show_help(ctx: typer.Context, value: bool) -> None:
+    """--help: the command's help (a flag of our own, so that it sits in the output-control panel)."""
+    if value:
+        text = ctx.get_help()  # Typer's rich help prints itself and returns ""
+        if text:
+            typer.echo(text)
+        raise typer.Exit()
+
+
+Help = Annotated[
+    bool,
+    typer.Option(
+        "--help", "-h", is_eager=True, callback=show_help, expose_value=False, metavar="",
+        help="Show this message and exit.", rich_help_panel=PANEL_CONTROL,
+    ),
+]
+"""Every command's --help/-h (declared by the command, so Typer adds none of its own)."""
+Source = Annotated[str, typer.Argument(help=SOURCE_HELP, metavar="SRC", show_default=False)]
 Output = Annotated[
     str,
     typer.Option(
-        "--output",
-        "-o",
-        help="Output file: .jsonl, .json, .parquet, .csv (optionally .gz); - for stdout (JSONL).",
-        rich_help_panel=PANEL_IO,
+        "--output", "-o", metavar="FILE", rich_help_panel=PANEL_IO,
+        help="Output: .jsonl, .json, .parquet, .csv (optionally .gz); - for stdout (JSONL).",
     ),
 ]
 FromFormat = Annotated[
     InputFormat,
-    typer.Option("--from", help="Input record format; auto detects it from the first records.", rich_help_panel=PANEL_IO),
+    typer.Option(
+        "--from", metavar="FORMAT", rich_help_panel=PANEL_IO,
+        help=f"Input record format: auto (detected) or {FORMATS_HELP}.",
+    ),
 ]
 ToFormat = Annotated[
     Optional[OutputFormat],
-    typer.Option("--to", help="Output record format.  \\[default: the input's]", show_default=False, rich_help_panel=PANEL_IO),
+    typer.Option(
+        "--to", metavar="FORMAT", show_default=False, rich_help_panel=PANEL_IO,
+        help="Output record format.  \\[default: the input's]",
+    ),
 ]
 OnErrorOpt = Annotated[
     OnError,
     typer.Option(
-        "--on-error",
-        help="fail: stop at the first bad record; skip: set bad records aside in --errors (exit 3).",
-        rich_help_panel=PANEL_IO,
+        "--on-error", metavar="fail|skip", rich_help_panel=PANEL_IO,
+        help="fail: stop at the first bad record; skip: set bad records aside (exit 3).",
     ),
 ]
 ErrorsPath = Annotated[
     Optional[str],
-    typer.Option("--errors", help="Errors file (JSONL) of --on-error skip.  \\[default: OUTPUT.errors.jsonl]", show_default=False, rich_help_panel=PANEL_IO),
+    typer.Option(
+        "--errors", metavar="FILE", show_default=False, rich_help_panel=PANEL_IO,
+        help="Where --on-error skip writes bad records.  \\[default: OUTPUT.errors.jsonl]",
+    ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.", rich_help_panel=PANEL_CONTROL, metavar="")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout instead of a table.", rich_help_panel=PANEL_CONTROL, metavar="")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.", rich_help_panel=PANEL_CONTROL, metavar="")
+]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print the summary as JSON on stdout.", rich_help_panel=PANEL_CONTROL, metavar="")
+]
 Report = Annotated[
     Optional[str],
-    typer.Option("--report", help="Write every removed record with its reason here (JSONL).", show_default=False, rich_help_panel=PANEL_IO),
+    typer.Option(
+        "--report", metavar="FILE", show_default=False, rich_help_panel=PANEL_IO,
+        help="Also write every removed record with its reason here (JSONL).",
+    ),
 ]
 Encoding = Annotated[
     Optional[str],
-    typer.Option("--encoding", help="tiktoken encoding for token counts \\[default: cl100k_base]."),
+    typer.Option("--encoding", metavar="NAME", show_default=False, rich_help_panel="Tokens", help="tiktoken encoding.  \\[default: cl100k_base]"),
 ]
 TokenModel = Annotated[
     Optional[str],
-    typer.Option("--model", help="Count tokens with the encoding of this model (e.g. gpt-4o) instead of --encoding."),
+    typer.Option(
+        "--tokenizer-model", metavar="MODEL", show_default=False, rich_help_panel="Tokens",
+        help="Count tokens with this model's encoding (e.g. gpt-4o).",
+    ),
 ]
+OldTokenModel = Annotated[Optional[str], typer.Option("--model", hidden=True)]
+"""The deprecated spelling of --tokenizer-model."""
 
 
 def errors_path_for(output: str, errors: str | None) -> str:

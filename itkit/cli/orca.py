@@ -46,15 +46,13 @@ def orca(
 ) -> int:
     """Regenerate each response under an Orca system message that asks for an explanation trace.
 
-    Each record gets one of the 16 Orca system messages (#1 is empty), chosen by its task type, deterministically from --seed and the record id. The user query is the record's prompt (instruction + input); a multi-turn record keeps its earlier turns as context and only its final response is regenerated. The message is kept as the record's system prompt; --to openorca writes OpenOrca's layout (id, system_prompt, question, response). Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
-
-    Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
+    Each record gets one of the 16 Orca system messages (#1 is empty), chosen by its task type, deterministically from --seed and the record id; the model answers the record's prompt under it. A multi-turn record keeps its earlier turns as context. --to openorca writes OpenOrca's layout. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3). Details: README, "itkit orca".
 
     \b
     Examples:
       itkit orca dolly.jsonl -o orca.jsonl --to openorca --model gpt-4o-mini
       itkit orca alpaca.json -o explained.json --assign uniform --seed 7
-      itkit orca data.jsonl -o out.jsonl --system-messages 2,5,7 --base-url http://localhost:8000/v1
+      itkit orca data.jsonl -o out.jsonl --system-messages 2,5,7
       itkit orca data.jsonl -o out.jsonl --to openorca --dry-run --limit 100
     """
     rewriter = ORCA.prepare(options, Context(settings, prompts_dir, cli=True))

@@ -9,74 +9,82 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
-from itkit.cli.options import AsJson, Quiet
+from itkit.cli.app import app, err_console, error_line, handle_errors, out_console
+from itkit.cli.options import AsJson, Help, Quiet
+from itkit.cli.step_options import deprecated
 from itkit.recipes.runner import RUNS_FOLDER, run_recipe
 from itkit.recipes.schema import load_recipe
 from itkit.recipes.steps import DRY_RUN_SAMPLES, STEPS
 from itkit.recipes.summary import STATUS_PLANNED, STATUS_RAN, RunSummary, StepRow
+from itkit.steps.spec import PANEL_CONTROL
 
 REASONS_SHOWN = 3
 """Removal reasons named in a table cell (the rest are in run_summary.json)."""
 
 
 def _help() -> str:
-    steps = "\n".join(f"  {name:<14}{adapter.description}" for name, adapter in STEPS.items())
+    steps = "\n".join(f"  {name:<15}{step.description}" for name, step in STEPS.items())
     return f"""Run a recipe: merge its sources, run its steps in order, export; resume where it stopped.
 
-\b
-A recipe (YAML) names its sources, its steps with their options, the LLM settings
-(once for the recipe, overridable per step; the API key only from OPENAI_API_KEY)
-and the export. It is checked in full before anything runs: a problem is one error
-naming the recipe's line (exit 2). Paths in a recipe are relative to its folder.
+A recipe (YAML) names its sources, its steps with their options, the LLM settings (once, overridable per step; the key only from OPENAI_API_KEY) and the export. It is checked in full before anything runs: a problem is one error naming the recipe's line (exit 2). Paths are relative to the recipe's folder.
 
 \b
-Step types (options: those of the command, with underscores: keep_original):
+Step types (options: those of itkit <type>, with underscores):
 {steps}
 
-\b
-Each step writes its output, its summary and (last) a fingerprint into the run
-folder (default: {RUNS_FOLDER}/<recipe name> in the current folder). Re-running resumes: a step
-whose options, LLM settings, prompts and input are unchanged is skipped; a changed
-step and every step after it run again; LLM steps get finished responses back from
-the cache. --from re-runs from a step anyway. run_summary.json and the table on
-stderr give records in/out, removals by reason, requests, tokens, cost and time per
-step. Exit 3 when records failed in an LLM step (or source rows were rejected).
+Re-running resumes: a step whose options, LLM settings, prompts and input are unchanged is skipped; LLM steps get finished responses back from the cache. The run folder (default {RUNS_FOLDER}/<recipe name>) holds every step's output and run_summary.json. Exit 3 when records failed in an LLM step or source rows were rejected. Details: README, "itkit run".
 
 \b
 Examples:
   itkit run data_samples/recipes/quickstart.yaml
-  itkit run my.yaml --dry-run                      # prompts, requests, tokens, cost
-  OPENAI_BASE_URL=http://localhost:11434/v1 itkit run data_samples/recipes/simplify.yaml
-  itkit run my.yaml --from dedup                   # re-run dedup and what follows
+  itkit run my.yaml --dry-run              # prompts, requests, tokens, cost
+  itkit run my.yaml --from-step dedup      # re-run dedup and what follows
 """
+
+
+RUN_PANEL = "Run"
 
 
 @app.command("run", help=_help())
 @handle_errors
 def run_command(
-    recipe: Annotated[str, typer.Argument(help="The recipe: a YAML file.", show_default=False)],
+    recipe: Annotated[str, typer.Argument(help="The recipe: a YAML file.", metavar="RECIPE", show_default=False)],
     run_dir: Annotated[
         Optional[str],
-        typer.Option("--run-dir", help=f"Run folder: new, empty, or made by itkit \\[default: {RUNS_FOLDER}/<recipe name> in the current folder].", show_default=False),
+        typer.Option(
+            "--run-dir", metavar="DIR", show_default=False, rich_help_panel=RUN_PANEL,
+            help=f"Run folder: new, empty, or made by itkit.  \\[default: {RUNS_FOLDER}/<recipe name>]",
+        ),
     ] = None,
     from_step: Annotated[
         Optional[str],
         typer.Option(
-            "--from",
-            help="Run this step and every later one even if unchanged: its number (0 = sources), folder name (02-dedup) or type (dedup).",
-            show_default=False,
+            "--from-step", metavar="STEP", show_default=False, rich_help_panel=RUN_PANEL,
+            help="Re-run this step and the later ones: number (0: sources), folder or type.",
         ),
     ] = None,
+    old_from: Annotated[Optional[str], typer.Option("--from", hidden=True)] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Check the recipe, count the records, show sample prompts and estimate each LLM step's tokens and cost; send nothing, write nothing."),
+        typer.Option(
+            "--dry-run", metavar="", rich_help_panel=PANEL_CONTROL,
+            help="Check, count, show sample prompts and estimate the cost; send and write nothing.",
+        ),
     ] = False,
-    samples: Annotated[int, typer.Option("--samples", min=0, help="Dry run: rendered prompts shown per LLM step.")] = DRY_RUN_SAMPLES,
+    samples: Annotated[
+        int,
+        typer.Option("--samples", min=0, metavar="N", rich_help_panel=PANEL_CONTROL, help="Dry run: sample prompts per LLM step."),
+    ] = DRY_RUN_SAMPLES,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    help_: Help = False,
 ) -> int:
+    if old_from is not None:
+        deprecated("--from", "--from-step")
+        from_step = from_step or old_from
     loaded = load_recipe(recipe)
+    for warning in loaded.warnings:
+        error_line(warning, "warning")
     summary = run_recipe(
         loaded,
         run_dir,
@@ -100,6 +108,8 @@ def run_command(
             for row in summary.rows:
                 if row.type == "export" and row.output:
                     err_console.print(f"datasets: {where}/{row.folder}/output", markup=False)
+            if summary.report:
+                err_console.print(f"report: {summary.report}", markup=False)
     return summary.exit_code
 
 
@@ -187,7 +197,7 @@ def _table(summary: RunSummary) -> Table:
     table.add_column("time", justify="right", no_wrap=True)
     for row in summary.rows:
         o = row.outcome
-        cells = [row.step, row.status + (" (--from)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
+        cells = [row.step, row.status + (" (--from-step)" if row.forced else ""), str(o.records_in), _out(row), Text(_removed(row))]
         if passed:
             cells.append(str(o.passed_through) if o.passed_through else "")
         if failures:

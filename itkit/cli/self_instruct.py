@@ -29,13 +29,14 @@ from itkit.steps.spec import PANEL_IO, Context
 Seeds = Annotated[
     str,
     typer.Argument(
-        help="Seed tasks: Self-Instruct's seed_tasks.jsonl as-is, or any instruction dataset itkit reads (.json, .jsonl, .parquet, .csv, hf://...).",
+        help="Seed tasks: Self-Instruct's seed_tasks.jsonl, or any dataset itkit reads.",
+        metavar="SEEDS",
         show_default=False,
     ),
 ]
 ToFormat = Annotated[
     Optional[OutputFormat],
-    typer.Option("--to", help=f"Output record format (seed_tasks: one record per task with its instances).  \\[default: {DEFAULT_TARGET}]", show_default=False, rich_help_panel=PANEL_IO),
+    typer.Option("--to", metavar="FORMAT", help=f"Output record format (seed_tasks: one record per task with its instances).  \\[default: {DEFAULT_TARGET}]", show_default=False, rich_help_panel=PANEL_IO),
 ]
 @app.command(name="self-instruct")
 @handle_errors
@@ -54,15 +55,13 @@ def self_instruct(
 ) -> int:
     """Generate new instruction-tuning tasks from seed tasks (Self-Instruct, Wang et al. 2022).
 
-    Each prompt shows demo tasks and asks for more; candidates pass the method's filters in order (word count, keyword blacklist, "Write a program" prefix, punctuation/non-ASCII start, ROUGE-L > 0.7 against the seeds and every kept instruction) until --num are kept. The self-instruct style then asks whether each task is classification (Yes/No) and generates up to 5 instances for it (label first for classification tasks, input first otherwise), cleaned by the method's rules (a seeded random 5 kept), then prepared as training pairs (--prepare: the seed tasks' instances added, field names stripped from half of the inputs, duplicates removed): one record per instance. The alpaca style gets instruction, input and output in one go: one record per task.
-
-    Records (default --to alpaca; --to seed_tasks: one record per task with all its instances) are numbered self-instruct-N (-M for the instance) and carry provenance in their metadata (style, round, prompt, demo ids, model, template hash). --limit caps the number of generation prompts (default: 4 per instruction wanted, plus one round). --seed makes the demo sampling reproducible; a re-run with the same cache gives the same output. Writes OUTPUT.summary.json (candidates removed by each filter), OUTPUT.tasks.jsonl (each kept instruction with its most similar instructions and ROUGE-L scores) and OUTPUT.failures.jsonl (raw responses); exit 3 when a request failed or fewer than --num were kept.
+    Each prompt shows demo tasks and asks for more; candidates pass the method's filters (length, keywords, ROUGE-L novelty) until --num are kept. The self-instruct style then classifies each task, generates its instances and prepares them as training pairs (--prepare): one record per instance; the alpaca style gets instruction, input and output at once. Writes OUTPUT.summary.json, OUTPUT.tasks.jsonl and OUTPUT.failures.jsonl; exit 3 when a request failed or fewer than --num were kept. Details: README, "itkit self-instruct".
 
     \b
     Examples:
       itkit self-instruct seed_tasks.jsonl -o new.jsonl --num 200
-      itkit self-instruct seed_tasks.jsonl -o alpaca.json --num 1000 --style alpaca
-      itkit self-instruct dolly.jsonl -o tasks.jsonl --num 50 --no-instances --seed 7
+      itkit self-instruct seed_tasks.jsonl -o alpaca.json -n 1000 --style alpaca
+      itkit self-instruct dolly.jsonl -o tasks.jsonl -n 50 --no-instances
       itkit self-instruct seed_tasks.jsonl -o new.jsonl --num 100 --dry-run
     """
     config = SELF_INSTRUCT.prepare(options, Context(settings, prompts_dir, cli=True))

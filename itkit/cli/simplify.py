@@ -41,14 +41,12 @@ def simplify(
 ) -> int:
     """Rewrite each record's final response into a simpler, shorter one that keeps only what it states.
 
-    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Every rewrite is checked: it must add no number, date, URL, quoted string or capitalised name the original lacks, keep code blocks verbatim and keep the final answer (#### N, \\boxed{}, "The answer is N", a final choice letter); a rewrite that fails, or is longer than the original, is asked for once more with the problem named. Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3).
-
-    Interrupted? Re-run the same command: finished responses come from the cache and are not sent again.
+    Training on simplified responses reduces hallucination after full fine-tuning (Ghosh et al. 2024). Every rewrite is checked (no new numbers, names or URLs, code kept verbatim, the final answer kept) and asked for once more when it fails or is longer. Records without a response are written unchanged. Writes OUTPUT.summary.json, and OUTPUT.failures.jsonl for records that failed (exit 3). Interrupted? Re-run the same command: finished responses come from the cache.
 
     \b
     Examples:
       itkit simplify alpaca.json -o simple.json --keep-original
-      itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1 --model llama3.1
+      itkit simplify dolly.jsonl -o out.jsonl --base-url http://localhost:11434/v1
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
     prepared = SIMPLIFY.prepare(options, Context(settings, prompts_dir, cli=True))

@@ -58,31 +58,31 @@ def _decls(o: Opt) -> list[str]:
 
 
 METAVARS = {int: "N", float: "X", str: "TEXT"}
-CHOICES_SHOWN = 24
-"""Choices longer than this (joined with |) show as CHOICE, listed in the help text instead."""
+CHOICES_SHOWN = 14
+"""Choices longer than this (joined with |) show as the option's name (STYLE), listed in the help text."""
 
 
 def metavar(o: Opt) -> str:
     """``N``, ``X``, ``TEXT``, ``a|b``; nothing for a flag."""
     if o.type is bool:
         return ""
+    if o.metavar:
+        return o.metavar
     if o.choices:
         joined = "|".join(o.choices)
-        return joined if len(joined) <= CHOICES_SHOWN else "CHOICE"
+        return joined if len(joined) <= CHOICES_SHOWN else o.name.upper()
     return METAVARS.get(o.type, "VALUE")
 
 
 def help_text(o: Opt) -> str:
     """The option's help line with its choices (when the metavar cannot hold them) and its default."""
     text = o.help
-    if o.choices and metavar(o) == "CHOICE":
+    if o.choices and "|" not in metavar(o) and not all(c in text for c in o.choices):
         text += f" One of: {', '.join(o.choices)}."
     shown = o.shown_default()
     if o.type is bool and not o.tristate and o.default is True:
         shown = o.cli[2:]
-    if o.required:
-        text += "  \\[required]"
-    elif shown is not None:
+    if shown is not None and not o.required:
         text += f"  \\[default: {shown}]"
     return text
 
@@ -197,23 +197,44 @@ def ordered(params: list[inspect.Parameter]) -> list[inspect.Parameter]:
     return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in ranked]
 
 
+def _spellings(params: list[inspect.Parameter]) -> set[str]:
+    """The command-line spellings the parameters declare."""
+    out: set[str] = set()
+    for param in params:
+        for info in getattr(param.annotation, "__metadata__", ()):
+            first = getattr(info, "default", None)  # in Annotated, Typer reads the first declaration as the default
+            decls = [*(getattr(info, "param_decls", None) or ()), *([first] if isinstance(first, str) else [])]
+            for decl in decls:
+                out.update(part for part in decl.split("/") if part.startswith("-"))
+    return out
+
+
 def step_command(step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add ``step``'s options (and an LLM step's engine options) to a Typer command; see the module docstring."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         from itkit.cli.llm_options import llm_parameters, llm_settings
+        from itkit.cli.options import Help
 
         signature = inspect.signature(fn, eval_str=True)
         injected = {"options", "settings", "prompts_dir"}
         own = [p for name, p in signature.parameters.items() if name not in injected]
         added = step_parameters(step)
         if step.uses_llm:
-            added += llm_parameters(exclude=step.llm_exclude, seed_default=step.seed_default)
+            llm = llm_parameters(exclude=step.llm_exclude, seed_default=step.seed_default)
+            clash = _spellings(added) & _spellings(llm)
+            if clash:
+                raise TypeError(f"step {step.name}: option {', '.join(sorted(clash))} is already an LLM engine option")
+            added += llm
+        if "help_" not in signature.parameters:
+            added.append(inspect.Parameter("help_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Help))
         params = ordered([*own, *added])
         new_signature = signature.replace(parameters=params)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if "help_" not in signature.parameters:
+                kwargs.pop("help_", None)
             options = step_options(step, kwargs)
             if step.uses_llm:
                 settings, prompts_dir = llm_settings(kwargs, exclude=step.llm_exclude)

@@ -60,7 +60,7 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
             )
         lines.append(text + f"; {m.after_length} kept.")
     else:
-        lines.append("- No length budget (--max-tokens not given): nothing dropped for length.")
+        lines.append("- No length budget (--max-length not given): nothing dropped for length.")
     if m.unrenderable:
         examples = "; ".join(f"`{rid}`: {why}" for rid, why in m.render_errors.items())
         lines.append(f"- The model's chat template cannot render {m.unrenderable} records, left out ({examples}).")

@@ -107,14 +107,14 @@ class HFTokenCounter:
 
 
 def make_counter(encoding: str | None = None, model: str | None = None, tokenizer: str | None = None) -> Counter:
-    """The counter for ``--encoding`` / ``--model`` (tiktoken) or ``--tokenizer`` (Hugging Face).
+    """The counter for ``--encoding`` / ``--tokenizer-model`` (tiktoken) or ``--tokenizer`` (Hugging Face).
 
     A tokenizer folder with a chat template (``tokenizer_config.json`` or
     ``chat_template.jinja``) gives exact counts of rendered records.
     """
     if tokenizer:
         if encoding or model:
-            raise UsageError("give --tokenizer or --encoding/--model, not both")
+            raise UsageError("give --tokenizer or --encoding/--tokenizer-model, not both")
         base = HFTokenCounter(tokenizer)
         where = Path(tokenizer)
         template, variables = find_template(where if where.is_dir() else where.parent)

@@ -7,7 +7,7 @@ Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
    has weight 0, are dropped and counted);
 2. pick the response (:mod:`itkit.export.responses`, ``--prefer-simplified``);
 3. the length policy (:mod:`itkit.export.length`): drop records over
-   ``--max-tokens`` (exact with the model's chat template, ``--tokenizer``), or split
+   ``--max-length`` (exact with the model's chat template, ``--tokenizer``), or split
    multi-turn ones at exchanges (``--split-long``);
 4. LFT only: quality rules (:mod:`itkit.export.quality`), then a subset of
    ``--lft-size`` records spread over categories or topic clusters
@@ -155,9 +155,9 @@ class ExportSettings:
         if self.lft_size < 1:
             raise UsageError(f"--lft-size must be at least 1, got {self.lft_size}")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
+            raise UsageError(f"--max-length must be at least 1, got {self.max_tokens}")
         if self.split_long and self.max_tokens is None:
-            raise UsageError("--split-long needs --max-tokens (the budget each piece must fit)")
+            raise UsageError("--split-long needs --max-length (the budget each piece must fit)")
         if self.trl_format not in TRL_FORMATS:
             raise UsageError(f"--trl-format must be one of {', '.join(TRL_FORMATS)}, not '{self.trl_format}'")
         if self.diversity not in DIVERSITY_MODES:
@@ -167,9 +167,9 @@ class ExportSettings:
         if self.on_error not in ("fail", "skip"):
             raise UsageError(f"--on-error must be fail or skip, not '{self.on_error}'")
         if self.tokenizer and (self.encoding or self.model):
-            raise UsageError("give --tokenizer or --encoding/--model, not both")
+            raise UsageError("give --tokenizer or --encoding/--tokenizer-model, not both")
         if self.encoding and self.model:
-            raise UsageError("give --encoding or --model, not both")
+            raise UsageError("give --encoding or --tokenizer-model, not both")
         val_count(10, self.val_ratio, self.val_size)  # validates the split options
         get_targets(list(self.targets))
         if "lft" in self.modes:
@@ -201,13 +201,13 @@ class ExportSettings:
         else:
             args += ["--val-ratio", f"{self.val_ratio if self.val_ratio is not None else 0.1:g}"]
         if self.max_tokens is not None:
-            args += ["--max-tokens", str(self.max_tokens)]
+            args += ["--max-length", str(self.max_tokens)]
             if self.split_long:
                 args.append("--split-long")
         if self.tokenizer:
             args += ["--tokenizer", self.tokenizer]
         elif self.model:
-            args += ["--model", self.model]
+            args += ["--tokenizer-model", self.model]
         elif self.encoding:
             args += ["--encoding", self.encoding]
         if any(t.name == "trl" for t in get_targets(list(self.targets))):
@@ -670,7 +670,7 @@ def _build_mode(
     if not chosen:
         raise InputError(
             f"no record is left for the {mode.upper()} set ({out.candidates} usable, {out.length_dropped} over "
-            f"--max-tokens" + (f", {out.unrenderable} the chat template cannot render" if out.unrenderable else "") + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
+            f"--max-length" + (f", {out.unrenderable} the chat template cannot render" if out.unrenderable else "") + (f", {sum(out.quality.removed.values())} removed by the quality rules" if out.quality else "")
             + "); nothing was written",
             Location(display_name(settings.source)),
         )

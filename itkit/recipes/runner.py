@@ -13,7 +13,7 @@ own folder of the run folder::
 
 A stage runs only when its fingerprint (:mod:`itkit.recipes.fingerprint`)
 differs from the one its folder holds, when its output changed since, or when
-``--from`` names it or an earlier stage. Running a stage first removes its
+``--from-step`` names it or an earlier stage. Running a stage first removes its
 fingerprint file, then empties its folder, runs the step (whose files appear
 atomically), and writes the fingerprint file last. A run killed at any moment
 therefore resumes from the first stage without a fingerprint; LLM steps get
@@ -56,6 +56,7 @@ from itkit.recipes.fingerprint import (
     write_fingerprint,
 )
 from itkit.recipes.schema import Recipe, RecipeError, StepSpec
+from itkit.report import REPORT_FILE, check_output, write_report
 from itkit.recipes.sources import MERGED_FILE, REJECTED_FILE, merge_sources
 from itkit.steps import EXPORT as EXPORT_STEP, STEPS
 from itkit.steps import export as export_step
@@ -169,7 +170,7 @@ def plan_stages(recipe: Recipe, *, dry_run: bool = False, quiet: bool = False) -
 
 
 def resolve_from(stages: list[Stage], value: str) -> int:
-    """The index of the stage ``--from`` names: its number, folder name, or type when only one stage has it."""
+    """The index of the stage ``--from-step`` names: its number, folder name, or type when only one stage has it."""
     text = value.strip()
     if text.isdigit():
         index = int(text)
@@ -183,8 +184,8 @@ def resolve_from(stages: list[Stage], value: str) -> int:
         return matches[0].index
     choices = ", ".join(f"{s.index} ({s.label})" for s in stages)
     if len(matches) > 1:
-        raise UsageError(f"--from {value}: {len(matches)} steps are {text}; give the number or folder name: {choices}")
-    raise UsageError(f"--from {value}: no such step; choose a number or a name: {choices}")
+        raise UsageError(f"--from-step {value}: {len(matches)} steps are {text}; give the number or folder name: {choices}")
+    raise UsageError(f"--from-step {value}: no such step; choose a number or a name: {choices}")
 
 
 # ---------------------------------------------------------------------------
@@ -542,7 +543,17 @@ def run_recipe(
             return runner.run()
     claim_run_dir(folder)
     with RunLock(folder):
-        return Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            check_output(folder / REPORT_FILE)
+        summary = Runner(recipe, folder, stages, from_index, False, samples, events).run()
+        if recipe.report:
+            if events is not None:
+                events("start", "report", "")
+            write_report(folder, folder / REPORT_FILE)
+            summary.report = str(folder / REPORT_FILE)
+            if events is not None:
+                events("done", "report", REPORT_FILE)
+        return summary
 
 
 class _scratch:

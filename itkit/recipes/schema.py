@@ -13,7 +13,8 @@ A recipe is a YAML mapping::
       - dedup: {near: true}
     export: {mode: both, target: [trl, llama-factory]}
 
-Step options are the options of the step's command, with underscores
+Step options are the options of the step's command, with underscores, defined once
+per step in :mod:`itkit.steps` (the command is built from the same definition)
 (``keep_original``, not ``keep-original``). Options that name the command's
 input and output files (``src``, ``-o``, ``--from``, ``--to``, ``--report``,
 ``--errors``...) are the runner's business and are not accepted. Paths in a
@@ -105,6 +106,8 @@ class RecipeModel(Options):
     llm: Optional[dict[str, Any]] = None
     steps: list[Any] = Field(default_factory=list)
     export: Optional[dict[str, Any]] = None
+    report: bool = False
+    """Write ``report.html`` (itkit report) in the run folder at the end of the run."""
 
 
 # ---------------------------------------------------------------------------
@@ -149,11 +152,15 @@ class Recipe:
     export: BaseModel | None
     export_line: int = 0
     description: str | None = None
+    report: bool = False
+    """Write the HTML report in the run folder at the end of the run."""
     text_sha256: str = ""
     """Hash of the recipe file as read (recorded in the run summary)."""
     shown: str = ""
     """The recipe's path as the user gave it (for messages)."""
     located: LocatedYAML | None = field(default=None, compare=False, repr=False)
+    warnings: list[str] = field(default_factory=list, compare=False)
+    """Deprecated spellings the recipe uses, each naming its line (``itkit run`` prints them on stderr)."""
 
     @property
     def folder(self) -> Path:
@@ -229,6 +236,25 @@ class _Checker:
         self.path = path
         self.located = located
         self.problems: list[tuple[int, int, str]] = []
+        self.warnings: list[str] = []
+
+    def warn(self, loc: tuple, message: str) -> None:
+        line = self.located.key_line_of(loc)
+        where = _describe(_existing_prefix(self.located.data, loc[:-1]))
+        self.warnings.append(f"{self.path}, line {line}: {where}: {message}" if line else f"{self.path}: {message}")
+
+    def renamed(self, loc: tuple, raw: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+        """``raw`` with the deprecated option names of ``renames`` replaced (a warning each; both given: a problem)."""
+        out = dict(raw)
+        for old, new in renames.items():
+            if old not in out:
+                continue
+            if new in out:
+                self.add(loc + (old,), f"'{old}' is the old name of '{new}'; give only '{new}'", where=loc)
+                continue
+            out[new] = out.pop(old)
+            self.warn(loc + (old,), f"'{old}' is deprecated and will be removed in the next release; write '{new}'")
+        return out
 
     def add(self, loc: tuple, message: str, line: int | None = None, where: tuple | None = None) -> None:
         """A problem at ``loc`` (its line), described as being in ``where`` (default: ``loc``)."""
@@ -321,9 +347,11 @@ def load_recipe(path: str | Path, check_files: bool = True) -> Recipe:
         export=export,
         export_line=located.key_line_of(("export",)),
         description=top.description,
+        report=top.report,
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         shown=shown,
         located=located,
+        warnings=check.warnings,
     )
 
 
@@ -363,7 +391,7 @@ def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, f
     if not isinstance(raw, dict):
         check.add(loc + (kind,), f"the options of a {kind} step are a mapping, got {_type_word(raw)}")
         return None
-    raw = dict(raw)
+    raw = check.renamed(loc + (kind,), dict(raw), adapter.renamed())
     has_llm = LLM_KEY in raw
     step_llm = raw.pop(LLM_KEY, None)
     try:
@@ -385,6 +413,7 @@ def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, f
     if own is None and step_llm is not None:
         return None
     merged = {**(defaults or {}), **(own or {})}
+    options = _moved_settings(check, own_loc, own or {}, adapter, merged, options, raw)
     prompts_dir = merged.pop("prompts_dir", None)
     if merged.get("cache_dir"):
         merged["cache_dir"] = _resolve(folder, merged["cache_dir"])
@@ -402,7 +431,27 @@ def _step(check: _Checker, i: int, item: Any, defaults: dict[str, Any] | None, f
     return StepSpec(i + 1, kind, options, line, merged, prompts_dir)
 
 
+def _moved_settings(
+    check: _Checker, own_loc: tuple, own: dict[str, Any], step: Any, merged: dict[str, Any], options: BaseModel, raw: dict
+) -> BaseModel:
+    """LLM settings a step does not take that one of its options took over (self-instruct's ``limit`` is its
+    ``max_prompts``): moved to that option, with a deprecation warning."""
+    for setting in step.llm_exclude:
+        if setting not in merged:
+            continue
+        value = merged.pop(setting)
+        heir = next((o.name for o in step.opts if o.old == setting), None)
+        if heir is None:
+            continue
+        where = own_loc + (setting,) if setting in own else (LLM_KEY, setting)
+        check.warn(where, f"'{setting}' is deprecated for a {step.name} step: write '{heir}: {value}' in the step")
+        if heir not in raw:
+            options = options.model_copy(update={heir: value})
+    return options
+
+
 def _export(check: _Checker, raw: dict[str, Any], folder: Path, check_files: bool) -> BaseModel | None:
+    raw = check.renamed(("export",), dict(raw), EXPORT.renamed())
     try:
         export = EXPORT.options.model_validate(raw)
     except ValidationError as exc:

@@ -37,7 +37,7 @@ class StepRow:
     output: str | None = None
     """The step's output, relative to the run folder."""
     forced: bool = False
-    """Re-run because of ``--from``."""
+    """Re-run because of ``--from-step``."""
 
     @property
     def engine(self) -> dict[str, Any]:
@@ -109,6 +109,8 @@ class RunSummary:
     rows: list[StepRow] = field(default_factory=list)
     removed_stale: list[str] = field(default_factory=list)
     """Step folders of an earlier version of the recipe, removed."""
+    report: str | None = None
+    """The HTML report written at the end (``report: true`` in the recipe)."""
     error: str | None = None
     """Why the run stopped, when a step failed (the steps before it are in ``rows``)."""
 

@@ -78,7 +78,7 @@ def run(options: DedupOptions, o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "dedup",
-    "remove exact and near duplicates (itkit dedup)",
+    "remove exact and near duplicates",
     OPTS,
     panel=PANEL,
     prepare=prepare,

@@ -16,9 +16,10 @@ KEEP_CHOICES = ("final", "all")
 
 OPTS = (
     Opt("rounds", int, DEFAULT_ROUNDS, "Rounds of evolution (the paper: 4; WizardLM's code: 1).", ge=1),
-    Opt("ops", str, many=COMMA, default_text="all six",
+    Opt("ops", str, many=COMMA, metavar="OPS", default_text="all six",
         help=f"Operations to draw from: {', '.join(OPERATION_NAMES)}, or {', '.join(OPERATION_GROUPS)}."),
-    Opt("keep", str, "final", "final: each input's last survivor; all: every round's survivors.", choices=KEEP_CHOICES),
+    Opt("keep_rounds", str, "final", "final: each input's last survivor; all: every round's survivors.",
+        choices=KEEP_CHOICES, old="keep"),
     Opt("only_evolved", bool, False, "Leave out the input records themselves."),
     Opt("salvage_labels", bool, False,
         "Strip a label such as '#Rewritten Prompt#:' before rule 4 and keep the rest, counted apart "
@@ -49,7 +50,7 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
 
     seed = settings.seed if settings.seed is not None else DEFAULT_SEED
     params = llm.parameters(
-        files, rounds=o.rounds, ops=list(ops), seed=seed, keep=o.keep, only_evolved=o.only_evolved,
+        files, rounds=o.rounds, ops=list(ops), seed=seed, keep_rounds=o.keep_rounds, only_evolved=o.only_evolved,
         salvage_labels=o.salvage_labels, eliminated=files.eliminated,
     )
     return run_evol_instruct(
@@ -60,7 +61,7 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
         rounds=o.rounds,
         ops=ops,
         seed=seed,
-        keep=o.keep,
+        keep=o.keep_rounds,
         only_evolved=o.only_evolved,
         sampling=split_sampling(settings)[1],
         salvage_labels=o.salvage_labels,
@@ -106,7 +107,7 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "evol-instruct",
-    "evolve instructions into harder, more diverse ones (itkit evol-instruct)",
+    "evolve instructions into harder, more diverse ones",
     OPTS,
     panel="Evol-Instruct",
     prepare=prepare,

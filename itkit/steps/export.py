@@ -17,37 +17,40 @@ LFT_PANEL = "Export LFT subset"
 
 OPTS = (
     Opt("mode", str, "both", "lft: the LoRA subset; sft: the full set; both.", choices=(*MODES, "both")),
-    Opt("target", str, short="-t", many=COMMA, default_text="all",
+    Opt("target", str, short="-t", many=COMMA, metavar="TARGETS", default_text="all",
         help=f"Targets (comma-separated or repeated): {', '.join(TARGET_NAMES)}."),
     Opt("lft_size", int, DEFAULT_LFT_SIZE, "Records in the LFT subset (all if fewer pass the filters).", panel=LFT_PANEL),
     Opt("seed", int, DEFAULT_SEED, "Seed of the subset, the clusters and the split."),
     Opt("prefer_simplified", bool, False, "LFT takes the simplified response, not the original.", panel=LFT_PANEL),
     Opt("val_ratio", float, default_text="0.1", help="Share of each set held out for validation."),
     Opt("val_size", int, ge=0, help="Validation records per set (instead of --val-ratio)."),
-    Opt("max_tokens", int, panel=LENGTH_PANEL, help="Token budget per record: longer ones are dropped (or split)."),
-    Opt("encoding", str, default_text="cl100k_base", panel=LENGTH_PANEL, help="tiktoken encoding for token counts."),
-    Opt("model", str, panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
-    Opt("tokenizer", str, panel=LENGTH_PANEL,
-        help="The model's tokenizer folder (or its tokenizer.json): exact lengths from its own chat template."),
+    Opt("max_length", int, old="max_tokens", panel=LENGTH_PANEL,
+        help="Token budget per record: longer ones are dropped (or split)."),
+    Opt("encoding", str, default_text="cl100k_base", metavar="NAME", panel=LENGTH_PANEL, help="tiktoken encoding for token counts."),
+    Opt("tokenizer_model", str, old="model", metavar="MODEL", panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
+    Opt("tokenizer", str, metavar="PATH", panel=LENGTH_PANEL,
+        help="The model's tokenizer folder (or its tokenizer.json): exact lengths from its chat template."),
     Opt("split_long", bool, False, "Split over-long conversations at exchanges instead of dropping them.",
         panel=LENGTH_PANEL),
-    Opt("trl_format", str, TRL_FORMATS[0], "TRL rows: messages, or conversational prompt/completion.",
-        choices=TRL_FORMATS),
+    Opt("trl_format", str, TRL_FORMATS[0], "TRL rows: messages, or conversational prompt-completion.",
+        choices=TRL_FORMATS, metavar="FORMAT"),
     Opt("diversity", str, "auto", "Spread the LFT subset over categories, topic clusters or at random.",
         choices=DIVERSITY_MODES, panel=LFT_PANEL),
     Opt("clusters", int, default_text="about sqrt(records), at most 50", panel=LFT_PANEL,
         help="Number of topic clusters."),
     Opt("lft_rules", str, tuple(DEFAULT_LFT_RULES), "Quality rules of the LFT subset (see itkit filter; none: no rules).",
-        many=COMMA, panel=LFT_PANEL),
+        many=COMMA, metavar="RULES", panel=LFT_PANEL),
     Opt("lft_min_response", int, DEFAULT_MIN_RESPONSE_WORDS, "LFT: fewest words in a response (0: no minimum).", ge=0,
         panel=LFT_PANEL),
     Opt("lft_max_response", int, DEFAULT_MAX_RESPONSE_WORDS, "LFT: most words in a response (0: no maximum).", ge=0,
         panel=LFT_PANEL),
-    Opt("base_model", str, help="Model to fine-tune, written into the configs (LLaMA-Factory's template: too)."),
+    Opt("base_model", str, metavar="MODEL", help="Model to fine-tune, written into the configs (LLaMA-Factory's template: too)."),
     Opt("relative_paths", bool, False, "Configs name their data relative to their own folder (OUTDIR can move)."),
 )
 PATH_OPTIONS = ("tokenizer",)
 """Options that name a file: relative to the recipe's folder in a recipe."""
+SETTING_FOR_OPTION = {"max_length": "max_tokens", "tokenizer_model": "model"}
+"""Options whose :class:`~itkit.export.pipeline.ExportSettings` field has another name."""
 
 
 def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: Any):
@@ -57,7 +60,7 @@ def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: An
     return ExportSettings.from_options(
         source,
         out_dir,
-        **o.model_dump(exclude=set(PATH_OPTIONS)),
+        **{SETTING_FOR_OPTION.get(k, k): v for k, v in o.model_dump(exclude=set(PATH_OPTIONS)).items()},
         **{name: ctx.resolve(getattr(o, name)) if getattr(o, name) else None for name in PATH_OPTIONS},
         **plumbing,
     )
@@ -90,7 +93,7 @@ def run(o: Any, io: StepIO, ctx: Context) -> StepOutcome:
         removed["every assistant turn weighted 0"] = result.no_trained_turn
     for mode, m in result.modes.items():
         if m.length_dropped:
-            removed[f"{mode}: over max_tokens"] = m.length_dropped
+            removed[f"{mode}: over max_length"] = m.length_dropped
         if m.unrenderable:
             removed[f"{mode}: the chat template cannot render"] = m.unrenderable
         if m.quality is not None:
@@ -109,7 +112,7 @@ def run(o: Any, io: StepIO, ctx: Context) -> StepOutcome:
 
 STEP = Step(
     "export",
-    "write the LFT and SFT sets for every target (itkit export)",
+    "write the LFT and SFT sets for every target",
     OPTS,
     panel=PANEL,
     prepare=prepare,

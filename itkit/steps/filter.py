@@ -30,7 +30,7 @@ def _bound(name: str, which: str, part: str) -> Opt:
 
 
 OPTS = (
-    Opt("rules", str, many=COMMA, help="Rules to apply, in this order (comma-separated; see above).", panel=RULES_PANEL),
+    Opt("rules", str, many=COMMA, metavar="RULES", help="Rules to apply, in this order (comma-separated; see above).", panel=RULES_PANEL),
     _bound("min_instruction", "Fewest", "every user turn"),
     _bound("max_instruction", "Most", "every user turn"),
     _bound("min_input", "Fewest", "the input/context (when present)"),
@@ -39,15 +39,15 @@ OPTS = (
     _bound("max_response", "Most", "every assistant turn"),
     Opt("length_unit", str, choices=("words", "tokens"), default_text="words", panel=LENGTH_PANEL,
         help="Count whitespace-separated words or tiktoken tokens."),
-    Opt("encoding", str, default_text="cl100k_base", panel=LENGTH_PANEL, help="tiktoken encoding of --length-unit tokens."),
-    Opt("model", str, panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
+    Opt("encoding", str, default_text="cl100k_base", metavar="NAME", panel=LENGTH_PANEL, help="tiktoken encoding of --length-unit tokens."),
+    Opt("tokenizer_model", str, old="model", metavar="MODEL", panel=LENGTH_PANEL, help="Count tokens with this model's encoding (e.g. gpt-4o)."),
     Opt("placeholder", str, many=REPEAT, panel=PATTERN_PANEL, help="Another whole-field placeholder text (repeatable)."),
     Opt("keep_requested_placeholders", bool, flag="--keep-requested-placeholders/--drop-requested-placeholders",
         default_text="keep", panel=PATTERN_PANEL, help='Keep a response such as "N/A" when its prompt asks for it.'),
-    Opt("refusal_pattern", str, many=REPEAT, panel=PATTERN_PANEL, help="Another regex matched at a response's start."),
-    Opt("boilerplate_pattern", str, many=REPEAT, panel=PATTERN_PANEL, help="Another regex matched anywhere in a response."),
-    Opt("non_text_pattern", str, many=REPEAT, panel=PATTERN_PANEL, help="Another regex for a non-text item."),
-    Opt("scripts", str, many=COMMA, default_text=",".join(LanguageRule.scripts), panel=LANGUAGE_PANEL,
+    Opt("refusal_pattern", str, many=REPEAT, metavar="REGEX", panel=PATTERN_PANEL, help="Another regex matched at a response's start."),
+    Opt("boilerplate_pattern", str, many=REPEAT, metavar="REGEX", panel=PATTERN_PANEL, help="Another regex matched anywhere in a response."),
+    Opt("non_text_pattern", str, many=REPEAT, metavar="REGEX", panel=PATTERN_PANEL, help="Another regex for a non-text item."),
+    Opt("scripts", str, many=COMMA, metavar="NAMES", default_text=",".join(LanguageRule.scripts), panel=LANGUAGE_PANEL,
         help="Expected scripts: latin, cyrillic, cjk, han, arabic..."),
     Opt("min_script_share", float, default_text=str(LanguageRule.min_script_share), panel=LANGUAGE_PANEL,
         help="Least share of letters in the expected scripts."),
@@ -63,10 +63,10 @@ def prepare(o: Any, ctx: Context) -> list:
     from itkit.filters import build_rules
     from itkit.filters.options import rule_params
 
-    if (o.encoding or o.model) and o.length_unit != "tokens":
+    if (o.encoding or o.tokenizer_model) and o.length_unit != "tokens":
         tokens = ctx.setting("length_unit", "tokens")
-        raise UsageError(f"{ctx.name('encoding')} and {ctx.name('model')} set the tokenizer of {tokens}; add {tokens}")
-    given = rule_params(**o.model_dump(exclude={"rules"}))
+        raise UsageError(f"{ctx.name('encoding')} and {ctx.name('tokenizer_model')} set the tokenizer of {tokens}; add {tokens}")
+    given = rule_params(**o.model_dump(exclude={"rules", "tokenizer_model"}), model=o.tokenizer_model)
     try:
         return build_rules(o.rules, **given)
     except UsageError as err:
@@ -116,7 +116,7 @@ def run(rules: list, o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "filter",
-    "remove low-quality records (itkit filter)",
+    "remove low-quality records",
     OPTS,
     panel=RULES_PANEL,
     prepare=prepare,

@@ -23,7 +23,7 @@ def number_set(value: Any) -> Any:
 
 OPTS = (
     Opt("assign", str, BY_TYPE, "by-type: messages allowed for the task type; uniform: all 16.", choices=(BY_TYPE, UNIFORM)),
-    Opt("system_messages", str, recipe_value=number_set, help="Only these message numbers, e.g. 2,5,7 or 1-4,9.",
+    Opt("system_messages", str, recipe_value=number_set, metavar="NUMBERS", help="Only these message numbers, e.g. 2,5,7 or 1-4,9.",
         default_text="all 16"),
 )
 
@@ -74,7 +74,7 @@ def run(rewriter: Any, o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "orca",
-    "regenerate responses with explanation traces (itkit orca)",
+    "regenerate responses with explanation traces",
     OPTS,
     panel="Orca",
     prepare=prepare,

@@ -17,24 +17,27 @@ from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
 
 PANEL = "Self-Instruct"
+INSTANCES_PANEL = "Self-Instruct instances (self-instruct style)"
 FILTERS_PANEL = "Self-Instruct filters"
 
 OPTS = (
     Opt("num", int, short="-n", required=True, help="How many new instructions to keep."),
     Opt("style", str, STYLES[0], "self-instruct: 8 demos, then instances; alpaca: 3 demos, 20 tasks per call.",
         choices=STYLES),
-    Opt("instances", bool, True, "self-instruct style: classify each task and generate its instances.",
-        flag="--instances/--no-instances"),
+    Opt("instances", bool, True, "Classify each task and generate its instances.",
+        flag="--instances/--no-instances", panel=INSTANCES_PANEL),
     Opt("batch_size", int, BATCH_SIZE, "Generation prompts per round, sent concurrently."),
     Opt("demos", int, default_text="8 self-instruct, 3 alpaca", help="Demo tasks per prompt."),
     Opt("machine_demos", int, MACHINE_DEMOS, "self-instruct style: demos from the generated pool."),
     Opt("num_tasks", int, ALPACA_TASKS, "alpaca style: tasks each prompt asks for."),
-    Opt("max_instances", int, MAX_INSTANCES, "self-instruct style: instances kept per task (a seeded random sample)."),
-    Opt("prepare", str, many=COMMA, default_text="all",
-        help="self-instruct style, the final training-pair stage: seeds, strip-prefixes, dedup (or all, none)."),
+    Opt("max_prompts", int, old="limit", default_text="4 per instruction wanted, plus a round",
+        help="Generation prompts to send at most."),
+    Opt("max_instances", int, MAX_INSTANCES, "Instances kept per task (a seeded random sample).", panel=INSTANCES_PANEL),
+    Opt("prepare", str, many=COMMA, default_text="all", panel=INSTANCES_PANEL,
+        help="The final training-pair stage: seeds, strip-prefixes, dedup (or all, none)."),
     Opt("min_words", int, MIN_WORDS, "Drop instructions with this many words or fewer.", panel=FILTERS_PANEL),
     Opt("max_words", int, MAX_WORDS, "Drop instructions with more words than this.", panel=FILTERS_PANEL),
-    Opt("blacklist", str, many=REPEAT, panel=FILTERS_PANEL,
+    Opt("blacklist", str, many=REPEAT, metavar="WORD", panel=FILTERS_PANEL,
         help="Another whole-word keyword that drops an instruction (repeatable)."),
     Opt("rouge_threshold", float, ROUGE_THRESHOLD, "Drop an instruction with a ROUGE-L F1 above this.",
         panel=FILTERS_PANEL),
@@ -48,7 +51,7 @@ def prepare(o: Any, ctx: Context):
     from itkit.methods.self_instruct.options import config_from_options
     from itkit.methods.self_instruct.prompts import SelfInstructPrompts
 
-    config = config_from_options(**o.model_dump(), seed=ctx.settings.seed, max_prompts=ctx.settings.limit)
+    config = config_from_options(**o.model_dump(), seed=ctx.settings.seed)
     SelfInstructPrompts(config.style, ctx.prompts_dir, instances=config.wants_instances)
     return config
 
@@ -97,7 +100,7 @@ def run(config: Any, o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "self-instruct",
-    "generate new tasks from the records as seeds (itkit self-instruct)",
+    "generate new tasks from the records as seeds",
     OPTS,
     panel=PANEL,
     prepare=prepare,
@@ -107,4 +110,5 @@ STEP = Step(
     prompts_method=METHOD,
     plumbing=("seeds", "output", "from", "to", "on_error", "errors"),
     seed_default=str(DEFAULT_SEED),
+    llm_exclude=("limit",),
 )

@@ -66,7 +66,7 @@ def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
 
 STEP = Step(
     "simplify",
-    "rewrite responses into simpler, shorter ones (itkit simplify)",
+    "rewrite responses into simpler, shorter ones",
     OPTS,
     panel="Simplify",
     prepare=prepare,

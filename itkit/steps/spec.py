@@ -79,6 +79,8 @@ class Opt:
     file: bool = False
     """A file the step may also write: a path option (plumbing) on the command line, a boolean in a recipe
     (``eliminated: true`` writes the step folder's eliminated.jsonl)."""
+    metavar: str | None = None
+    """What the help shows for the value (default: N, X, TEXT, a|b, or the name for long choices)."""
     recipe_value: Callable[[Any], Any] | None = None
     """Turns other recipe spellings into the option's type before the check (Orca's ``[2, 5, 7]``)."""
 

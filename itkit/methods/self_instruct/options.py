@@ -37,7 +37,7 @@ def config_from_options(
     prepare: str | Sequence[str] | None = None,
 ) -> SelfInstructConfig:
     """The run's config: ``seed`` None is :data:`DEFAULT_SEED`, ``blacklist`` adds to the style's keywords,
-    ``max_prompts`` is the prompt budget (``--limit``)."""
+    ``max_prompts`` is the prompt budget (``--max-prompts``)."""
     return SelfInstructConfig(
         num=num,
         style=style,
