@@ -32,7 +32,7 @@ def export(
     ],
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it holds a previous export.", rich_help_panel=PANEL_IO, metavar="")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).", rich_help_panel=PANEL_IO, metavar="")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
     *,
