@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from itkit.dataset import AUTO, OnError, RecordReader, RecordWriter, RejectLog
 from itkit.errors import ConversionError, InputError, Location
+from itkit.io.sinks import commit_together
 
 
 @dataclass
@@ -33,26 +34,29 @@ def convert(
     """Stream ``source`` into ``target``; rejected records go to ``errors_path`` with ``on_error="skip"``."""
     rejects = RejectLog(errors_path if on_error == "skip" else None)
     reader = RecordReader(source, from_format, on_error=on_error, rejects=rejects)
+    writer: RecordWriter | None = None
     try:
         fmt = reader.format
-        with RecordWriter(target, to_format or fmt.name, container) as writer:
-            for record in reader:
-                try:
-                    row = writer.dump(record)
-                except ConversionError as err:
-                    if on_error == "fail":
-                        raise
-                    reader.counts.rejected += 1
-                    reason = f"{err.field}: {err.reason}" if err.field else err.reason
-                    reader.counts.reasons[reason] = reader.counts.reasons.get(reason, 0) + 1
-                    # the input row verbatim, where it was read (not the record's canonical form)
-                    rejects.add(f"record '{record.id}': {err}", reader.location, data=reader.row)
-                    continue
-                writer.rows.write(row)
+        writer = RecordWriter(target, to_format or fmt.name, container)
+        for record in reader:
+            try:
+                row = writer.dump(record)
+            except ConversionError as err:
+                if on_error == "fail":
+                    raise
+                reader.counts.rejected += 1
+                reason = f"{err.field}: {err.reason}" if err.field else err.reason
+                reader.counts.reasons[reason] = reader.counts.reasons.get(reason, 0) + 1
+                # the input row verbatim, where it was read (not the record's canonical form)
+                rejects.add(f"record '{record.id}': {err}", reader.location, data=reader.row)
+                continue
+            writer.rows.write(row)
+        commit_together(writer, rejects)  # the output never appears without its errors file
     except BaseException:
         rejects.abort()
+        if writer is not None:
+            writer.abort()
         raise
-    rejects.close()
     counts = reader.counts
     return ConvertResult(
         source_format=fmt.name,

@@ -69,6 +69,14 @@ class RejectLog:
         if self._writer is not None:
             self._writer.close()
 
+    def finish(self) -> None:
+        if self._writer is not None:
+            self._writer.finish()
+
+    def publish(self) -> None:
+        if self._writer is not None:
+            self._writer.publish()
+
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
@@ -261,6 +269,12 @@ class RecordWriter:
 
     def close(self) -> None:
         self.rows.close()
+
+    def finish(self) -> None:
+        self.rows.finish()
+
+    def publish(self) -> None:
+        self.rows.publish()
 
     def abort(self) -> None:
         self.rows.abort()

@@ -249,7 +249,7 @@ def test_json_summary_needs_an_output_file(runner, tmp_path):
     result = invoke(runner, "filter", src, "--json")
     assert result.exit_code == 2 and "--json prints the summary to stdout" in result.stderr
     result = invoke(runner, "filter", src, "-o", tmp_path / "o.json", "--report", tmp_path / "o.json")
-    assert result.exit_code == 2 and "the report and the output both go to the same file" in result.stderr
+    assert result.exit_code == 2 and "-o and --report name the same file" in result.stderr
 
 
 def test_bad_input_fails_and_writes_nothing(runner, tmp_path):

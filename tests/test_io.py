@@ -273,7 +273,7 @@ def test_an_interrupted_convert_writes_nothing(tmp_path, runner, monkeypatch):
     target = tmp_path / "out.jsonl"
     result = invoke(runner, "convert", SAMPLES / "alpaca.json", "-o", target, "--to", "sharegpt", "--on-error", "skip")
     assert result.exit_code == 130
-    assert result.stderr.strip().splitlines()[-1] == "itkit: error: interrupted"
+    assert result.stderr.strip().splitlines()[-1].startswith("itkit: error: interrupted: nothing half-written was left")
     assert calls["n"] == 10
     assert list(tmp_path.iterdir()) == []
 
@@ -324,7 +324,7 @@ def test_atomic_file_commit_is_all_or_nothing(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_a_killed_process_leaves_no_output(tmp_path, sig):
     """A real process stopped mid-stream (stdin still open): the target never appears."""
     target = tmp_path / "out.jsonl"
@@ -349,9 +349,10 @@ def test_a_killed_process_leaves_no_output(tmp_path, sig):
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     assert not target.exists()
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
-        assert stderr.strip() == "itkit: error: interrupted"
+    if sig != signal.SIGKILL:  # Ctrl-C, docker stop / systemd / timeout (SIGTERM), a closed terminal (SIGHUP)
+        assert proc.returncode == 128 + sig
+        by = "" if sig == signal.SIGINT else f" by {signal.Signals(sig).name}"
+        assert stderr.strip().startswith(f"itkit: error: interrupted{by}: nothing half-written was left; re-run")
         assert leftovers(tmp_path) == []
     else:
         assert proc.returncode == -signal.SIGKILL

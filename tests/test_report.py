@@ -152,11 +152,13 @@ def test_report_command_writes_beside_the_target_and_replaces_only_its_own_files
 
 def test_a_non_report_file_in_the_run_folder_stops_the_run_before_it_starts(runner, tmp_path):
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "report.html").write_text("mine", encoding="utf-8")
-    result = invoke(runner, "run", QUICKSTART, "--run-dir", run_dir, "-q")
+    assert invoke(runner, "run", QUICKSTART, "--run-dir", run_dir, "-q").exit_code == 0  # an itkit run folder
+    (run_dir / "report.html").write_text("mine", encoding="utf-8")  # ...whose report.html the user replaced
+    before = sorted(p.name for p in run_dir.iterdir())
+    result = invoke(runner, "run", QUICKSTART, "--run-dir", run_dir, "--from-step", "filter", "-q")
     assert result.exit_code == 2 and "not a report itkit wrote" in result.stderr
-    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "report.html"]
+    assert (run_dir / "report.html").read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 @pytest.mark.parametrize("target", ["", "nothing-here", "file.txt", "bad.json"])

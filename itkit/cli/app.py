@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -15,6 +16,8 @@ from rich.console import Console
 import itkit
 from itkit import notices
 from itkit.errors import EXIT_FATAL, ItkitError
+from itkit.interrupts import EXIT_BROKEN_PIPE, Terminated, exit_code_of, terminating_signals
+from itkit.io.sinks import abort_pending
 
 DEBUG_ENV = "ITKIT_DEBUG"
 
@@ -27,9 +30,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+class _Console(Console):
+    """rich's Console, but a closed pipe raises BrokenPipeError (exit 141 at the edge) instead of SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 # progress, summaries and errors go to stderr; data goes to stdout
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = _Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable)
 
@@ -67,30 +78,59 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         notices.reset()  # each command says each warning once
         try:
-            code = fn(*args, **kwargs)
+            try:
+                with terminating_signals():
+                    code = fn(*args, **kwargs)
+            except BaseException:
+                abort_pending()  # any temporary file or folder no writer got to remove (a signal at the worst moment)
+                raise
         except _FRAMEWORK_EXCEPTIONS:
             raise
         except ItkitError as exc:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            error_line(str(exc))
+            _say_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            error_line("interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (Terminated): the writers have cleaned up
+            by = f" by {exc.name}" if isinstance(exc, Terminated) else ""
+            _say_error(f"interrupted{by}: {INTERRUPTED_HINT}")
+            raise typer.Exit(exit_code_of(exc)) from None
         except BrokenPipeError:
-            # the reader of stdout went away (`itkit convert ... -o - | head`): stop quietly
+            # the reader of stdout went away (`itkit convert ... | head`): stop quietly, as 128 + SIGPIPE
             _silence_stdout()
-            raise typer.Exit(EXIT_FATAL) from None
-        except Exception as exc:  # a bug: still one line, traceback on request
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                _internal(exc)
+            # a write that no writer translated (e.g. progress on a full disk): still name what failed
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            error_line(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
+            _say_error(f"{exc.filename or 'output'}: cannot write: {exc.strerror or exc}")
             raise typer.Exit(EXIT_FATAL) from None
+        except Exception as exc:  # a bug: still one line, traceback on request
+            _internal(exc)
         if code:
             raise typer.Exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+INTERRUPTED_HINT = "nothing half-written was left; re-run the same command (itkit run and the LLM commands reuse what they finished)"
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _say_error(message: str) -> None:
+    try:
+        error_line(message)
+    except (BrokenPipeError, OSError):  # stderr is gone too: nothing left to tell
+        pass
+
+
+def _internal(exc: BaseException) -> None:
+    if os.environ.get(DEBUG_ENV):
+        traceback.print_exc()
+    _say_error(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
+    raise typer.Exit(EXIT_FATAL) from None
 
 
 def _silence_stdout() -> None:

@@ -29,6 +29,7 @@ from itkit.convert import convert as convert_records
 from itkit.convert import validate as validate_source
 from itkit.dataset import RecordReader, describe_dropped
 from itkit.errors import EXIT_FATAL, EXIT_PARTIAL
+from itkit.io.paths import check_paths
 from itkit.io.rows import display_name
 from itkit.stats import FIELDS, compute_stats
 from itkit.tokens import counter_for
@@ -57,6 +58,7 @@ def convert(
     """
     skip = on_error is OnError.skip
     errors_path = errors_path_for(output, errors) if skip else None
+    check_paths({"SRC": src}, {"-o": output, "--errors": errors_path})
     result = convert_records(
         src,
         output,

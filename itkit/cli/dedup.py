@@ -27,7 +27,7 @@ from itkit.cli.options import (
 from itkit.cli.step_options import CLI, step_command
 from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
-from itkit.errors import EXIT_PARTIAL, UsageError
+from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
 from itkit.steps.io import Files
 
@@ -68,8 +68,6 @@ def dedup_command(
     options: Any,
 ) -> int:
     check_stdout_use(as_json, output, report)
-    if report is not None and report == output:
-        raise UsageError("--report and -o name the same file (or both stdout); give the report its own path")
     prepared = DEDUP.prepare(options, CLI)
     files = Files(
         src,
@@ -80,6 +78,7 @@ def dedup_command(
         on_error=on_error.value,
         errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
     )
+    files.check()
     if quiet or as_json:
         summary = DEDUP.execute(prepared, options, files)
     else:

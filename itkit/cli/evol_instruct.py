@@ -66,7 +66,7 @@ def evol_instruct(
       itkit evol-instruct alpaca.json -o out.json --rounds 4 --dry-run --limit 100
     """
     ops = EVOL.prepare(options, Context(settings, prompts_dir, cli=True))
-    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, eliminated=eliminated)
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=EVOL.name, settings=settings, eliminated=eliminated)
     return run_llm_command(
         settings,
         lambda engine: EVOL.execute(ops, options, files, engine, settings),

@@ -32,7 +32,7 @@ def export(
     ],
     from_: FromFormat = InputFormat.auto,
     on_error: OnErrorOpt = OnError.fail,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it holds a previous export.", rich_help_panel=PANEL_IO, metavar="")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTDIR if it provably holds an itkit export (its manifest.json lists every file in it, unchanged).", rich_help_panel=PANEL_IO, metavar="")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
     *,
@@ -44,7 +44,7 @@ def export(
     OUTDIR/<lft|sft>/<target>/train.jsonl and val.jsonl (plus the configs of
     llama-factory and axolotl), <mode>/lineage.jsonl, README.md (dataset card)
     and manifest.json. An existing OUTDIR is only replaced with --overwrite,
-    and only if it holds a previous export. Details: README, "itkit export".
+    and only if it holds nothing but a previous export. Details: README, "itkit export".
 
     \b
     Examples:

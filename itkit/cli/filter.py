@@ -91,6 +91,7 @@ def filter_command(
         on_error=on_error.value,
         errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
     )
+    files.check()
     result = FILTER.execute(rules, options, files)
     if as_json:
         out_console.print_json(json.dumps({**result.as_dict(), "output": output}, ensure_ascii=False))

@@ -31,11 +31,25 @@ def rejects_path(output: str, on_error: OnError, errors: str | None) -> str | No
     return errors_path_for(output, errors) if on_error is OnError.skip else None
 
 
-def cli_files(src: str, output: str, from_: Any, to: Any, on_error: OnError, errors: str | None, prompts_dir: str | None, **extra: Any):
-    """The :class:`~itkit.steps.io.Files` of an LLM command's plumbing options."""
+def cli_files(
+    src: str,
+    output: str,
+    from_: Any,
+    to: Any,
+    on_error: OnError,
+    errors: str | None,
+    prompts_dir: str | None,
+    *,
+    command: str,
+    settings: LLMSettings,
+    sidecars: dict[str, str] | None = None,
+    **extra: Any,
+):
+    """The :class:`~itkit.steps.io.Files` of an LLM command's plumbing options, checked by the paths rule
+    (:meth:`~itkit.steps.io.Files.check`: summary, failures, ``sidecars`` and cache included) before anything is read."""
     from itkit.steps.io import Files
 
-    return Files(
+    files = Files(
         src,
         output,
         from_format=from_.value,
@@ -45,6 +59,8 @@ def cli_files(src: str, output: str, from_: Any, to: Any, on_error: OnError, err
         prompts_dir=prompts_dir,
         **extra,
     )
+    files.check(command, settings, **(sidecars or {}))
+    return files
 
 
 def say(text: str) -> None:

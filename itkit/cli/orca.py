@@ -56,7 +56,7 @@ def orca(
       itkit orca data.jsonl -o out.jsonl --to openorca --dry-run --limit 100
     """
     rewriter = ORCA.prepare(options, Context(settings, prompts_dir, cli=True))
-    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir)
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=ORCA.name, settings=settings)
     return run_llm_command(
         settings,
         lambda engine: ORCA.execute(rewriter, options, files, engine, settings),

@@ -50,7 +50,7 @@ def run_command(
         Optional[str],
         typer.Option(
             "--run-dir", metavar="DIR", show_default=False, rich_help_panel=RUN_PANEL,
-            help=f"Run folder.  \\[default: {RUNS_FOLDER}/<recipe name>]",
+            help=f"Run folder: new, empty, or made by itkit.  \\[default: {RUNS_FOLDER}/<recipe name>]",
         ),
     ] = None,
     from_step: Annotated[

@@ -21,7 +21,7 @@ from itkit.cli.options import (
 from itkit.llm.engine import Engine
 from itkit.llm.settings import LLMSettings
 from itkit.methods.self_instruct.filters import FILTER_DESCRIPTIONS, FILTER_NAMES
-from itkit.methods.self_instruct.run import DEFAULT_TARGET, SelfInstructResult
+from itkit.methods.self_instruct.run import DEFAULT_TARGET, TASKS_SUFFIX, SelfInstructResult
 from itkit.steps.self_instruct import STEP as SELF_INSTRUCT
 from itkit.steps.spec import PANEL_IO, Context
 
@@ -65,7 +65,7 @@ def self_instruct(
       itkit self-instruct seed_tasks.jsonl -o new.jsonl --num 100 --dry-run
     """
     config = SELF_INSTRUCT.prepare(options, Context(settings, prompts_dir, cli=True))
-    files = cli_files(seeds, output, from_, to, on_error, errors, prompts_dir)
+    files = cli_files(seeds, output, from_, to, on_error, errors, prompts_dir, command=SELF_INSTRUCT.name, settings=settings, sidecars={"the_tasks_file": TASKS_SUFFIX})
     return run_llm_command(
         settings,
         lambda engine: SELF_INSTRUCT.execute(config, options, files, engine, settings),

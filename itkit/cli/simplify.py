@@ -50,7 +50,7 @@ def simplify(
       itkit simplify chats.jsonl -o simple.jsonl --dry-run
     """
     prepared = SIMPLIFY.prepare(options, Context(settings, prompts_dir, cli=True))
-    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir)
+    files = cli_files(src, output, from_, to, on_error, errors, prompts_dir, command=SIMPLIFY.name, settings=settings)
     return run_llm_command(
         settings,
         lambda engine: SIMPLIFY.execute(prepared, options, files, engine, settings),

@@ -20,7 +20,7 @@ from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
 from itkit.formats import get_format
-from itkit.io.sinks import RowWriter, is_stream
+from itkit.io.sinks import RowWriter, cannot_write, commit_together, is_stream
 
 @dataclass
 class DedupSummary:
@@ -56,16 +56,27 @@ ProgressFn = Callable[[str], None]
 class _Spool:
     """Output rows parked in an anonymous temporary file until the decisions are known."""
 
-    def __init__(self, directory: str | None):
-        self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
+    def __init__(self, directory: str | None, output: str):
+        # a full disk while spooling is the output's (the spool sits beside it), or the temp folder's for stdout
+        self._output = output if not is_stream(output) else f"a temporary file in {directory or tempfile.gettempdir()}"
+        try:
+            self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
+        except OSError as exc:
+            raise cannot_write(output, exc) from None
 
     def add(self, row: dict) -> None:
         # one self-contained pickle per row: a shared pickler's memo would make later rows refer
         # to objects of earlier ones, which a reader cannot resolve row by row
-        pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:
+            raise cannot_write(self._output, exc) from None
 
     def rows(self) -> Iterable[dict]:
-        self._fh.flush()
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise cannot_write(self._output, exc) from None
         self._fh.seek(0)
         load = pickle.load
         while True:
@@ -75,7 +86,10 @@ class _Spool:
                 return
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:  # its last buffered rows could not be written: it is deleted on close all the same
+            pass
 
 
 def _spool_dir(output: str) -> str | None:
@@ -127,7 +141,7 @@ def dedup_file(
     )
     writer = RecordWriter(output, out_format)
     report_writer: RowWriter | None = None
-    spool = _Spool(_spool_dir(output))
+    spool = _Spool(_spool_dir(output), output)
     texts = TextSpool(_spool_dir(output))
     ids: list[str] | None = [] if report else None
     rows_of = array("q")
@@ -184,11 +198,7 @@ def dedup_file(
                         ),
                     }
                 )
-        # commit the output, then the report and the errors file (each atomically)
-        writer.close()
-        if report_writer is not None:
-            report_writer.close()
-        rejects.close()
+        commit_together(writer, report_writer, rejects)  # the output, the report and the errors file, or none
     except BaseException:
         writer.abort()
         if report_writer is not None:

@@ -44,7 +44,7 @@ from itkit.export.length import (
     is_exact,
     make_counter,
 )
-from itkit.export.outdir import MANIFEST, StagedDir, check_target
+from itkit.export.outdir import MANIFEST, MANIFEST_FORMAT, StagedDir, check_target
 from itkit.export.written import check_targets, cutoff_len, file_sha256, link_if_same, validation_warnings
 from itkit.export.quality import (
     DEFAULT_LFT_RULES,
@@ -68,8 +68,9 @@ from itkit.export.targets import (
     get_targets,
     trained_pattern,
 )
+from itkit.io.paths import check_paths
 from itkit.io.rows import display_name, is_hub
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, write_file_atomic
 from itkit.records import META_EXTRA, META_PROVENANCE, META_SOURCE, META_SOURCE_FORMAT, Record
 from itkit.stats import Distribution
 
@@ -149,6 +150,8 @@ class ExportSettings:
         for mode in self.modes:
             if mode not in MODES:
                 raise UsageError(f"unknown mode '{mode}'; choose lft, sft or both")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be 0 or more, got {self.seed}")
         if self.lft_size < 1:
             raise UsageError(f"--lft-size must be at least 1, got {self.lft_size}")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -403,7 +406,7 @@ class ExportResult:
         return [w for m in self.modes.values() for w in m.warnings]
 
     def manifest(self) -> dict[str, Any]:
-        out = self.as_dict()
+        out = {"format": MANIFEST_FORMAT, **self.as_dict()}
         out.pop("out_dir")  # the manifest does not depend on where OUTDIR is
         out["files"] = [f.as_dict() for f in self.files]
         return out
@@ -487,6 +490,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
     """Run the export; raises ItkitError subclasses on bad input or settings, writing nothing then."""
     settings.check()
     targets = get_targets(list(settings.targets))
+    check_paths({"SRC": settings.source, "--tokenizer": settings.tokenizer}, {}, folders={"-o": settings.out_dir})
     out_dir = Path(settings.out_dir).resolve()
     check_target(out_dir, settings.overwrite)
     # tokens are essential only for a length budget or a tokenizer the user chose; else the card's
@@ -583,7 +587,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     if link_if_same(path, written):
                         mode_result.linked.append((folder / name).as_posix())
                 for name, text in target.extra_files(ctx).items():
-                    (staged.path / folder / name).write_text(text, encoding="utf-8")
+                    write_file_atomic(staged.path / folder / name, text.encode("utf-8"))
                 mode_result.notes += ctx.notes
             in_val = set(split.val)
             with RowWriter(str(staged.path / mode / LINEAGE_FILE), "jsonl") as writer:
@@ -591,12 +595,12 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     writer.write(_lineage_row(record, "val" if i in in_val else "train", kinds[i], source_name))
 
         result.files = _file_entries(staged.path)
-        (staged.path / CARD_FILE).write_text(render_card(result), encoding="utf-8")
+        write_file_atomic(staged.path / CARD_FILE, render_card(result).encode("utf-8"))
         card = staged.path / CARD_FILE
         result.files.append(FileEntry(CARD_FILE, card.stat().st_size, file_sha256(card)))
         result.files.sort(key=lambda f: f.path)
-        (staged.path / MANIFEST).write_text(
-            json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        write_file_atomic(
+            staged.path / MANIFEST, (json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         )
         _report(progress, f"moving the export into {out_dir}")
     return result

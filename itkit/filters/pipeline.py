@@ -23,7 +23,7 @@ from itkit.filters.base import Rule
 from itkit.formats import Format
 from itkit.formats.base import META_ID_GENERATED
 from itkit.io.rows import display_name
-from itkit.io.sinks import RowWriter
+from itkit.io.sinks import RowWriter, commit_together
 from itkit.records import Record
 
 
@@ -244,6 +244,7 @@ def filter_file(
                 rejects.add(f"record '{verdict.record.id}': {err}", reader.location, data=reader.row)
                 continue
             writer.rows.write(row)
+        commit_together(writer, report, rejects)  # all three files, or none
     except BaseException:
         rejects.abort()
         if report is not None:
@@ -251,10 +252,6 @@ def filter_file(
         if writer is not None:
             writer.abort()
         raise
-    writer.close()
-    if report is not None:
-        report.close()
-    rejects.close()
     return FilterResult(
         source=name,
         source_format=fmt.name,

@@ -325,6 +325,25 @@ def _drop_nulls(value):
     return value
 
 
+def _unreadable_type(dtype) -> str | None:
+    """What makes a Parquet column type unreadable as JSON (decimals, bytes, durations), also when nested."""
+    import pyarrow as pa
+
+    if pa.types.is_decimal(dtype):
+        return "decimals"
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_fixed_size_binary(dtype):
+        return "bytes"
+    if pa.types.is_duration(dtype):
+        return "durations"
+    if pa.types.is_dictionary(dtype):
+        return _unreadable_type(dtype.value_type)
+    for i in range(dtype.num_fields):  # struct fields, list/map items
+        found = _unreadable_type(dtype.field(i).type)
+        if found is not None:
+            return found
+    return None
+
+
 def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
@@ -336,6 +355,15 @@ def _iter_parquet(path: Path, name: str) -> Iterator[RawRow]:
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         raise ParseError(f"names column '{repeated[0]}' twice (a row would keep only the last value); rename one", Location(name))
+    for column in pf.schema_arrow:
+        unreadable = _unreadable_type(column.type)
+        if unreadable is not None:
+            raise ParseError(
+                f"is a Parquet column of {unreadable} ({column.type}), which has no JSON form itkit could keep "
+                "exactly; cast it to a string (or a float) column first, e.g. with pyarrow or pandas",
+                Location(name),
+                field=column.name,
+            )
     index = 0
     for batch in pf.iter_batches(batch_size=4096):
         for row in batch.to_pylist():

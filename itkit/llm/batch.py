@@ -11,6 +11,7 @@ import asyncio
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from itkit.llm.base import FatalLLMError, RecordFailure
+from itkit.interrupts import Terminated, exit_code_of
 from itkit.llm.errors import DryRunRequest, Interrupted
 from itkit.llm.progress import RunProgress
 from itkit.llm.responses import Outcome
@@ -124,8 +125,8 @@ class Batches:
         self._progress.start()
         try:
             return asyncio.run(main())
-        except KeyboardInterrupt:
-            raise self._interrupted() from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (itkit.interrupts.Terminated)
+            raise self._interrupted(exc) from None
         finally:
             self._progress.stop()
             self.stats.end()
@@ -137,11 +138,12 @@ class Batches:
         if self._progress is not None:
             self._progress.advance(n)
 
-    def _interrupted(self) -> Interrupted:
+    def _interrupted(self, exc: BaseException) -> Interrupted:
+        by = f" by {exc.name}" if isinstance(exc, Terminated) else ""
         if self._total is not None:
-            done = f"interrupted after {self._done} of {self._total} records"
+            done = f"interrupted{by} after {self._done} of {self._total} records"
         else:
-            done = f"interrupted after {self._done} records" if self._done else "interrupted"
+            done = f"interrupted{by} after {self._done} records" if self._done else f"interrupted{by}"
         if self.cache is None:
             saved = "nothing was cached (--no-cache): a re-run starts over"
         else:
@@ -149,7 +151,7 @@ class Batches:
                 f"finished responses are saved in the cache ({self.cache.path}): "
                 "re-run the same command to resume; only the missing requests will be sent"
             )
-        return Interrupted(f"{done}; {saved}")
+        return Interrupted(f"{done}; {saved}", exit_code_of(exc))
 
 
 async def _all_or_nothing(tasks: list[asyncio.Future]) -> None:

@@ -83,8 +83,14 @@ def request_key(request: ChatRequest, variant: int = 0, endpoint: str = "") -> s
 class ResponseCache:
     """Accepted responses by request key, committed one by one."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
+        self.hits = 0
+        self.stores = 0
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -100,12 +106,31 @@ class ResponseCache:
             raise CacheError(
                 f"cache {self.path}: cannot open it ({exc}); delete the file, or use --cache-dir elsewhere or --no-cache"
             ) from None
-        self.hits = 0
-        self.stores = 0
+
+    def _open_read_only(self) -> None:
+        # immutable: SQLite creates no -wal/-shm/journal file and takes no lock (a dry run writes nothing)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            self._db.execute("SELECT 1 FROM responses LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"cache {self.path}: cannot read it ({exc}); use --cache-dir elsewhere or --no-cache") from None
 
     @classmethod
     def open(cls, cache_dir: str | os.PathLike | None = None) -> "ResponseCache":
         return cls(cache_path(cache_dir))
+
+    @classmethod
+    def open_existing(cls, cache_dir: str | os.PathLike | None = None) -> "ResponseCache | None":
+        """The cache read-only, without creating anything; None when there is none yet."""
+        path = cache_path(cache_dir)
+        return cls(path, read_only=True) if path.is_file() else None
+
+    def put(self, key: str, response: ChatResponse) -> None:
+        """Store and commit one accepted response (nothing in a read-only cache: a dry run stores nothing)."""
+        if self.read_only:
+            return
+        self._put(key, response)
 
     def get(self, key: str) -> ChatResponse | None:
         try:
@@ -128,8 +153,7 @@ class ResponseCache:
             cached=True,
         )
 
-    def put(self, key: str, response: ChatResponse) -> None:
-        """Store and commit one accepted response."""
+    def _put(self, key: str, response: ChatResponse) -> None:
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",

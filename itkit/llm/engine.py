@@ -464,7 +464,12 @@ def open_engine(settings: LLMSettings, llm: LLM | Sequence[LLM] | None = None) -
             f"dry run without an API key: the real run against {settings.endpoint} would fail; "
             "set OPENAI_API_KEY (or --api-key), or --base-url for a local server"
         )
-    cache = None if settings.no_cache else ResponseCache.open(settings.cache_dir)
+    if settings.no_cache:
+        cache = None
+    elif settings.dry_run:  # a dry run writes nothing: it only reads an existing cache (to count what is cached)
+        cache = ResponseCache.open_existing(settings.cache_dir)
+    else:
+        cache = ResponseCache.open(settings.cache_dir)
     return Engine(llm, settings, cache)
 
 

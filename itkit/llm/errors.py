@@ -41,9 +41,13 @@ class ServerUnreachable(FatalLLMError):
 
 
 class Interrupted(LLMError):
-    """The run was stopped with Ctrl-C; finished responses are in the cache."""
+    """The run was stopped with Ctrl-C, SIGTERM or SIGHUP; finished responses are in the cache."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class DryRunRequest(LLMError):

@@ -28,7 +28,7 @@ import orjson
 import itkit
 from itkit.errors import Location
 from itkit.failures import failure_row
-from itkit.io.sinks import AtomicFile, RowWriter, is_stream
+from itkit.io.sinks import RowWriter, is_stream, write_file_atomic
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
 from itkit.records import Record
@@ -143,13 +143,7 @@ class RunReport:
         self.write_failures()
         data = self.summary(stats, counts, extra)
         blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        target = AtomicFile(self.summary_path)
-        try:
-            target.fh.write(blob)
-        except BaseException:
-            target.abort()
-            raise
-        target.commit()
+        write_file_atomic(self.summary_path, blob)
         return data
 
 

@@ -36,6 +36,8 @@ DEFAULT_MAX_OUTAGE = 300.0
 """Seconds an endpoint that answered before may stay unreachable before the run stops."""
 DEFAULT_MAX_RETRY_AFTER = 120.0
 """Seconds: the longest Retry-After (or rate-limit reset) honoured; a longer one waits this long."""
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+"""The range of --seed (and the most of any count): a 64-bit integer, as OpenAI-compatible servers take it."""
 
 # field -> option name, for error messages
 OPTION_NAMES = {
@@ -79,11 +81,11 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = None
     temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
     top_p: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    max_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=SEED_MAX)
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=SEED_MAX)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=SEED_MAX)
     no_adapt: bool = False
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
     max_outage: float = Field(default=DEFAULT_MAX_OUTAGE, ge=0)
@@ -98,15 +100,15 @@ class LLMSettings(BaseModel):
     """``OLD=NEW``: request fields sent under another name (``--rename-param max_tokens=max_completion_tokens``)."""
     model_given: bool = True
     """False when ``model`` is the default, not the user's: a local server is asked for its model."""
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
+    tpm: int | None = Field(default=None, ge=1, le=SEED_MAX)
     cache_dir: str | None = None
     no_cache: bool = False
     price_in: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     price_out: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     quiet: bool = False
     dry_run: bool = False
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=SEED_MAX)
 
     @model_validator(mode="before")
     @classmethod

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 import itkit
-from itkit.io.sinks import AtomicFile
+from itkit.io.sinks import write_file_atomic
 from itkit.templates import list_templates, template_path
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -126,13 +126,10 @@ def read_fingerprint(folder: Path) -> dict[str, Any] | None:
 
 def write_fingerprint(folder: Path, data: dict[str, Any]) -> None:
     """Write the fingerprint file atomically (the last write of a step)."""
-    target = AtomicFile(folder / FINGERPRINT_FILE)
-    try:
-        target.fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS))
-    except BaseException:
-        target.abort()
-        raise
-    target.commit()
+    write_file_atomic(
+        folder / FINGERPRINT_FILE,
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS),
+    )
 
 
 def remove_fingerprint(folder: Path) -> None:

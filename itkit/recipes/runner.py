@@ -44,6 +44,9 @@ from itkit.errors import ItkitError, UsageError
 from itkit.io.rows import is_hub
 from itkit.llm.discovery import discover_model
 from itkit.llm.settings import LLMSettings
+from itkit.io.paths import check_paths
+from itkit.llm.cache import cache_path
+from itkit.recipes.rundir import check_run_dir, claim_run_dir, claim_step_folder, owned_step_folder, refuse_foreign_step
 from itkit.recipes.fingerprint import (
     FINGERPRINT_FILE,
     output_intact,
@@ -220,11 +223,12 @@ class RunLock:
 
 
 def _reset_folder(folder: Path) -> None:
-    """Forget a stage's previous result: its fingerprint first, then everything else."""
+    """Forget a stage's previous result: its fingerprint first, then everything else (only in a folder itkit made)."""
+    refuse_foreign_step(folder)
     remove_fingerprint(folder)
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    claim_step_folder(folder)
 
 
 def _stale_folders(run_dir: Path, stages: list[Stage]) -> list[Path]:
@@ -234,7 +238,7 @@ def _stale_folders(run_dir: Path, stages: list[Stage]) -> list[Path]:
     out = []
     for entry in sorted(run_dir.iterdir()):
         match = STAGE_FOLDER.match(entry.name)
-        if entry.is_dir() and match and match.group("type") in known and entry.name not in current:
+        if match and match.group("type") in known and entry.name not in current and owned_step_folder(entry):
             out.append(entry)
     return out
 
@@ -489,6 +493,8 @@ class Runner:
     # ---- the whole run ------------------------------------------------------------
     def run(self) -> RunSummary:
         cursor = _Cursor()
+        for stage in self.stages:  # before anything is written: every folder a stage replaces must be itkit's
+            refuse_foreign_step(self.run_dir / stage.label)
         if not self.dry_run:
             for stale in _stale_folders(self.run_dir, self.stages):
                 shutil.rmtree(stale)
@@ -546,14 +552,20 @@ def run_recipe(
     from_index = resolve_from(stages, from_step) if from_step is not None else None
     folder = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
     folder = folder.resolve()
+    check_run_dir(folder)
+    check_paths({f"source {s.path}": s.location for s in recipe.sources}, {}, folders={"--run-dir": str(folder)})
+    # a step folder is emptied when its step runs again: the recipe or a response cache inside one would go with it
+    step_folders = {f"step {st.label}": str(folder / st.label) for st in stages}
+    check_paths({"the recipe": str(recipe.path)}, {}, folders=step_folders)
+    for st in stages:  # (steps may share one cache: each is checked against the step folders alone)
+        if st.settings is not None and not st.settings.no_cache:
+            cache = {f"the response cache of {st.label}": str(cache_path(st.settings.cache_dir))}
+            check_paths({}, cache, folders=step_folders)
     if dry_run:
         with _scratch() as scratch:
             runner = Runner(recipe, folder, stages, from_index, True, samples, events, scratch)
             return runner.run()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--run-dir {folder}: cannot create it: {exc.strerror or exc}") from None
+    claim_run_dir(folder)
     with RunLock(folder):
         if recipe.report:
             check_output(folder / REPORT_FILE)

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import orjson
 
-from itkit.io.sinks import AtomicFile
+from itkit.io.paths import check_paths
+from itkit.io.sinks import write_file_atomic
 from itkit.llm.settings import LLMSettings
 
 INTERMEDIATE_FORMAT = "alpaca"
@@ -135,13 +136,7 @@ class StepOutcome:
 
 def write_json(path: Path, data: Any) -> None:
     """A JSON file written atomically (the summaries of steps and runs)."""
-    target = AtomicFile(path)
-    try:
-        target.fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-    except BaseException:
-        target.abort()
-        raise
-    target.commit()
+    write_file_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
 
 
 @dataclass
@@ -167,6 +162,36 @@ class Files:
     """LLM steps: write the records after ``limit`` unchanged (a run's steps) instead of leaving them out
     (the command line's ``--limit``, which says how many it left out)."""
     progress: Callable[[str], None] | None = None
+
+    def check(
+        self, command: str | None = None, settings: LLMSettings | None = None, source_label: str = "SRC", **sidecars: str
+    ) -> None:
+        """The paths rule (:func:`itkit.io.paths.check_paths`) over everything this run reads and writes.
+
+        Called by every command before it reads anything: exit 2 when two of
+        these paths are one file, or one names the input (``-o`` may: it is
+        written atomically). An LLM step (``command`` and ``settings`` given)
+        also writes its summary and failures files (``OUTPUT.summary.json``...
+        unless set), its ``sidecars`` (label -> suffix after OUTPUT) and the
+        response cache.
+        """
+        writes: dict[str, str | None] = {
+            "-o": self.output,
+            "--errors": self.errors_path,
+            "--report": self.report,
+            "--eliminated": self.eliminated,
+        }
+        if command is not None:
+            from itkit.llm.cache import cache_path
+            from itkit.llm.report import FAILURES_SUFFIX, SUMMARY_SUFFIX, sidecar_path
+
+            writes["the summary file"] = self.summary_path or sidecar_path(self.output, SUMMARY_SUFFIX, command)
+            writes["the failures file"] = self.failures_path or sidecar_path(self.output, FAILURES_SUFFIX, command)
+            for label, suffix in sidecars.items():
+                writes[label.replace("_", " ")] = sidecar_path(self.output, suffix, command)
+            if settings is not None and not settings.no_cache and not settings.dry_run:
+                writes["the response cache"] = str(cache_path(settings.cache_dir))
+        check_paths({source_label: self.src}, writes)
 
 
 def nonzero(counts: dict[str, int]) -> dict[str, int]:

@@ -24,6 +24,8 @@ PANEL_CONTROL = "Output control"
 PANEL_ORDER = (PANEL_IO, None, PANEL_LLM, PANEL_CONTROL)
 """The order of the help panels; None stands for a step's own method panel(s)."""
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of every integer option (``--seed 2**70`` is a usage error, exit 2, not a crash)."""
 REPEAT = "repeat"
 """A repeatable option (``--placeholder A --placeholder B``); in a recipe, a list or one string."""
 COMMA = "comma"
@@ -106,8 +108,12 @@ class Opt:
             return Annotated[base, BeforeValidator(convert)]
         base = Literal[self.choices] if self.choices else self.type  # type: ignore[valid-type]
         extra: list[Any] = []
-        if self.ge is not None or self.le is not None:
-            extra.append(Field(ge=self.ge, le=self.le))
+        ge, le = self.ge, self.le
+        if self.type is int and not self.choices:  # beyond 64 bits, numpy, orjson and servers fail: a usage error
+            ge = INT64_MIN if ge is None else ge
+            le = INT64_MAX if le is None else le
+        if ge is not None or le is not None:
+            extra.append(Field(ge=ge, le=le))
         if self.recipe_value is not None:
             extra.append(BeforeValidator(self.recipe_value))
         return Annotated[(base, *extra)] if extra else base
