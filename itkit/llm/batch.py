@@ -8,6 +8,7 @@ the outcomes in input order.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from itkit.llm.base import FatalLLMError, RecordFailure
@@ -23,7 +24,7 @@ WORKERS_PER_SLOT = 2
 """run() keeps this many records per concurrency slot in progress (cache hits never wait for a slot)."""
 
 
-class Batches:
+class Batches(ABC):
     """Mapping a worker over items, with the progress bar and Ctrl-C handling (mixed into Engine)."""
 
     settings: Any
@@ -36,11 +37,13 @@ class Batches:
     _total: int | None
     _loop: asyncio.AbstractEventLoop | None
 
-    def _bind(self) -> None:  # pragma: no cover - the engine's
-        raise NotImplementedError
+    @abstractmethod
+    def _bind(self) -> None:
+        """Bind the engine's per-loop state to the running event loop (the engine's)."""
 
-    def status(self) -> str:  # pragma: no cover - the engine's
-        raise NotImplementedError
+    @abstractmethod
+    def status(self) -> str:
+        """The progress line's word on the endpoints (the engine's)."""
 
     async def amap(
         self,
