@@ -22,13 +22,12 @@ from itkit.cli.options import (
     Source,
     ToFormat,
     check_stdout_use,
-    errors_path_for,
+    record_files,
 )
 from itkit.cli.step_options import CLI, step_command
 from itkit.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, DecontaminateSummary
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.decontaminate import STEP as DECONTAMINATE
-from itkit.steps.io import Files
 
 HELP = f"""Remove training records that contain benchmark items; write the rest in input order.
 
@@ -82,15 +81,7 @@ def decontaminate_command(
 ) -> int:
     check_stdout_use(as_json, output, report)
     prepared = DECONTAMINATE.prepare(options, CLI)
-    files = Files(
-        src,
-        output,
-        from_format=from_.value,
-        to_format=to.value if to else None,
-        report=report,
-        on_error=on_error.value,
-        errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
-    )
+    files = record_files(src, output, from_, to, report, on_error, errors)
     if quiet or as_json:
         summary = DECONTAMINATE.execute(prepared, options, files)
     else:

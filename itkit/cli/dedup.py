@@ -22,14 +22,13 @@ from itkit.cli.options import (
     Source,
     ToFormat,
     check_stdout_use,
-    errors_path_for,
+    record_files,
 )
 from itkit.cli.step_options import CLI, step_command
 from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
-from itkit.steps.io import Files
 
 
 HELP = f"""Remove duplicate records; write the rest in input order.
@@ -69,15 +68,7 @@ def dedup_command(
 ) -> int:
     check_stdout_use(as_json, output, report)
     prepared = DEDUP.prepare(options, CLI)
-    files = Files(
-        src,
-        output,
-        from_format=from_.value,
-        to_format=to.value if to else None,
-        report=report,
-        on_error=on_error.value,
-        errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
-    )
+    files = record_files(src, output, from_, to, report, on_error, errors)
     files.check()
     if quiet or as_json:
         summary = DEDUP.execute(prepared, options, files)

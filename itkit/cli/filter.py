@@ -23,7 +23,7 @@ from itkit.cli.options import (
     Source,
     ToFormat,
     check_stdout_use,
-    errors_path_for,
+    record_files,
 )
 from itkit.cli.step_options import CLI, step_command
 from itkit.dataset import describe_dropped
@@ -31,7 +31,6 @@ from itkit.errors import EXIT_PARTIAL
 from itkit.filters import DEFAULT_RULES, RULES
 from itkit.filters.pipeline import FilterResult
 from itkit.steps.filter import STEP as FILTER
-from itkit.steps.io import Files
 
 
 HELP_WIDTH = 76
@@ -82,15 +81,7 @@ def filter_command(
 ) -> int:
     check_stdout_use(as_json, output, report)
     rules = FILTER.prepare(options, CLI)
-    files = Files(
-        src,
-        output,
-        from_format=from_.value,
-        to_format=to.value if to else None,
-        report=report,
-        on_error=on_error.value,
-        errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
-    )
+    files = record_files(src, output, from_, to, report, on_error, errors)
     files.check()
     result = FILTER.execute(rules, options, files)
     if as_json:

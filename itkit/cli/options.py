@@ -118,6 +118,21 @@ def errors_path_for(output: str, errors: str | None) -> str:
     return f"{output}.errors.jsonl"
 
 
+def record_files(src: str, output: str, from_: Enum, to: Enum | None, report: str | None, on_error: Enum, errors: str | None):
+    """The :class:`~itkit.steps.io.Files` of a records-in, records-out command from its plumbing options."""
+    from itkit.steps.io import Files
+
+    return Files(
+        src,
+        output,
+        from_format=from_.value,
+        to_format=to.value if to else None,
+        report=report,
+        on_error=on_error.value,
+        errors_path=errors_path_for(output, errors) if on_error is OnError.skip else None,
+    )
+
+
 def check_stdout_use(as_json: bool, output: str, report: str | None) -> None:
     """Refuse a --json summary on the stdout that the records (or the report) also go to."""
     from itkit.errors import UsageError
