@@ -21,6 +21,7 @@ from itkit.records import (
     META_LAYOUT,
     META_SOURCE_FORMAT,
     Record,
+    join_input,
 )
 
 META_ID_GENERATED = "id_generated"
@@ -38,6 +39,43 @@ class LoadContext:
     default_id: str
 
 
+class Plain:
+    """A row read without building its :class:`Record`: one exchange of plain text fields (a fast path).
+
+    A format's ``plain(row, ctx)`` gives one for the rows it can read this way (else None, and the row is
+    loaded as usual). Its fields are those of the record ``load(row, ctx)`` would build, ``dumped`` is the
+    row ``dump`` would write back in the same format, and :meth:`record` builds the record itself;
+    ``tests/test_fast_rows.py`` checks all three against the slow path.
+    """
+
+    __slots__ = ("id", "system", "instruction", "input", "output", "dumped", "row", "ctx", "format")
+
+    def __init__(self, fmt: "Format", row: dict, ctx: LoadContext, id: str, system: str | None, instruction: str,
+                 input: str, output: str, dumped: dict):
+        self.format = fmt
+        self.row = row
+        self.ctx = ctx
+        self.id = id
+        self.system = system
+        self.instruction = instruction
+        self.input = input
+        self.output = output
+        self.dumped = dumped
+
+    @property
+    def prompt(self) -> str:
+        """The user turn with its input joined (the record's ``prompt`` and its only user text)."""
+        return join_input(self.instruction, self.input)
+
+    @property
+    def response(self) -> str:
+        """The assistant turn (the record's only assistant text)."""
+        return self.output
+
+    def record(self) -> Record:
+        return self.format.load(self.row, self.ctx)
+
+
 @dataclass(frozen=True)
 class Format:
     name: str
@@ -47,6 +85,8 @@ class Format:
     dump: Callable[[Record], dict]
     # one-line description of the keys, for error messages and --help
     keys: str
+    plain: Callable[[dict, LoadContext], Plain | None] | None = None
+    """The row's :class:`Plain` view when it has one (None: load it); None when the format has no fast path."""
 
 
 def type_name(value: Any) -> str:
