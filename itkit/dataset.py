@@ -252,20 +252,19 @@ class RecordReader:
             except JSONDecodeError:
                 raw = jsonl_row(line, name, line_no)  # the located error
             else:
-                location = Location(name, line=line_no)
-                view = plain(data, LoadContext(location, f"{stem}-{counts.rows}")) if type(data) is dict else None
+                view = plain(data, f"{stem}-{counts.rows}") if type(data) is dict else None
                 # a plain view's values are all strings: 4 quotes per key unless one is escaped (or duplicated)
                 if view is not None and (line.count(b'"') == 4 * len(data) or not may_have_duplicates(line, data)):
                     counts.rows += 1
                     counts.loaded += 1
-                    self.location = location
+                    view.location = self.location = Location(name, line_no)
                     self.row = data
                     yield view
                     continue
                 if view is not None or may_have_duplicates(line, data):
                     raw = jsonl_row(line, name, line_no)  # the duplicate key, located (or the row, if none)
                 else:
-                    raw = RawRow(data, location)
+                    raw = RawRow(data, Location(name, line=line_no))
             record = load(raw)
             if record is not None:
                 yield record

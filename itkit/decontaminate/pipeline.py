@@ -256,7 +256,8 @@ def decontaminate_file(
 
     ``report``: one JSON line per removed record (see :meth:`Decontaminator.report_row`).
     Nothing is written when an error stops the run. ``fast``: read plain rows of a JSONL source without
-    building their records (:meth:`~itkit.dataset.RecordReader.fast`; the same output, byte for byte).
+    building their records when the output format is the input's (:meth:`~itkit.dataset.RecordReader.fast`;
+    the same output, byte for byte).
     """
     options.validate()
     check_paths(source, output, against, report=report, errors=errors if on_error == "skip" else None)
@@ -298,6 +299,7 @@ def decontaminate_file(
         if progress is not None:
             progress(f"checked {summary.kept + summary.removed:,} records, removed {summary.removed:,}")
 
+    fast = fast and out_format is in_format  # a view is written back only in its own format
     write = writer.write_fast if fast else writer.write
     try:
         batch: list[Record | Plain] = []

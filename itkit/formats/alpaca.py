@@ -106,7 +106,7 @@ def dump(record: Record) -> dict:
 PLAIN_KEYS = frozenset({"id", "system", "instruction", "input", "output"})
 
 
-def plain(row: dict, ctx: LoadContext) -> Plain | None:
+def plain(row: dict, default_id: str) -> Plain | None:
     """The row's :class:`Plain` view when it holds only text in :data:`PLAIN_KEYS` (instruction and output
     present, no empty-input marker), else None. ``dumped`` is what :func:`dump` writes for it."""
     if not row.keys() <= PLAIN_KEYS:
@@ -115,7 +115,7 @@ def plain(row: dict, ctx: LoadContext) -> Plain | None:
     if type(instruction) is not str or type(output) is not str:
         return None
     dumped: dict = {}
-    rid = row.get("id", ctx.default_id)
+    rid = row.get("id", default_id)
     if type(rid) is not str:
         return None
     dumped["id"] = rid
@@ -137,7 +137,7 @@ def plain(row: dict, ctx: LoadContext) -> Plain | None:
             return None
         dumped["input"] = raw_input
     dumped["output"] = output
-    return Plain(FORMAT, row, ctx, rid, system, instruction, raw_input, output, dumped)
+    return Plain(FORMAT, row, default_id, rid, system, instruction, raw_input, output, dumped)
 
 
 FORMAT = Format(

@@ -42,25 +42,27 @@ class LoadContext:
 class Plain:
     """A row read without building its :class:`Record`: one exchange of plain text fields (a fast path).
 
-    A format's ``plain(row, ctx)`` gives one for the rows it can read this way (else None, and the row is
-    loaded as usual). Its fields are those of the record ``load(row, ctx)`` would build, ``dumped`` is the
-    row ``dump`` would write back in the same format, and :meth:`record` builds the record itself;
-    ``tests/test_fast_rows.py`` checks all three against the slow path.
+    A format's ``plain(row, default_id)`` gives one for the rows it can read this way (else None, and the
+    row is loaded as usual). Its fields are those of the record ``load(row, ctx)`` would build (``ctx``
+    with that default id), ``dumped`` is the row ``dump`` would write back in the same format, and
+    :meth:`record` builds the record itself; ``tests/test_fast_rows.py`` checks all three against the slow
+    path. The reader that made it sets ``location`` (where the row was read), or leaves it None.
     """
 
-    __slots__ = ("id", "system", "instruction", "input", "output", "dumped", "row", "ctx", "format")
+    __slots__ = ("format", "row", "default_id", "id", "system", "instruction", "input", "output", "dumped", "location")
 
-    def __init__(self, fmt: "Format", row: dict, ctx: LoadContext, id: str, system: str | None, instruction: str,
+    def __init__(self, fmt: "Format", row: dict, default_id: str, id: str, system: str | None, instruction: str,
                  input: str, output: str, dumped: dict):
         self.format = fmt
         self.row = row
-        self.ctx = ctx
+        self.default_id = default_id
         self.id = id
         self.system = system
         self.instruction = instruction
         self.input = input
         self.output = output
         self.dumped = dumped
+        self.location: Location | None = None
 
     @property
     def prompt(self) -> str:
@@ -73,7 +75,8 @@ class Plain:
         return self.output
 
     def record(self) -> Record:
-        return self.format.load(self.row, self.ctx)
+        location = self.location if self.location is not None else Location(self.format.name)
+        return self.format.load(self.row, LoadContext(location, self.default_id))
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class Format:
     dump: Callable[[Record], dict]
     # one-line description of the keys, for error messages and --help
     keys: str
-    plain: Callable[[dict, LoadContext], Plain | None] | None = None
+    plain: Callable[[dict, str], Plain | None] | None = None
     """The row's :class:`Plain` view when it has one (None: load it); None when the format has no fast path."""
 
 
