@@ -89,7 +89,9 @@ class Format:
     # one-line description of the keys, for error messages and --help
     keys: str
     plain: Callable[[dict, str], Plain | None] | None = None
-    """The row's :class:`Plain` view when it has one (None: load it); None when the format has no fast path."""
+    """The row's :class:`Plain` view when it has one (None: load it); None when the format has no fast path.
+    Only for rows whose values are all strings: :meth:`~itkit.dataset.RecordReader.fast` rules out a duplicate
+    key by counting 4 quotes per key."""
 
 
 def type_name(value: Any) -> str:
