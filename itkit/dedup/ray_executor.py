@@ -28,6 +28,7 @@ Ray is imported only here, on first use (``pip install 'itkit[ray]'``).
 from __future__ import annotations
 
 import logging
+import time
 from array import array
 from typing import Any, Callable
 
@@ -52,6 +53,9 @@ SHUFFLE_STRATEGY = "sort_shuffle_pull_based"
 """Ray Data's shuffle for the groupby stages: plain tasks (the hash shuffle's aggregator actors take
 seconds to start and hold CPUs, ~10x slower on small runs)."""
 _MASK64 = (1 << 64) - 1
+_KEY_MIX = 0x9E3779B97F4A7C15
+GROUP_ROWS = 100_000
+"""Rows per shuffle partition the exact and near stages aim at (a partition is sorted and scanned in one task)."""
 _ENCODING = ("utf-8", "surrogatepass")  # texts travel as bytes: a lone surrogate is not valid Arrow UTF-8
 
 
@@ -156,29 +160,56 @@ def _hash_shard(batch: dict, options: DedupOptions, boilerplate: Boilerplate, ba
     return out
 
 
-def _exact_group(group: dict) -> dict:
-    """The members of one exact group other than its first in keep order, with that survivor."""
-    index, length = group["index"], group["length"]
-    if len(index) < 2:
-        return {"index": np.zeros(0, dtype=np.int64), "kept": np.zeros(0, dtype=np.int64)}
-    order = np.lexsort((index, -length))
-    return {"index": index[order[1:]], "kept": np.full(len(index) - 1, index[order[0]], dtype=np.int64)}
+def _runs(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and stops of the runs of equal ``keys`` (arrays already sorted together)."""
+    n = len(keys[0])
+    new = np.zeros(n, dtype=bool)
+    if n:
+        new[0] = True
+        for k in keys:
+            new[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(new)
+    return starts, np.append(starts[1:], n)
+
+
+def _part(values: np.ndarray, parts: int) -> np.ndarray:
+    """A shuffle partition per (well mixed) 64-bit value."""
+    mixed = values * np.uint64(_KEY_MIX)
+    return ((mixed >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
+
+
+def _exact_part(batch: dict, parts: int) -> dict:
+    return {"part": _part(batch["k_lo"] ^ batch["k_hi"], parts), **batch}
+
+
+def _exact_survivors(group: dict) -> dict:
+    """Within one shuffle partition: each exact group's members but its first in keep order, with that first."""
+    order = np.lexsort((group["index"], -group["length"], group["k_lo"], group["k_hi"]))
+    index = group["index"][order]
+    starts, stops = _runs(group["k_hi"][order], group["k_lo"][order])
+    first = np.repeat(index[starts], stops - starts)
+    gone = index != first
+    return {"index": index[gone], "kept": first[gone]}
 
 
 def _drop(batch: dict, removed: np.ndarray) -> dict:
     """The records of a batch that the previous stage kept (``removed``: sorted indices)."""
-    keep = ~np.isin(batch["index"], removed, assume_unique=False)
+    keep = ~np.isin(batch["index"], removed)
     return {name: column[keep] for name, column in batch.items()}
 
 
-def _band_rows(batch: dict, bands: int) -> dict:
-    """One row per (record, band): the bucket (band, key, number key) and what verification needs."""
+def _band_rows(batch: dict, bands: int, parts: int) -> dict:
+    """One row per (record, band): its bucket (band, key, number key), shuffle partition and what verification needs."""
     n = len(batch["index"])
     repeat = np.repeat(np.arange(n), bands)
+    band = np.tile(np.arange(bands, dtype=np.int64), n)
+    key = batch["bands"].reshape(-1)
+    label = batch["label"][repeat]
     return {
-        "band": np.tile(np.arange(bands, dtype=np.int64), n),
-        "key": batch["bands"].reshape(-1),
-        "label": batch["label"][repeat],
+        "part": _part(key ^ label ^ band.astype(np.uint64), parts),
+        "band": band,
+        "key": key,
+        "label": label,
         "index": batch["index"][repeat],
         "length": batch["length"][repeat],
         "sig": batch["sig"][repeat],
@@ -187,46 +218,46 @@ def _band_rows(batch: dict, bands: int) -> dict:
     }
 
 
-_NO_PAIRS = {
-    "later": np.zeros(0, dtype=np.int64),
-    "earlier": np.zeros(0, dtype=np.int64),
-    "equal": np.zeros(0, dtype=np.int64),
-    "jaccard": np.zeros(0, dtype=np.float64),
-}
+_PAIR_COLUMNS = ("later", "earlier", "equal", "jaccard")
 
 
-def _verify_bucket(group: dict, threshold: float, floor: float) -> dict:
-    """The verified pairs of one LSH bucket: estimate >= floor and true Jaccard >= threshold, each pair once."""
-    m = len(group["index"])
-    if m < 2:
-        return _NO_PAIRS
-    order = np.lexsort((group["index"], -group["length"]))  # keep order: earlier members are preferred
-    index = group["index"][order]
-    sig = np.asarray(group["sig"])[order]
-    keys = np.asarray(group["bands"])[order]
-    band = int(group["band"][0])
+def _verify_part(group: dict, threshold: float, floor: float) -> dict:
+    """Within one shuffle partition: the verified pairs of every LSH bucket of two or more records."""
+    order = np.lexsort((group["index"], -group["length"], group["label"], group["key"], group["band"]))
+    starts, stops = _runs(group["band"][order], group["key"][order], group["label"][order])
+    shared = stops - starts > 1
+    out: dict[str, list] = {c: [] for c in _PAIR_COLUMNS}
+    sig, keys, sh = np.asarray(group["sig"]), np.asarray(group["bands"]), group["sh"]
+    for lo, hi in zip(starts[shared].tolist(), stops[shared].tolist()):
+        members = order[lo:hi]  # in keep order: earlier members are preferred
+        _verify_bucket(group["index"][members], sig[members], keys[members], [sh[i] for i in members.tolist()],
+                       int(group["band"][members[0]]), threshold, floor, out)
+    return {
+        "later": np.asarray(out["later"], dtype=np.int64),
+        "earlier": np.asarray(out["earlier"], dtype=np.int64),
+        "equal": np.asarray(out["equal"], dtype=np.int64),
+        "jaccard": np.asarray(out["jaccard"], dtype=np.float64),
+    }
+
+
+def _verify_bucket(index, sig, keys, shingles, band: int, threshold: float, floor: float, out: dict) -> None:
+    """Pairs of one bucket (members in keep order) with estimate >= floor and true Jaccard >= threshold.
+
+    A pair that shares an earlier band is left to that band's bucket, so each pair comes out once.
+    """
     sets = ShingleSets()
-    values = [np.frombuffer(group["sh"][i], dtype=np.uint32) for i in order.tolist()]
+    values = [np.frombuffer(v, dtype=np.uint32) for v in shingles]
     sets.append(np.concatenate(values).astype(np.uint64) << np.uint64(32), np.array([len(v) for v in values]))
-    later, earlier, equal, jaccard = [], [], [], []
-    for i in range(m - 1):
+    for i in range(len(index) - 1):
         counts = np.count_nonzero(sig[i + 1 :] == sig[i], axis=1)
-        fresh = ~(keys[i + 1 :, :band] == keys[i, :band]).any(axis=1)  # an earlier band emits shared pairs
+        fresh = ~(keys[i + 1 :, :band] == keys[i, :band]).any(axis=1)
         for j in (np.flatnonzero(fresh & (counts >= floor)) + i + 1).tolist():
             similarity = sets.jaccard(i, j)
             if similarity >= threshold:
-                later.append(int(index[j]))
-                earlier.append(int(index[i]))
-                equal.append(int(counts[j - i - 1]))
-                jaccard.append(similarity)
-    if not later:
-        return _NO_PAIRS
-    return {
-        "later": np.asarray(later, dtype=np.int64),
-        "earlier": np.asarray(earlier, dtype=np.int64),
-        "equal": np.asarray(equal, dtype=np.int64),
-        "jaccard": np.asarray(jaccard, dtype=np.float64),
-    }
+                out["later"].append(int(index[j]))
+                out["earlier"].append(int(index[i]))
+                out["equal"].append(int(counts[j - i - 1]))
+                out["jaccard"].append(similarity)
 
 
 def _collect(ds: Any, columns: tuple[str, ...]) -> dict:
@@ -268,6 +299,9 @@ class RayDeduplicator:
         if options.near is not None:
             lsh_params(options.near, options.num_perm)  # fail early on impossible settings
         self._finished = False
+        self.timings: dict[str, float] = {}
+        """Seconds per stage of :meth:`finish` (hash, exact, near: shuffle and verification, decide on the
+        driver), the hashed dataset's bytes and the verified pairs (``benchmarks/dedup_ray.py``)."""
 
     def add(self, text: str, response_length: int = 0) -> int:
         """Add the next text; returns its index."""
@@ -374,12 +408,20 @@ class RayDeduplicator:
             batch_format="numpy",
             fn_kwargs={"options": opts, "boilerplate": self.boilerplate, "bands": bands, "rows": rows},
         )
-        if opts.near is not None:
-            hashed = hashed.materialize()  # the exact and the near stage both read it
+        clock = time.perf_counter()
+        hashed = hashed.materialize()  # the exact and the near stage both read it
+        self.timings["hash"] = time.perf_counter() - clock
+        self.timings["hashed_bytes"] = hashed.size_bytes()
         survivors = hashed
         if opts.exact:
-            groups = hashed.select_columns(["index", "length", "k_hi", "k_lo"]).groupby(["k_hi", "k_lo"], num_partitions=partitions)
-            found = _collect(groups.map_groups(_exact_group, batch_format="numpy"), ("index", "kept"))
+            parts = max(partitions, -(-self.count // GROUP_ROWS))
+            keyed = hashed.select_columns(["index", "length", "k_hi", "k_lo"]).map_batches(
+                _exact_part, batch_size=None, batch_format="numpy", fn_kwargs={"parts": parts}
+            )
+            groups = keyed.groupby("part", num_partitions=partitions).map_groups(_exact_survivors, batch_format="numpy")
+            clock = time.perf_counter()
+            found = _collect(groups, ("index", "kept"))
+            self.timings["exact"] = time.perf_counter() - clock
             order = np.argsort(found["index"], kind="stable")
             gone = found["index"][order].astype(np.int64)
             record("exact", gone, found["kept"][order].astype(np.int64), np.ones(len(gone)))
@@ -387,12 +429,20 @@ class RayDeduplicator:
                 survivors = hashed.map_batches(_drop, batch_size=None, batch_format="numpy", fn_kwargs={"removed": gone})
         if opts.near is not None:
             floor = round((opts.near - VERIFY_MARGIN) * opts.num_perm, 9)
-            buckets = survivors.map_batches(_band_rows, batch_size=None, batch_format="numpy", fn_kwargs={"bands": bands})
-            pairs = buckets.groupby(["band", "key", "label"], num_partitions=partitions).map_groups(
-                _verify_bucket, batch_format="numpy", fn_kwargs={"threshold": opts.near, "floor": floor}
+            parts = max(partitions, -(-int(alive.sum()) * bands // GROUP_ROWS))
+            buckets = survivors.map_batches(
+                _band_rows, batch_size=None, batch_format="numpy", fn_kwargs={"bands": bands, "parts": parts}
             )
-            found = _collect(pairs, ("later", "earlier", "equal", "jaccard"))
+            pairs = buckets.groupby("part", num_partitions=partitions).map_groups(
+                _verify_part, batch_format="numpy", fn_kwargs={"threshold": opts.near, "floor": floor}
+            )
+            clock = time.perf_counter()
+            found = _collect(pairs, _PAIR_COLUMNS)
+            self.timings["near"] = time.perf_counter() - clock
+            clock = time.perf_counter()
             gone, kept, scores, estimates = self._greedy(found, alive)
+            self.timings["decide"] = time.perf_counter() - clock
+            self.timings["pairs"] = len(found["later"])
             record("near", gone, kept, scores, estimates)
 
     def _greedy(self, pairs: dict, alive: np.ndarray):
