@@ -44,6 +44,25 @@ def planted_texts(n: int, seed: int = 7) -> tuple[list[str], list[int]]:
     return texts, [rng.randint(0, 60) for _ in texts]
 
 
+def test_an_unreachable_cluster_is_one_line_and_writes_nothing(runner, tmp_path):
+    """(First in the module: the local Ray of the other tests is not started yet.)"""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray runtime is already running in this process")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    data = write_alpaca(tmp_path / "data.jsonl", 40)
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "dedup", data, "-o", out, "--near", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"itkit: error: cannot reach the Ray cluster at 127.0.0.1:{port}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not ray.is_initialized() and sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")

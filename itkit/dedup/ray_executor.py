@@ -28,6 +28,8 @@ Ray is imported only here, on first use (``pip install 'itkit[ray]'``).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from array import array
 from typing import Any, Callable
@@ -52,6 +54,8 @@ SHARD_ROWS = 20_000
 SHUFFLE_STRATEGY = "sort_shuffle_pull_based"
 """Ray Data's shuffle for the groupby stages: plain tasks (the hash shuffle's aggregator actors take
 seconds to start and hold CPUs, ~10x slower on small runs)."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds a cluster address (HOST:PORT) has to accept a connection before the run fails."""
 _MASK64 = (1 << 64) - 1
 _KEY_MIX = 0x9E3779B97F4A7C15
 GROUP_ROWS = 100_000
@@ -111,10 +115,25 @@ def make_deduplicator(options: DedupOptions, executor: str = "local", ray_addres
     return Deduplicator(options)
 
 
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` or ``ray://HOST:PORT`` address must accept a connection (Ray itself retries for minutes)."""
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local" and other names are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ItkitError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: RAY_ADDRESS, else a local Ray); True when this call started Ray."""
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
     try:
         ray.init(address=address or None, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
