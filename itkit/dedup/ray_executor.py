@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 from array import array
@@ -45,6 +46,7 @@ from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.pipeline import Decisions, DedupOptions, Removal
 from itkit.dedup.verify import VERIFY_MARGIN, ShingleSets
 from itkit.errors import ItkitError, UsageError
+from itkit.interrupts import SIGNALS, Terminated
 
 EXECUTORS = ("local", "ray")
 RAY_STAGES = ("exact", "near")
@@ -134,11 +136,21 @@ def _connect(ray: Any, address: str | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         _check_reachable(address)
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}  # ray.init puts its own SIGTERM handler in place
     try:
         ray.init(address=address or None, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"at {address}" if address else "(RAY_ADDRESS or a local one)"
         raise ItkitError(f"cannot start or join Ray {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except SystemExit as exc:  # Ray's own handler, while ray.init runs: sys.exit(SIGTERM)
+        if exc.code != signal.SIGTERM:
+            raise
+        ray.shutdown()
+        raise Terminated(signal.SIGTERM) from None
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)  # itkit's: SIGTERM and SIGHUP end the run like Ctrl-C (exit 143, 129)
     return True
 
 
