@@ -16,6 +16,7 @@ from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instr
 from itkit.cli import orca as _orca  # noqa: F401  (orca)
 from itkit.cli import export as _export  # noqa: F401  (export)
 from itkit.cli import run as _run  # noqa: F401  (run)
+from itkit.cli import batches as _batches  # noqa: F401  (batches)
 from itkit.cli import report as _report  # noqa: F401  (report)
 
 
