@@ -409,3 +409,20 @@ def test_batches_respect_the_request_and_byte_limits(runner, tmp_path, server):
     assert results[-1].exit_code == 0 and out2.read_bytes() == out.read_bytes()
     assert all(len(server.files[b["input_file_id"]]) <= max(1024, line * 10) for b in server.created())
     assert len(server.created()) >= 3
+
+
+def test_batch_usage_errors(runner, tmp_path, src):
+    from llm_server import FakeLLMServer
+
+    out = tmp_path / "o.jsonl"
+    with FakeLLMServer(api_key=TEST_API_KEY) as plain:  # no batch API (vllm serve, Ollama)
+        result = cli(runner, "orca", plain, src, out, tmp_path / "cache", "--batch")
+        assert result.exit_code == 1 and "--batch-file" in result.stderr and TEST_API_KEY not in result.stderr
+        wait = cli(runner, "orca", plain, src, out, tmp_path / "cache", "--wait")
+        assert wait.exit_code == 2 and "itkit: error: --wait: needs --batch\n" == wait.stderr
+        same = cli(runner, "orca", plain, src, out, tmp_path / "cache", "--batch-file", src)
+        assert same.exit_code == 2 and "--batch-file" in same.stderr
+        nocache = invoke(runner, "orca", src, "-o", str(out), "--base-url", plain.base_url, "--api-key", TEST_API_KEY,
+                         "--batch", "--no-cache", "--quiet")
+        assert nocache.exit_code == 2 and "--no-cache" in nocache.stderr
+    assert not out.exists()

@@ -63,11 +63,12 @@ class Batches(ABC):
         indexed = list(enumerate(items))
         outcomes: list[Outcome[I, T] | None] = [None] * len(indexed)
         feed = iter(indexed)
+        deferring = getattr(self, "batch", None) is not None
 
         async def pump() -> None:
             for index, item in feed:
-                outcomes[index] = await self._one(item, worker)
-                if advance:
+                outcome = outcomes[index] = await self._one(item, worker)
+                if advance and not (outcome.planned and deferring):  # a batch's record is done when downloaded
                     self.advance()
                 await asyncio.sleep(0)  # cache hits never wait: let Ctrl-C and the other workers in
 

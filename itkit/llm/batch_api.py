@@ -29,6 +29,10 @@ CHAT_URL = "/v1/chat/completions"
 """The ``url`` of every batch line and the ``endpoint`` of every batch."""
 LIST_PAGE = 100
 """Batches per page when itkit looks its batches up by metadata."""
+NO_BATCH_API_HINT = (
+    "; a server without a batch API (vllm serve, Ollama) cannot take --batch: write the requests with "
+    "--batch-file and run them with vllm run-batch, then read them back with --batch-results"
+)
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
 """Batch statuses after which nothing changes any more."""
 
@@ -122,10 +126,12 @@ class BatchAPI:
                 return fn()
             except openai.APIStatusError as exc:
                 error = self._status_error(exc)
+                error.status = int(getattr(exc, "status_code", 0) or 0)  # type: ignore[attr-defined]
             except openai.APIConnectionError as exc:
                 error = TransientLLMError(f"connection error ({type(exc).__name__})", status=CONNECTION_STATUS)
             if not isinstance(error, TransientLLMError):
-                raise FatalLLMError(f"batch {what} at {self.where}: {error}") from None
+                hint = NO_BATCH_API_HINT if status_of(error) == 404 and what == "upload" else ""
+                raise FatalLLMError(f"batch {what} at {self.where}: {error}{hint}") from None
             attempt += 1
             if attempt > self.settings.max_retries:
                 raise FatalLLMError(
@@ -153,6 +159,10 @@ class BatchAPI:
             self._client.close()
         except Exception:
             pass
+
+
+def status_of(error: Exception) -> int:
+    return int(getattr(error, "status", 0) or 0)
 
 
 def line_error(line: dict[str, Any]) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import orjson
 
-from itkit.errors import EXIT_BATCH_PENDING, ItkitError
+from itkit.errors import EXIT_BATCH_PENDING, ItkitError, UsageError
 from itkit.llm import batch_ledger as L
 from itkit.llm.attempts import varied
 from itkit.llm.base import ChatRequest, ChatResponse, FatalLLMError, ResponseRejected
@@ -68,7 +68,7 @@ class BatchMode:
 
     def __init__(self, settings: Any, cache: Any, stats: Any, *, api_factory: Callable[[], BatchAPI] | None = None):
         if cache is None:
-            raise ItkitError("--batch keeps its ledger in the response cache: drop --no-cache")
+            raise UsageError("--batch keeps its ledger in the response cache: drop --no-cache")
         self.settings = settings
         self.ledger = L.Ledger(cache._db, cache.path)
         self.stats = stats

@@ -149,6 +149,12 @@ class LLMSettings(BaseModel):
     max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Dollars: refuse to submit (or send) beyond this."""
 
+    @model_validator(mode="after")
+    def _batch_options(self) -> "LLMSettings":
+        if self.batch_wait and not self.batched:
+            raise ValueError("--wait: needs --batch")
+        return self
+
     @field_validator("batch_retry")
     @classmethod
     def _batch_retry(cls, value: str) -> str:
@@ -254,6 +260,8 @@ class LLMSettings(BaseModel):
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 raise UsageError(f"unknown LLM setting '{name}'") from None
+            if not name:  # a rule between settings (--wait needs --batch): its message says it all, no values
+                raise UsageError(message) from None
             # never echo the key, nor the credentials of a URL
             value = first.get("input")
             if name == "api_key":
