@@ -202,7 +202,18 @@ def test_expired_batch_keeps_what_it_finished_and_resubmits_only_the_rest(runner
     assert results[-1].exit_code == 0 and out.read_bytes() == expected
     first, second = server.created()
     first_ids = [line["custom_id"] for line in server.input_lines(first)]
-    assert [line["custom_id"] for line in server.input_lines(second)] == first_ids[4:]
+    assert [line["custom_id"] for line in server.input_lines(second)] == [f"{c}-1" for c in first_ids[4:]]
+
+
+def test_a_batch_that_keeps_expiring_fails_its_records_instead_of_looping(runner, tmp_path, server, src):
+    server.script = lambda number, lines: Script("expired", answer=0.0)
+    out = tmp_path / "batch.jsonl"
+    result = invoke(runner, "orca", src, "-o", str(out), *common(server, tmp_path / "cache")[:-1], "--batch", "--wait",
+                    "--batch-poll", "0.01", "--max-retries", "2")
+    assert result.exit_code == 3
+    assert len(server.batches) == 3 and not out.read_text()
+    failures = read_failures(f"{out}.failures.jsonl")
+    assert len(failures) == len(ROWS) and "the batch expired before answering this request" in failures[0]["reason"]
 
 
 def test_error_lines_are_retried_then_reported_with_the_providers_reason(runner, tmp_path, server, src):

@@ -15,7 +15,8 @@ HELP = """List the batches that --batch submitted or wrote (state, requests done
 Examples:
   itkit batches
   itkit batches --refresh --base-url http://localhost:8000/v1
-  itkit batches --cancel batch_abc123      # or --cancel all (every unfinished batch of the endpoint)
+  itkit batches --cancel batch_abc123
+  itkit batches --cancel all --base-url http://localhost:8000/v1
 """
 
 Opt = typer.Option
@@ -28,8 +29,8 @@ def batches_command(
     base_url: Annotated[Optional[str], Opt("--base-url", help="The endpoint of --refresh and --cancel.  \\[default: OpenAI]", metavar="URL", show_default=False)] = None,
     api_key: Annotated[Optional[str], Opt("--api-key", help="API key; prefer the environment (OPENAI_API_KEY).", metavar="KEY", show_default=False)] = None,
     cancel: Annotated[Optional[list[str]], Opt("--cancel", help="Cancel this batch (its batch id or itkit's job id), or 'all' unfinished of the endpoint; repeatable.", metavar="ID", show_default=False)] = None,
-    refresh: Annotated[bool, Opt("--refresh", help="Ask the endpoint for the state of its unfinished batches first.")] = False,
-    as_json: Annotated[bool, Opt("--json", help="Print the batches as JSON on stdout.")] = False,
+    refresh: Annotated[bool, Opt("--refresh", help="Ask the endpoint for the state of its unfinished batches first.", metavar="")] = False,
+    as_json: Annotated[bool, Opt("--json", help="Print the batches as JSON on stdout.", metavar="")] = False,
 ) -> int:
     import orjson
 

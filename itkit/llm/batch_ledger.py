@@ -13,9 +13,9 @@ process killed at any moment leaves a ledger that the next run continues
 (no batch created twice, none forgotten).
 
 Line states: ``queued`` (waiting for, or in, a job not yet finished),
-``answered`` (output line stored), ``error`` (error line stored), ``missing``
-(its batch ended without it: expired or cancelled), ``taken`` (accepted and in
-the cache; kept for the cost it billed).
+``answered`` (output line stored), ``error`` (error line stored, or its batch
+failed, expired or was cancelled without answering it: retried as a new line),
+``taken`` (accepted and in the cache; kept for the cost it billed).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS batch_lines_key ON batch_lines (key, attempt)",
     "CREATE INDEX IF NOT EXISTS batch_lines_job ON batch_lines (job)",
 )
-QUEUED, ANSWERED, ERROR, MISSING, TAKEN = "queued", "answered", "error", "missing", "taken"
+QUEUED, ANSWERED, ERROR, TAKEN = "queued", "answered", "error", "taken"
 # job states before the provider's own statuses
 PLANNED, UPLOADED, CREATING, SUBMITTED, COLLECTED, WRITTEN = (
     "planned", "uploaded", "creating", "submitted", "collected", "written",
@@ -133,10 +133,6 @@ class Ledger:
             "VALUES (?, ?, ?, ?, NULL, 'queued', ?)",
             lines,
         )
-
-    def requeue(self, customs: list[str]) -> None:
-        """Lines whose batch ended without them, waiting for a new job."""
-        self._many("UPDATE batch_lines SET job = NULL, state = 'queued' WHERE custom_id = ?", [(c,) for c in customs])
 
     def take(self, custom: str) -> None:
         """An accepted answer is in the cache: keep only what it billed."""

@@ -162,17 +162,18 @@ class BatchMode:
             self.plan.add(request, engine._prompt_tokens(request), expected_tokens)
         raise BatchDeferred()
 
-    def bill(self, key: str) -> None:
-        """Count what the batches billed for ``key`` (once per line, however many rounds ask)."""
+    def bill(self, key: str) -> bool:
+        """Count what the batches billed for ``key`` (once per line, however many rounds ask); True when they did."""
         now = self.ledger.billed(key)
         before = self._billed.get(key, (0, 0, 0, 0))
         if now == before:
-            return
+            return now[0] > 0
         self._billed[key] = now
         self.stats.batch_lines += now[0] - before[0]
         self.stats.batch_errors += now[1] - before[1]
         self.stats.batch_prompt_tokens += now[2] - before[2]
         self.stats.batch_completion_tokens += now[3] - before[3]
+        return True
 
     # ---- before a round: look at the batches ---------------------------------------
     def refresh(self) -> None:
@@ -209,7 +210,10 @@ class BatchMode:
                 results.setdefault(custom, (custom, L.ERROR, None, reason, 0, 0))
         mine = _ids(self.ledger.lines_of(job["id"]))
         self.ledger.store([r for r in results.values() if r[0] in mine])
-        self.ledger.requeue(self.ledger.unanswered(job["id"]))  # expired or cancelled: keep what it finished
+        # expired or cancelled: what it finished is kept; the rest is retried (an attempt: a provider that never
+        # gets to a line fails it after --max-retries instead of looping)
+        why = f"the batch {batch['status']} before answering this request"
+        self.ledger.store([(c, L.ERROR, None, why, 0, 0) for c in self.ledger.unanswered(job["id"])])
         prompt = sum(r[4] for r in results.values() if r[0] in mine)
         completion = sum(r[5] for r in results.values() if r[0] in mine)
         message = batch_failure(batch) if batch["status"] == "failed" else None

@@ -230,11 +230,10 @@ class Engine(Batches):
                 except ResponseRejected:
                     pass  # the caller's checks changed since it was stored: ask again
                 else:
-                    self.stats.cache_hits += 1
+                    if self.batch is None or not self.batch.bill(key):  # a batch's answer is counted as one
+                        self.stats.cache_hits += 1
                     if self.settings.dry_run:
                         self.plan.cached += 1
-                    if self.batch is not None:
-                        self.batch.bill(key)
                     return value
         if self.settings.dry_run:
             self.plan.add(request, self._prompt_tokens(request), expected_tokens)
