@@ -13,6 +13,8 @@ EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_BATCH_PENDING = 4
+"""--batch: submitted, not finished yet (re-run the same command to collect)."""
 
 
 class ItkitError(Exception):

@@ -31,3 +31,12 @@ def collected() -> list[str]:
 
 def reset() -> None:
     _said.clear()
+
+
+def say(message: str) -> None:
+    """``itkit: message`` on stderr (progress news such as a batch's state; not collected)."""
+    try:
+        sys.stderr.write(f"itkit: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

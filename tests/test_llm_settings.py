@@ -153,6 +153,8 @@ def test_llm_options_adds_every_engine_option_once():
         "--max-retries", "--concurrency", "--rpm", "--tpm", "--cache-dir", "--no-cache", "--price-in",
         "--price-out", "--dry-run", "--limit", "--quiet", "--prompts-dir", "--connect-timeout", "--max-outage",
         "--max-retry-after", "--no-adapt", "--cache-endpoint", "--drop-param", "--rename-param",
+        "--batch", "--wait", "--batch-retry", "--batch-file", "--batch-results", "--max-cost", "--batch-poll",
+        "--batch-max-requests", "--batch-max-bytes", "--batch-discount", "--batch-window",
     }
     assert names == expected
 

@@ -26,6 +26,7 @@ MODULES = (
     "orca",
     "export",
     "run",
+    "batches",
     "report",
 )
 """The command modules of :mod:`itkit.cli`, in the order of ``itkit --help``: load and check, clean, rewrite,

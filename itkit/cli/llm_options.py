@@ -22,6 +22,11 @@ import typer
 
 from itkit.llm.discovery import discover_model
 from itkit.llm.settings import (
+    BATCH_DISCOUNT,
+    BATCH_MAX_BYTES,
+    BATCH_MAX_REQUESTS,
+    BATCH_POLL,
+    BATCH_WINDOW,
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_OUTAGE,
@@ -104,6 +109,37 @@ _OPTIONS: dict[str, Any] = {
     "price_out": _opt(
         "--price-out", "Dollars per 1M completion tokens.  \\[default: built-in table]", "USD", kind=Optional[float]
     ),
+    "batch": _opt(
+        "--batch", "Send through the provider's batch API (half price, up to 24 h); exits 4 until done: re-run to "
+        "collect.", kind=bool,
+    ),
+    "batch_wait": _opt("--wait", "--batch: wait for the batches to finish instead of exiting 4.", kind=bool),
+    "batch_retry": _opt(
+        "--batch-retry", "--batch: retry error lines and bad answers in a new batch or online.  \\[default: batch]",
+        "batch|online",
+    ),
+    "batch_file": _opt("--batch-file", "Write the batch input here instead of submitting it (vllm run-batch).", "FILE"),
+    "batch_results": _opt(
+        "--batch-results", "Read a batch output file back in (the answers to --batch-file); repeatable.", "FILE",
+        kind=Optional[list[str]],
+    ),
+    "max_cost": _opt("--max-cost", "Dollars: refuse to submit or send beyond this estimate.", "USD", kind=Optional[float]),
+    "batch_poll": _opt(
+        "--batch-poll", f"--wait: seconds between looks at a batch.  \\[default: {BATCH_POLL:g}]", "SECONDS",
+        kind=Optional[float],
+    ),
+    "batch_max_requests": _opt(
+        "--batch-max-requests", f"Requests per batch at most.  \\[default: {BATCH_MAX_REQUESTS}]", "N", kind=Optional[int]
+    ),
+    "batch_max_bytes": _opt(
+        "--batch-max-bytes", f"Bytes per batch input file at most.  \\[default: {BATCH_MAX_BYTES}]", "N",
+        kind=Optional[int],
+    ),
+    "batch_discount": _opt(
+        "--batch-discount", f"The batch price as a share of the online price.  \\[default: {BATCH_DISCOUNT:g}]", "X",
+        kind=Optional[float],
+    ),
+    "batch_window": _opt("--batch-window", f"The batch completion window.  \\[default: {BATCH_WINDOW}]", "TEXT"),
     "dry_run": _opt(
         "--dry-run", "Show sample prompts, tokens and cost; send and write nothing.", panel=PANEL_CONTROL, kind=bool
     ),
@@ -120,7 +156,9 @@ PromptsDir = Annotated[
         show_default=False,
     ),
 ]
-_BOOLEAN_DEFAULTS = {"no_cache": False, "dry_run": False, "quiet": False, "no_adapt": False}
+_BOOLEAN_DEFAULTS = {
+    "no_cache": False, "dry_run": False, "quiet": False, "no_adapt": False, "batch": False, "batch_wait": False,
+}
 
 
 def _declared_options(param: inspect.Parameter) -> set[str]:

@@ -74,7 +74,7 @@ def where(output: str) -> str:
 
 def print_plan(plan: DryRunPlan, engine: Engine, model: str) -> None:
     """The dry run's sample prompts and estimate, on stdout."""
-    for line in plan.describe(engine.stats.price, model):
+    for line in plan.describe(engine.plan_price, model):
         out_console.print(line, markup=False, highlight=False)
 
 
@@ -111,7 +111,7 @@ def run_llm_command(
     could not hold, if any), and the exit code is 3 when the result is partial.
     """
     with open_engine(engine_settings or settings) as engine:
-        result = run(engine)
+        result = engine.rounds(lambda: run(engine))
         if result.dry_run:
             assert result.plan is not None
             print_plan(result.plan, engine, settings.model)

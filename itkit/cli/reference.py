@@ -23,7 +23,12 @@ from itkit.steps import COMMANDS, Step
 
 START = "<!-- command-reference:start -->"
 END = "<!-- command-reference:end -->"
-RUN_OPTIONS = {"dry_run": "`itkit run --dry-run`", "quiet": "`itkit run -q`"}
+RUN_OPTIONS = {
+    "dry_run": "`itkit run --dry-run`",
+    "quiet": "`itkit run -q`",
+    "batch_file": "command line only",
+    "batch_results": "command line only",
+}
 """Engine options that are options of ``itkit run``, not recipe settings."""
 
 

@@ -87,7 +87,7 @@ def handle_errors(fn: F) -> F:
         except ItkitError as exc:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            _say_error(str(exc))
+            _say_error(str(exc), getattr(exc, "kind", "error"))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (Terminated): the writers have cleaned up
             by = f" by {exc.name}" if isinstance(exc, Terminated) else ""
@@ -124,9 +124,9 @@ def _abort_pending() -> None:
         sinks.abort_pending()
 
 
-def _say_error(message: str) -> None:
+def _say_error(message: str, kind: str = "error") -> None:
     try:
-        error_line(message)
+        error_line(message, kind)
     except (BrokenPipeError, OSError):  # stderr is gone too: nothing left to tell
         pass
 

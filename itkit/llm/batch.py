@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from itkit.llm.base import FatalLLMError, RecordFailure
 from itkit.interrupts import Terminated, exit_code_of
+from itkit.llm.batch_run import BatchDeferred
 from itkit.llm.errors import DryRunRequest, Interrupted
 from itkit.llm.progress import RunProgress
 from itkit.llm.responses import Outcome
@@ -62,17 +63,21 @@ class Batches(ABC):
         indexed = list(enumerate(items))
         outcomes: list[Outcome[I, T] | None] = [None] * len(indexed)
         feed = iter(indexed)
+        deferring = getattr(self, "batch", None) is not None
 
         async def pump() -> None:
             for index, item in feed:
-                outcomes[index] = await self._one(item, worker)
-                if advance:
+                outcome = outcomes[index] = await self._one(item, worker)
+                if advance and not (outcome.planned and deferring):  # a batch's record is done when downloaded
                     self.advance()
                 await asyncio.sleep(0)  # cache hits never wait: let Ctrl-C and the other workers in
 
         slots = sum(e.limiter.ceiling for e in self.endpoints) or self.settings.concurrency
         n_workers = min(len(indexed), slots * WORKERS_PER_SLOT)
         await _all_or_nothing([asyncio.ensure_future(pump()) for _ in range(n_workers)])
+        batch = getattr(self, "batch", None)
+        if batch is not None and batch.deferred:
+            raise BatchDeferred()  # the round waits for batches: its results are not all there
         return outcomes  # type: ignore[return-value]
 
     async def _one(self, item: I, worker: Callable[[I], Awaitable[T]]) -> Outcome[I, T]:
@@ -81,6 +86,8 @@ class Batches(ABC):
         except RecordFailure as failure:
             return Outcome(item, failure=failure)
         except DryRunRequest:
+            return Outcome(item, planned=True)
+        except BatchDeferred:  # --batch: the item waits for a batch (the round raises at its end)
             return Outcome(item, planned=True)
 
     def run(
@@ -124,10 +131,17 @@ class Batches(ABC):
                 if self.llm is not None:
                     await self.llm.aclose()
 
+        batch = getattr(self, "batch", None)
+        if batch is not None:
+            batch.begin_round()
+            batch.refresh()  # poll the batches, download what finished: this round's answers
         self.stats.begin()
         self._progress.start()
         try:
             return asyncio.run(main())
+        except BatchDeferred:
+            self._progress.stop()
+            raise batch.submit(description or "run") from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (itkit.interrupts.Terminated)
             raise self._interrupted(exc) from None
         finally:

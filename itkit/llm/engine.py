@@ -34,7 +34,7 @@ import asyncio
 from typing import Any, Callable, Sequence, TypeVar
 
 from itkit import notices
-from itkit.errors import ItkitError
+from itkit.errors import ItkitError, UsageError
 from itkit.llm.attempts import BACKOFF_BASE, BACKOFF_MAX, backoff, varied
 from itkit.llm.base import (
     LLM,
@@ -55,7 +55,7 @@ from itkit.llm.discovery import discover_model
 from itkit.llm.dryrun import DryRunPlan
 from itkit.llm.endpoints import Endpoint, pick
 from itkit.llm.errors import BadRequest, DryRunRequest, RequestTooLarge
-from itkit.llm.pricing import price_for
+from itkit.llm.pricing import batch_price, price_for
 from itkit.llm.progress import RunProgress
 from itkit.llm.responses import (  # noqa: F401  (re-exported: the engine is where callers find them)
     CUT_OFF_REASON,
@@ -107,6 +107,19 @@ class Engine(Batches):
         self._counter = counter
         price = price_for(settings.model, settings.price_in, settings.price_out, use_table=settings.is_openai)
         self.stats = EngineStats(price=price)
+        if settings.max_cost is not None and price is None:
+            raise UsageError(
+                f"--max-cost: no price for model '{settings.model}' at {settings.endpoint}; give --price-in and --price-out"
+            )
+        self.batch: Any = None
+        """--batch: the :class:`~itkit.llm.batch_run.BatchMode` (None online and in a dry run)."""
+        if settings.batched:
+            self.stats.batched = True
+            self.stats.batch_price = batch_price(price, settings.batch_discount)
+            if not settings.dry_run:
+                from itkit.llm.batch_run import BatchMode
+
+                self.batch = BatchMode(settings, cache, self.stats)
         self.plan = DryRunPlan()
         self._user_sampling = settings.sampling()
         self._backoff = (backoff_base, backoff_max)
@@ -217,13 +230,21 @@ class Engine(Batches):
                 except ResponseRejected:
                     pass  # the caller's checks changed since it was stored: ask again
                 else:
-                    self.stats.cache_hits += 1
+                    if self.batch is None or not self.batch.bill(key):  # a batch's answer is counted as one
+                        self.stats.cache_hits += 1
                     if self.settings.dry_run:
                         self.plan.cached += 1
                     return value
         if self.settings.dry_run:
-            self.plan.add(request, self.counter.count_messages(list(request.messages)), expected_tokens)
+            self.plan.add(request, self._prompt_tokens(request), expected_tokens)
             raise DryRunRequest("dry run: request recorded, not sent")
+        if self.batch is not None:
+            from itkit.llm.batch_run import OnlineRetry
+
+            answered = self.batch.answer(self, request, key, json_mode, parse, allow_length, expected_tokens)
+            if not isinstance(answered, OnlineRetry):
+                return answered
+            request = answered.request  # --batch-retry online: the failed line's retry goes online
 
         flight = self._flights.get(key)
         if flight is not None:  # the same request is in flight: one request, one answer, for both callers
@@ -335,6 +356,28 @@ class Engine(Batches):
                 if not excused:  # an open breaker paces its own probes
                     await asyncio.sleep(backoff(counted, exc, *self._backoff, self.settings.max_retry_after))
 
+    def _prompt_tokens(self, request: ChatRequest) -> int:
+        return self.counter.count_messages(list(request.messages))
+
+    @property
+    def plan_price(self) -> Any:
+        """The price a dry run estimates at: the batch price with --batch."""
+        return self.stats.batch_price if self.settings.batched else self.stats.price
+
+    def rounds(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (a whole method run); with ``--batch --wait``, again after each round's batches finished."""
+        from itkit.llm.batch_run import BatchPending
+
+        while True:
+            try:
+                return fn()
+            except BatchPending as pending:
+                if self.batch is None or not self.settings.batch_wait or self.settings.offline_batch:
+                    raise
+                if not self.settings.quiet:
+                    notices.say(str(pending))
+                self.batch.wait(notices.say if not self.settings.quiet else lambda _text: None)
+
     def _check_context(self, endpoint: Endpoint, request: ChatRequest) -> None:
         """Fail a prompt the endpoint's known context cannot hold without sending it."""
         if endpoint.context_size is None:
@@ -366,6 +409,12 @@ class Engine(Batches):
             self._check_context(endpoint, request)
             await endpoint.limits.acquire(tokens)
             if self._fatal is not None:  # the run is stopping: send nothing more
+                raise self._fatal
+            if self.settings.max_cost is not None and (self.stats.cost or 0.0) >= self.settings.max_cost:
+                self._fatal = FatalLLMError(
+                    f"--max-cost ${self.settings.max_cost:g} reached (${self.stats.cost:,.4f} spent); the finished "
+                    "responses are in the cache: re-run with a higher --max-cost to go on"
+                )
                 raise self._fatal
             self.stats.requests += 1
             try:
@@ -437,6 +486,8 @@ class Engine(Batches):
 
     # ---- lifecycle -------------------------------------------------------------
     def close(self) -> None:
+        if self.batch is not None:
+            self.batch.close()
         if self.cache is not None:
             self.cache.close()
 

@@ -100,6 +100,16 @@ def parse_completion(content: bytes) -> ChatResponse:
     )
 
 
+def chat_body(request: ChatRequest, settings: LLMSettings, base_url: str | None = None) -> dict[str, Any]:
+    """The chat completions body of ``request`` for the endpoint ``base_url`` (None: the first), what is sent
+    online and what a batch line holds."""
+    body: dict[str, Any] = {"model": request.model, "messages": list(request.messages)}
+    body.update(request.sampling.as_dict())
+    if request.json_mode:
+        body["response_format"] = {"type": "json_object"}
+    return settings.adapt_body(body, base_url)
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -172,11 +182,7 @@ class OpenAIChatLLM(LLM):
         import openai
 
         client = self._client_for_loop()
-        body: dict[str, Any] = {"model": request.model, "messages": list(request.messages)}
-        body.update(request.sampling.as_dict())
-        if request.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        body = self.settings.adapt_body(body, self.base_url)
+        body = chat_body(request, self.settings, self.base_url)
         try:
             # the SDK's documented low-level call: the same auth, headers, timeouts and typed status errors as
             # ``chat.completions.create``, without re-validating a body we built ourselves or building a pydantic

@@ -78,3 +78,10 @@ def price_for(
         price_out if price_out is not None else base.output,
         source="--price-in/--price-out" if table is None else f"{table.source} with overrides",
     )
+
+
+def batch_price(price: Price | None, discount: float) -> Price | None:
+    """The batch API's price: ``discount`` times ``price`` (OpenAI bills batches at half the online price)."""
+    if price is None:
+        return None
+    return Price(price.input * discount, price.output * discount, source=f"{price.source}, batch price x{discount:g}")

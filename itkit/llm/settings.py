@@ -36,6 +36,18 @@ DEFAULT_MAX_OUTAGE = 300.0
 """Seconds an endpoint that answered before may stay unreachable before the run stops."""
 DEFAULT_MAX_RETRY_AFTER = 120.0
 """Seconds: the longest Retry-After (or rate-limit reset) honoured; a longer one waits this long."""
+BATCH_WINDOW = "24h"
+"""The batch API's completion window (OpenAI accepts 24h)."""
+BATCH_MAX_REQUESTS = 50_000
+"""Requests per batch input file at most (OpenAI's limit)."""
+BATCH_MAX_BYTES = 200_000_000
+"""Bytes per batch input file at most (OpenAI's limit: 200 MB)."""
+BATCH_POLL = 30.0
+"""Seconds between two looks at an unfinished batch (--wait)."""
+BATCH_DISCOUNT = 0.5
+"""The batch price as a share of the online price (OpenAI bills batches at half)."""
+BATCH_RETRY = ("batch", "online")
+"""Where --batch retries failed lines: in a new batch, or online."""
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 """The range of --seed (and the most of any count): a 64-bit integer, as OpenAI-compatible servers take it."""
 
@@ -68,6 +80,17 @@ OPTION_NAMES = {
     "quiet": "--quiet",
     "dry_run": "--dry-run",
     "limit": "--limit",
+    "batch": "--batch",
+    "batch_wait": "--wait",
+    "batch_retry": "--batch-retry",
+    "batch_window": "--batch-window",
+    "batch_poll": "--batch-poll",
+    "batch_max_requests": "--batch-max-requests",
+    "batch_max_bytes": "--batch-max-bytes",
+    "batch_discount": "--batch-discount",
+    "batch_file": "--batch-file",
+    "batch_results": "--batch-results",
+    "max_cost": "--max-cost",
 }
 
 
@@ -109,6 +132,50 @@ class LLMSettings(BaseModel):
     quiet: bool = False
     dry_run: bool = False
     limit: int | None = Field(default=None, ge=1, le=SEED_MAX)
+    batch: bool = False
+    """Send through the provider's batch API (half price, hours): see :mod:`itkit.llm.batch_run`."""
+    batch_wait: bool = False
+    """--batch: wait for the batches to finish instead of exiting 4 (submitted, not finished)."""
+    batch_retry: str = "batch"
+    batch_window: str = BATCH_WINDOW
+    batch_poll: float = Field(default=BATCH_POLL, gt=0, allow_inf_nan=False)
+    batch_max_requests: int = Field(default=BATCH_MAX_REQUESTS, ge=1, le=SEED_MAX)
+    batch_max_bytes: int = Field(default=BATCH_MAX_BYTES, ge=1024, le=SEED_MAX)
+    batch_discount: float = Field(default=BATCH_DISCOUNT, ge=0, le=1, allow_inf_nan=False)
+    batch_file: str | None = None
+    """Write the batch input here instead of submitting it (vllm run-batch, a web console)."""
+    batch_results: tuple[str, ...] = ()
+    """Batch output files to read back in (the results of --batch-file's requests)."""
+    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """Dollars: refuse to submit (or send) beyond this."""
+
+    @model_validator(mode="after")
+    def _batch_options(self) -> "LLMSettings":
+        if self.batch_wait and not self.batched:
+            raise ValueError("--wait: needs --batch")
+        return self
+
+    @field_validator("batch_retry")
+    @classmethod
+    def _batch_retry(cls, value: str) -> str:
+        if value not in BATCH_RETRY:
+            raise ValueError(f"must be one of {', '.join(BATCH_RETRY)}")
+        return value
+
+    @field_validator("batch_results", mode="before")
+    @classmethod
+    def _results(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @property
+    def batched(self) -> bool:
+        """The run goes through batches (--batch, --batch-file or --batch-results)."""
+        return self.batch or self.batch_file is not None or bool(self.batch_results)
+
+    @property
+    def offline_batch(self) -> bool:
+        """Batches go through files (--batch-file / --batch-results), not the provider's API."""
+        return self.batch_file is not None or bool(self.batch_results)
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +284,8 @@ class LLMSettings(BaseModel):
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 raise UsageError(f"unknown LLM setting '{name}'") from None
+            if not name:  # a rule between settings (--wait needs --batch): its message says it all, no values
+                raise UsageError(message) from None
             # never echo the key, nor the credentials of a URL
             value = first.get("input")
             if name in ("api_key", "") or name in ("drop_params", "rename_params"):  # "": the whole input, key included

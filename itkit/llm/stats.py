@@ -40,6 +40,21 @@ class EngineStats:
     """Wall time spent in runs."""
     started_at: float | None = None
     """Wall-clock time of the first run (epoch seconds)."""
+    batched: bool = False
+    """The run goes through batches (--batch, --batch-file, --batch-results)."""
+    batch_price: Price | None = None
+    """--batch: what a batch line costs per token (None: unknown)."""
+    batch_lines: int = 0
+    """--batch: answers from batch output files this run used (each line once, rejected ones too)."""
+    batch_errors: int = 0
+    """--batch: lines of error files (or of failed batches) this run retried or failed."""
+    batch_prompt_tokens: int = 0
+    """--batch: prompt tokens billed for those lines (at the batch price)."""
+    batch_completion_tokens: int = 0
+    batches: int = 0
+    """--batch: batches submitted by this run."""
+    batch_remote_calls: int = 0
+    """--batch: calls to the files and batches API (uploads, creates, polls, downloads)."""
 
     @property
     def error_count(self) -> int:
@@ -47,9 +62,25 @@ class EngineStats:
 
     @property
     def cost(self) -> float | None:
+        """What was billed: online requests at the online price, batch lines at the batch price."""
         if self.price is None:
             return None
-        return self.price.cost(self.prompt_tokens, self.completion_tokens)
+        cost = self.price.cost(self.prompt_tokens, self.completion_tokens)
+        if self.batch_price is not None:
+            cost += self.batch_price.cost(self.batch_prompt_tokens, self.batch_completion_tokens)
+        return cost
+
+    def batch_dict(self) -> dict[str, Any]:
+        price = self.batch_price
+        return {
+            "lines_used": self.batch_lines,
+            "error_lines": self.batch_errors,
+            "batches_submitted": self.batches,
+            "remote_calls": self.batch_remote_calls,
+            "tokens": {"prompt": self.batch_prompt_tokens, "completion": self.batch_completion_tokens},
+            "cost_usd": None if price is None else round(price.cost(self.batch_prompt_tokens, self.batch_completion_tokens), 6),
+            "price": None if price is None else {"input_per_1m": price.input, "output_per_1m": price.output, "source": price.source},
+        }
 
     def begin(self) -> None:
         self.run_started = time.monotonic()
@@ -82,6 +113,7 @@ class EngineStats:
             if self.price is None
             else {"input_per_1m": self.price.input, "output_per_1m": self.price.output, "source": self.price.source},
             "seconds": round(self.seconds, 3),
+            **({"batch": self.batch_dict()} if self.batched else {}),
         }
 
     def describe(self) -> list[str]:
@@ -98,6 +130,12 @@ class EngineStats:
             if cost is None
             else f"cost: ${cost:,.4f} ({self.price.source})",  # type: ignore[union-attr]
         ]
+        if self.batched:
+            lines.append(
+                f"batch: {self.batch_lines} answers from batches ({self.batch_errors} error lines), "
+                f"{self.batch_prompt_tokens:,} + {self.batch_completion_tokens:,} tokens billed at the batch price, "
+                f"{self.batches} batches submitted"
+            )
         if self.errors:
             top = ", ".join(f"{reason} x{n}" for reason, n in self.errors.most_common(5))
             lines.append(f"errors retried: {top}")

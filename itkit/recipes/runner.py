@@ -106,6 +106,7 @@ class StepFailed(ItkitError):
     def __init__(self, label: str, cause: ItkitError, empty_from: str | None = None):
         self.exit_code = cause.exit_code
         self.cause = cause
+        self.kind = getattr(cause, "kind", "error")  # "batch": submitted, not finished (exit 4)
         why = f" (its input is empty: step {empty_from} produced no records)" if empty_from else ""
         super().__init__(f"step {label}: {cause}{why}")
 

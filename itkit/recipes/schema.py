@@ -48,9 +48,11 @@ from itkit.yaml_guard import YAMLProblem
 
 LLM_KEY = "llm"
 """The key of the LLM settings block, at the top of a recipe and inside an LLM step."""
-FORBIDDEN_LLM_FIELDS = ("api_key", "dry_run", "quiet", "model_given", "extra_base_urls")
+FORBIDDEN_LLM_FIELDS = (
+    "api_key", "dry_run", "quiet", "model_given", "extra_base_urls", "batch_file", "batch_results"
+)
 """LLMSettings fields a recipe may not set: the key comes from the environment only; dry-run and quiet are
-options of ``itkit run``."""
+options of ``itkit run``; offline batch files are the commands' own."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SUGGEST_CUTOFF = 0.6
 """How close an unknown name must be to a known one to be suggested."""

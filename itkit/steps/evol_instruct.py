@@ -80,7 +80,7 @@ def run(ops: tuple[str, ...], o: Any, io: StepIO) -> StepOutcome:
     settings = io.settings
     eliminated = str(io.folder / ELIMINATED_FILE) if o.eliminated else None
     with llm.open_engine(engine_settings(settings), io) as engine:
-        result = execute(ops, o, io.files(eliminated=eliminated), engine, settings)
+        result = engine.rounds(lambda: execute(ops, o, io.files(eliminated=eliminated), engine, settings))
         assert result.evolution is not None
         counts = result.evolution.counts()["records"]
         if result.dry_run:

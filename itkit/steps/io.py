@@ -191,7 +191,12 @@ class Files:
                 writes[label.replace("_", " ")] = sidecar_path(self.output, suffix, command)
             if settings is not None and not settings.no_cache and not settings.dry_run:
                 writes["the response cache"] = str(cache_path(settings.cache_dir))
-        check_paths({source_label: self.src}, writes)
+            if settings is not None and settings.batch_file and not settings.dry_run:
+                writes["--batch-file"] = settings.batch_file
+        reads = {source_label: self.src}
+        for n, path in enumerate(settings.batch_results if settings is not None else ()):
+            reads[f"--batch-results {path}" if n else "--batch-results"] = path
+        check_paths(reads, writes)
 
 
 def nonzero(counts: dict[str, int]) -> dict[str, int]:

@@ -51,8 +51,8 @@ def outcome(
             records_in=records_in,
             records_out=None,
             passed_through=passed_through,
-            estimate=plan.as_dict(engine.stats.price),
-            plan_lines=plan.describe(engine.stats.price, settings.model),
+            estimate=plan.as_dict(engine.plan_price),
+            plan_lines=plan.describe(engine.plan_price, settings.model),
             engine=engine.stats.as_dict(),
         )
     return StepOutcome(

@@ -63,7 +63,7 @@ def execute(rewriter: Any, o: Any, files: Files, engine: Any, settings: Any):
 
 def run(rewriter: Any, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
-        result = execute(rewriter, o, io.files(), engine, io.settings)
+        result = engine.rounds(lambda: execute(rewriter, o, io.files(), engine, io.settings))
         outcome = llm.outcome(
             engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
             partial=result.partial, plan=result.plan, passed_through=result.passed_through,

@@ -87,7 +87,7 @@ def execute(config: Any, o: Any, files: Files, engine: Any, settings: Any):
 
 def run(config: Any, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
-        result = execute(config, o, io.files(), engine, io.settings)
+        result = engine.rounds(lambda: execute(config, o, io.files(), engine, io.settings))
         outcome = llm.outcome(
             engine, records_in=result.seeds, records_out=result.written, failed=result.failed,
             partial=result.partial, plan=result.plan,

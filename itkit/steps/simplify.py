@@ -55,7 +55,7 @@ def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
 
 def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
     with llm.open_engine(io.settings, io) as engine:
-        result = execute(prepared, o, io.files(), engine, io.settings)
+        result = engine.rounds(lambda: execute(prepared, o, io.files(), engine, io.settings))
         outcome = llm.outcome(
             engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
             partial=result.partial, plan=result.plan, passed_through=result.passed_through,
