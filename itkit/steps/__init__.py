@@ -10,13 +10,13 @@ below, a thin command in :mod:`itkit.cli`.
 
 from __future__ import annotations
 
-from itkit.steps import decontaminate, dedup, evol_instruct, export, orca, self_instruct, simplify
+from itkit.steps import decontaminate, dedup, evol_instruct, export, orca, score, self_instruct, simplify
 from itkit.steps import filter as filter_
 from itkit.steps.spec import Context, Opt, Step
 
 STEPS: dict[str, Step] = {
     step.name: step
-    for step in (filter_.STEP, simplify.STEP, evol_instruct.STEP, orca.STEP, self_instruct.STEP, dedup.STEP, decontaminate.STEP)
+    for step in (filter_.STEP, simplify.STEP, evol_instruct.STEP, orca.STEP, self_instruct.STEP, dedup.STEP, decontaminate.STEP, score.STEP)
 }
 """Every step type a recipe may use, by the name of its command."""
 EXPORT: Step = export.STEP
