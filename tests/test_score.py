@@ -157,7 +157,7 @@ def test_records_a_scorer_cannot_judge_are_written_unchanged_and_counted(runner,
     [written] = json.loads(out.read_text())
     assert written["metadata"]["scores"] == {"complexity": 2.0}  # the empty response is not judged
     assert len(server.chat_requests()) == 1 and not is_quality(server.chat_requests()[0].body)
-    assert "quality: 1 records not scored (no response to judge)" in result.stderr
+    assert "quality: 1 record not scored (no response to judge)" in result.stderr
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     assert summary["scorers"]["quality"]["not_scored"] == {"no response to judge": 1}
     # with only the quality scorer, the record is written as it was read

@@ -159,7 +159,7 @@ def test_deprecated_spellings_work_on_both_sides(step, capsys):
 
 
 def test_the_step_table():
-    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate"]
+    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate", "score"]
     for step in COMMANDS.values():
         assert step.prepare is not None and step.execute is not None
         assert step.options.model_config.get("extra") == "forbid"
@@ -170,7 +170,7 @@ def test_the_step_table():
         assert step.run is not None
 
 
-COMMAND_NAMES = ["convert", "validate", "stats", "filter", "dedup", "simplify", "self-instruct", "evol-instruct", "orca", "export", "run"]
+COMMAND_NAMES = ["convert", "validate", "stats", "filter", "dedup", "simplify", "self-instruct", "evol-instruct", "orca", "score", "export", "run"]
 
 
 @pytest.mark.parametrize("name", COMMAND_NAMES)

@@ -53,16 +53,8 @@ def score(
     )
 
 
-def _skipped_lines(result: ScoreResult) -> list[str]:
-    return [
-        f"{name}: {n} records not scored ({reason})"
-        for name, counts in result.by_scorer.items()
-        for reason, n in counts.skipped.items()
-    ]
-
-
 def _print_dry_run(result: ScoreResult) -> None:
-    for line in _skipped_lines(result):
+    for line in result.not_scored_lines():
         out_console.print(line, markup=False, highlight=False)
 
 
@@ -80,7 +72,7 @@ def _print_summary(result: ScoreResult, output: str, engine: Engine) -> None:
             say(f"  {name}: {d['count']} scored, mean {d['mean']:.2f}, median {plain(d['median'])}; {bars}")
         else:
             say(f"  {name}: none scored")
-    for line in _skipped_lines(result):
+    for line in result.not_scored_lines():
         say(f"  {line}")
     print_engine_stats(engine)
     if result.failed:

@@ -38,7 +38,9 @@ def simplify_headline(result: Any) -> tuple[Headline, list[str]]:
 
 def score_headline(result: Any) -> tuple[Headline, list[str]]:
     """From a ``ScoreResult``."""
-    headline = {"scored": result.scored, "unscored": result.unscored}
+    headline = {"scored": result.scored}
+    if result.unscored:
+        headline["nothing to score"] = result.unscored
     warnings: list[str] = []
     if result.read and not result.scored:
         warnings.append(f"0 of {_plural(result.read, 'record')} were scored ({result.failed} failed): check the model and the scorers")

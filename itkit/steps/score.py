@@ -61,9 +61,7 @@ def run(scorers: list, o: Any, io: StepIO) -> StepOutcome:
         )
     if result.dry_run:
         return outcome
-    for name, counts in result.by_scorer.items():
-        for reason, n in counts.skipped.items():
-            outcome.notes.append(f"{name}: {n} records not scored ({reason})")
+    outcome.notes.extend(result.not_scored_lines())
     return outcome.headed(headlines.score_headline(result))
 
 

@@ -38,6 +38,7 @@ _LABEL = re.compile(
 _BOLD = re.compile(rf"(?:\*\*|\[\[)\s*({_NUM}){_OF}\s*(?:\*\*|\]\])")
 _ALONE = re.compile(rf"^\W{{0,4}}?({_NUM}){_OF}\W{{0,4}}$")
 _ANY = re.compile(rf"(?<![\w.\-\u2212])({_NUM}){_OF}(?![\w]|\.\d)")
+_ANY_SCALE = re.compile(r"\bscale\b|\d\s*(?:-|\u2013|to)\s*\d", re.I)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 _REASON = re.compile(r"^\W*(?:reason|explanation|justification|rationale)\W*?[:\-]\s*(.*)$", re.I | re.M)
 _MARKUP = re.compile(r"[*_`#>]+")
@@ -113,11 +114,16 @@ def _reason(text: str, score_span: tuple[int, int] | None) -> str | None:
             end = text.find("\n", score_span[1])
             end = end if end >= 0 else len(text)
             after, before = text[score_span[1]:end], text[start:score_span[0]]
-            same_line = next((p for p in (_bare(after), _bare(before)) if len(p.split()) > 1), "")
+            same_line = next((p for p in (_bare(after), _bare(before)) if _says_more(p)), "")
             text = text[:start] + text[end:]
         lines = [ln for ln in (_bare(ln) for ln in text.splitlines()) if ln]
         line = lines[0] if lines else same_line
     return _short(_MARKUP.sub("", line))
+
+
+def _says_more(text: str) -> bool:
+    """Text beside the score that can be its reason: a few words that are not another score or the scale."""
+    return len(text.split()) > 1 and not _LABEL.search(text) and not _ANY_SCALE.search(text)
 
 
 def _bare(text: str) -> str:

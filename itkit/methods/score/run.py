@@ -71,6 +71,14 @@ class ScoreResult(JobResult):
     def partial(self) -> bool:
         return bool(self.failed or self.rejected_input)
 
+    def not_scored_lines(self) -> list[str]:
+        """``quality: 3 records not scored (no response to judge)``, per scorer and reason."""
+        return [
+            f"{name}: {n} record{'s' if n != 1 else ''} not scored ({reason})"
+            for name, counts in self.by_scorer.items()
+            for reason, n in counts.skipped.items()
+        ]
+
     def counts(self) -> dict[str, Any]:
         return {
             "read": self.read,
