@@ -230,7 +230,7 @@ def test_a_scorer_of_ones_own_from_a_file_and_from_prompts_dir(runner, server, t
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--scorer", "nosuch"], 2, "no scorer 'nosuch'; known: complexity, quality"),
+        (["--scorer", "nosuch"], 2, "no scorer 'nosuch' in prompts/score/; known: complexity, quality; or give a prompt file of your own with --scorer-file"),
         (["--scorer", "quality,quality", "--scorer-file", "QUALITY"], 2, "two scorers are named 'quality'"),
         (["--scorer-file", "NOSCALE"], 1, "noscale.yaml: field 'data.min_score': Field required"),
         (["--scorer-file", "BADVAR"], 1, "badvar.yaml: field 'variables': unknown output"),
@@ -329,3 +329,43 @@ def test_a_recipe_scores_then_filters_on_the_score(runner, server, tmp_path, mon
     server.reset()
     assert invoke(runner, "run", recipe, "--run-dir", run_dir, "-q").exit_code == 0
     assert server.chat_requests() == []
+
+
+def test_scores_survive_a_csv_and_a_parquet_file_between_commands(runner, server, tmp_path):
+    src = write_rows(tmp_path / "in.jsonl", alpaca(3))
+    for name in ("scored.csv", "scored.parquet"):
+        out = tmp_path / name
+        assert score(runner, server, src, "-o", out).exit_code == 0
+        assert [r.metadata[META_SCORES] for r in read_records(str(out))] == [{"quality": 4.0}] * 3
+        kept = tmp_path / f"kept-{name}.jsonl"
+        result = invoke(runner, "filter", out, "-o", kept, "--min-score", "quality=4", "--to", "alpaca")
+        assert result.exit_code == 0, result.stderr
+        assert len(rows_of(kept)) == 3
+
+
+def test_a_recipe_scorer_file_is_relative_to_the_recipe_and_a_changed_file_reruns_the_step(runner, server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
+    server.reply = lambda body: "Score: 3"
+    folder = tmp_path / "project"
+    (folder / "scorers").mkdir(parents=True)
+    scorer = folder / "scorers" / "tone.yaml"
+    scorer.write_text("name: tone\nversion: 1\nvariables: [response]\ndata: {min_score: 1, max_score: 5}\n"
+                      "messages: [{role: user, content: 'Rate the tone 1-5: {{response}}'}]\n")
+    write_rows(folder / "in.jsonl", alpaca(2))
+    recipe = folder / "recipe.yaml"
+    recipe.write_text("name: t\nsources: [{path: in.jsonl}]\nllm: {model: judge}\nsteps:\n  - score: {scorer_file: [scorers/tone.yaml]}\n")
+    run_dir = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    assert invoke(runner, "run", recipe, "--run-dir", run_dir, "-q").exit_code == 0
+    assert [r["metadata"]["scores"] for r in rows_of(run_dir / "01-score" / "output.jsonl")] == [{"tone": 3.0}] * 2
+    assert len(server.chat_requests()) == 2
+    scorer.write_text(scorer.read_text().replace("Rate the tone", "Rate the tone of this answer"))
+    server.reset()
+    assert invoke(runner, "run", recipe, "--run-dir", run_dir, "-q").exit_code == 0
+    assert len(server.chat_requests()) == 2 and "tone of this answer" in server.chat_requests()[0].body["messages"][0]["content"]
+    bad = folder / "bad.yaml"
+    bad.write_text("name: t\nsources: [{path: in.jsonl}]\nsteps:\n  - score: {scorer: [tone]}\n")
+    result = invoke(runner, "run", bad, "--run-dir", tmp_path / "run2")
+    assert result.exit_code == 2
+    assert "step 1 (score): no scorer 'tone' in prompts/score/" in result.stderr and "with scorer_file" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from itkit.errors import UsageError
 from itkit.steps import headlines, llm
 from itkit.steps.io import Files, StepIO, StepOutcome
 from itkit.steps.spec import COMMA, REPEAT, Context, Opt, Step
@@ -21,10 +22,18 @@ OPTS = (
 
 def prepare(o: Any, ctx: Context) -> list:
     """The scorers, loaded and checked (names, variables, scale) before anything is read or sent."""
-    from itkit.methods.score.scorers import load_scorers
+    from itkit.methods.score.scorers import builtin_scorers, load_scorers
 
     files = [ctx.resolve(f) for f in o.scorer_file or []]
     names = list(o.scorer or ([] if files else [DEFAULT_SCORER]))
+    known = builtin_scorers(ctx.prompts_dir)
+    for name in names:
+        if name not in known:
+            where = f"{ctx.name('prompts_dir')}'s score/ folder" if ctx.prompts_dir else "prompts/score/"
+            raise UsageError(
+                f"no scorer '{name}' in {where}; known: {', '.join(known)}; "
+                f"or give a prompt file of your own with {ctx.name('scorer_file')}"
+            )
     return load_scorers(names, files, ctx.prompts_dir)
 
 

@@ -131,7 +131,7 @@ def load_scorer(name: str, prompts_dir: str | Path | None = None) -> Scorer:
     """The scorer ``name``: ``prompts_dir/score/<name>.yaml`` when it exists, else the shipped one."""
     if not NAME.match(name) or name not in builtin_scorers(prompts_dir):
         known = ", ".join(builtin_scorers(prompts_dir))
-        raise UsageError(f"no scorer '{name}'; known: {known} (or give a prompt file with --scorer-file PATH)")
+        raise UsageError(f"no scorer '{name}'; known: {known} (or a prompt file of one's own: load_scorer_file)")
     scorer = scorer_from(load_template(METHOD, name, prompts_dir))
     if scorer.name != name:
         raise PromptError(f"{scorer.template.path}: field 'name': the file of scorer '{name}' names itself '{scorer.name}'")
