@@ -30,6 +30,15 @@ EXPECTED_ANSWER_TOKENS = 40
 """A dry run expects each judge's answer (a score and a one-line reason) to be about this many tokens."""
 
 
+class ScorerFailure(RecordFailure):
+    """A record's score that could not be obtained: the engine's failure, named after its scorer."""
+
+    def __init__(self, scorer: str, failure: RecordFailure):
+        super().__init__(f"{scorer}: {failure.reason}", failure.raw)
+        self.base_reason = failure.base_reason
+        self.scorer = scorer
+
+
 @dataclass
 class ScorerCounts:
     """What one scorer did."""
@@ -191,10 +200,7 @@ def score_file(
             except DryRunRequest:
                 planned = True  # and go on: the other scorers' requests are part of the estimate too
             except RecordFailure as failure:
-                named = RecordFailure(f"{scorer.name}: {failure.reason}", failure.raw)
-                named.base_reason = failure.base_reason
-                named.scorer = scorer.name  # type: ignore[attr-defined]
-                raise named from None
+                raise ScorerFailure(scorer.name, failure) from None
         if planned:
             raise DryRunRequest("dry run: requests recorded, not sent")
         return judgements
@@ -215,7 +221,7 @@ def score_file(
     with RecordWriter(output, target) as writer:
         for outcome in outcomes:
             if outcome.failure is not None:
-                name = getattr(outcome.failure, "scorer", None)
+                name = outcome.failure.scorer if isinstance(outcome.failure, ScorerFailure) else None
                 details = {"scorer": name} if name else {}
                 report.fail_record(outcome.item, outcome.failure.reason, outcome.failure.raw, **details)
                 result.failed += 1
