@@ -369,3 +369,16 @@ def test_a_recipe_scorer_file_is_relative_to_the_recipe_and_a_changed_file_rerun
     result = invoke(runner, "run", bad, "--run-dir", tmp_path / "run2")
     assert result.exit_code == 2
     assert "step 1 (score): no scorer 'tone' in prompts/score/" in result.stderr and "with scorer_file" in result.stderr
+
+
+def test_the_report_shows_each_scorers_distribution_and_scored_records_with_reasons(runner, server, tmp_path):
+    src = write_rows(tmp_path / "in.jsonl", alpaca(3))
+    out = tmp_path / "scored.jsonl"
+    assert score(runner, server, src, "-o", out, "--scorer", "quality,complexity").exit_code == 0
+    page = tmp_path / "report.html"
+    result = invoke(runner, "report", f"{out}.summary.json", "-o", page)
+    assert result.exit_code == 0, result.stderr
+    html = page.read_text(encoding="utf-8")
+    assert "Scores: LLM-as-judge" in html and "3 of 3 records scored" in html
+    assert "records per quality score" in html and "records per complexity score" in html
+    assert "quality 4.0 (Accurate and complete.); complexity 2.0 (One step.)" in html
