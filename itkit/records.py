@@ -24,6 +24,12 @@ An assistant turn may carry a training ``weight``: 0 (not trained on) or 1.
 - ``provenance``: a list of rewrite steps, oldest first, each a dict with
   ``method``, ``operation``, ``round``, ``parent_id``, ``model``,
   ``template`` and ``template_hash`` as they apply.
+- ``scores``: judge scores by scorer name, each a float (``{"quality": 4.5, "complexity": 2.0}``),
+  written by ``itkit score`` (:mod:`itkit.methods.score`), read by ``filter --min-score`` and
+  ``export --lft-select``; a re-score replaces the value of its name.
+- ``score_reasons``: the judge's one-line reason by scorer name, when it gave one. Which model and
+  prompt gave each score is in ``provenance`` (a step with ``method: "score"``, ``scorer``,
+  ``score``, ``model``, ``template``, ``template_hash``).
 - ``extra``: top-level fields of the source record that its format does not
   know; restored when dumping to the same format.
 - ``layout``: format-specific details needed to give back the exact source
@@ -48,6 +54,10 @@ META_SOURCE = "source"
 META_CATEGORY = "category"
 META_PROVENANCE = "provenance"
 META_EXTRA = "extra"
+META_SCORES = "scores"
+"""Judge scores by scorer name (floats)."""
+META_SCORE_REASONS = "score_reasons"
+"""The judges' one-line reasons by scorer name."""
 META_LAYOUT = "layout"
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from itkit.dedup.normalize import normalize_text
-from itkit.records import Record
+from itkit.methods.score.distribution import describe_scores
+from itkit.records import META_SCORES, Record
 from itkit.tokens import TokenCounter
 
 FIELDS = ("system", "prompt", "input", "response", "total")
@@ -69,6 +70,8 @@ class Stats:
     duplicate_prompts: int = 0
     categories: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, Distribution] = field(default_factory=dict)
+    scores: dict[str, dict] = field(default_factory=dict)
+    """Per scorer (``itkit score``): count, missing, mean, median, min, max and the histogram."""
     rejected: int = 0
 
     def as_dict(self) -> dict:
@@ -83,6 +86,7 @@ def compute_stats(records: Iterable[Record], counter: TokenCounter, source: str 
     seen_records: set[bytes] = set()
     seen_prompts: set[bytes] = set()
     pending: list[Record] = []
+    scores: dict[str, list[float]] = {}
 
     def flush() -> None:
         texts: list[str] = []
@@ -117,6 +121,11 @@ def compute_stats(records: Iterable[Record], counter: TokenCounter, source: str 
             stats.no_response += 1
         elif not record.output.strip():
             stats.empty_response += 1
+        judged = record.metadata.get(META_SCORES)
+        if isinstance(judged, dict):
+            for name, value in judged.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+                    scores.setdefault(str(name), []).append(float(value))
         if record.category:
             stats.categories[record.category] = stats.categories.get(record.category, 0) + 1
         users = record.user_texts()
@@ -135,5 +144,8 @@ def compute_stats(records: Iterable[Record], counter: TokenCounter, source: str 
             flush()
     flush()
     stats.tokens = {name: Distribution.of(values) for name, values in lengths.items()}
+    stats.scores = {
+        name: {**describe_scores(values), "missing": stats.records - len(values)} for name, values in sorted(scores.items())
+    }
     stats.categories = dict(sorted(stats.categories.items(), key=lambda kv: (-kv[1], kv[0])))
     return stats

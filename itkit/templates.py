@@ -183,6 +183,18 @@ def load_template(method: str, name: str, prompts_dir: str | Path | None = None)
     return _load_file(str(path), st.st_mtime_ns, st.st_size)
 
 
+def load_template_file(path: str | Path) -> PromptTemplate:
+    """The validated template in the file ``path`` (a user's own prompt file, e.g. ``--scorer-file``)."""
+    file = Path(path)
+    try:
+        st = file.stat()
+    except OSError as exc:
+        raise PromptError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not file.is_file():
+        raise PromptError(f"{path}: not a file")
+    return _load_file(str(file), st.st_mtime_ns, st.st_size)
+
+
 def list_templates(method: str, prompts_dir: str | Path | None = None) -> list[str]:
     names = {p.stem for p in (builtin_prompts_dir() / method).glob("*.yaml")}
     if prompts_dir is not None:

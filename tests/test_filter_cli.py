@@ -218,7 +218,7 @@ def test_unknown_rule_is_a_usage_error(runner, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "itkit: error: unknown rule 'profanity'; valid rules: "
-        "empty, placeholder, alternation, non_text, refusal, length, language"
+        "empty, placeholder, alternation, non_text, refusal, length, language, score"
     )
     assert not out.exists()
 

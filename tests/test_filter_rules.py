@@ -419,7 +419,7 @@ def test_language_parameter_errors(params, message):
 
 
 def test_registry_is_consistent():
-    assert list(RULES) == ["empty", "placeholder", "alternation", "non_text", "refusal", "length", "language"]
+    assert list(RULES) == ["empty", "placeholder", "alternation", "non_text", "refusal", "length", "language", "score"]
     assert set(DEFAULT_RULES) <= set(RULES)
     for name, cls in RULES.items():
         assert issubclass(cls, Rule) and cls.name == name

@@ -293,7 +293,7 @@ def test_a_dry_run_creates_no_cache(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("ITKIT_HOME", str(home))
     data = tmp_path / "data.jsonl"
     data.write_bytes(jsonl(rows(5)))
-    for command in (["simplify"], ["orca"], ["evol-instruct"]):
+    for command in (["simplify"], ["orca"], ["evol-instruct"], ["score", "--scorer", "quality,complexity"]):
         result = invoke(runner, *command, data, "-o", tmp_path / "out.jsonl", "--dry-run")
         assert result.exit_code == 0, result.stderr
     result = invoke(runner, "simplify", data, "-o", tmp_path / "out.jsonl", "--dry-run", "--cache-dir", tmp_path / "c")
@@ -370,7 +370,7 @@ def test_parquet_columns_without_a_json_form_are_a_located_error(runner, tmp_pat
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 
-@pytest.mark.parametrize("command", [["simplify"], ["orca"], ["evol-instruct"], ["self-instruct", "-n", "2"]])
+@pytest.mark.parametrize("command", [["simplify"], ["orca"], ["evol-instruct"], ["score"], ["self-instruct", "-n", "2"]])
 def test_a_seed_beyond_64_bits_is_a_usage_error(runner, tmp_path, command):
     data = tmp_path / "data.jsonl"
     data.write_bytes(jsonl(rows(3)))

@@ -53,6 +53,8 @@ CLASHES = [
     ("simplify", ["X.failures.jsonl", "-o", "X"]),
     ("orca", ["D", "-o", "X", "--on-error", "skip", "--errors", "X.failures.jsonl"]),
     ("orca", ["X.summary.json", "-o", "X"]),
+    ("score", ["D", "-o", "X", "--on-error", "skip", "--errors", "X.failures.jsonl"]),
+    ("score", ["X.failures.jsonl", "-o", "X"]),
     ("evol-instruct", ["D", "-o", "X", "--eliminated", "X"]),
     ("evol-instruct", ["D", "-o", "X", "--eliminated", "D"]),
     ("evol-instruct", ["D", "-o", "X", "--eliminated", "R", "--on-error", "skip", "--errors", "R"]),

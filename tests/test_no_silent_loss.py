@@ -33,6 +33,8 @@ def short(body: dict) -> str:
         return "#Rewritten Prompt#:\n" + text.split("#Given Prompt#:\n", 1)[1].rsplit("\n\n#", 1)[0] + " In French."
     if "Decide whether they are equal" in text:
         return "Not Equal"
+    if "Score: <a number" in text:  # a judge (itkit score)
+        return "Score: 4\nReason: Fine."
     return "Because it is so, step by step."
 
 
@@ -70,7 +72,7 @@ def server():
         yield fake
 
 
-@pytest.mark.parametrize("command", ["simplify", "orca", "evol-instruct"])
+@pytest.mark.parametrize("command", ["simplify", "orca", "evol-instruct", "score"])
 def test_failed_records_are_kept_verbatim_and_feed_straight_back(runner, tmp_path, server, command):
     src = write_jsonl(tmp_path / "in.jsonl", ROWS)
     out = tmp_path / "out.jsonl"

@@ -405,7 +405,7 @@ def test_load_recipe_resolves_paths_defaults_and_merged_llm_settings(tmp_path):
 
 
 def test_every_step_type_has_an_options_model_that_forbids_unknown_keys():
-    assert set(STEPS) == {"filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate"}
+    assert set(STEPS) == {"filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate", "score"}
     for adapter in STEPS.values():
         assert adapter.options.model_config.get("extra") == "forbid"
 

@@ -174,7 +174,7 @@ def test_deprecated_flag_pairs_work_both_ways(step, o, capsys):
 
 
 def test_the_step_table():
-    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate"]
+    assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate", "score"]
     for step in COMMANDS.values():
         assert step.prepare is not None and step.execute is not None
         assert step.options.model_config.get("extra") == "forbid"
@@ -187,7 +187,7 @@ def test_the_step_table():
 
 COMMAND_NAMES = [
     "convert", "validate", "stats", "filter", "dedup", "decontaminate", "simplify", "self-instruct", "evol-instruct",
-    "orca", "export", "run", "report",
+    "orca", "score", "export", "run", "report",
 ]
 
 

@@ -196,6 +196,8 @@ def stats(
         d = result.tokens[name]
         tokens.add_row(name, str(d.min), f"{d.median:g}", f"{d.p95:.1f}", str(d.max), f"{d.mean:.1f}")
     out_console.print(tokens)
+    if result.scores:
+        out_console.print(_scores_table(result.scores))
     if result.categories:
         cats = Table(title="categories")
         cats.add_column("category")
@@ -205,3 +207,16 @@ def stats(
         out_console.print(cats)
     return EXIT_PARTIAL if result.rejected else 0
 
+
+
+def _scores_table(scores: dict[str, dict]) -> Table:
+    """Per scorer: records scored and without the score, mean, median, and records per score."""
+    from itkit.methods.score.distribution import plain
+
+    table = Table(title="scores (itkit score)")
+    for col in ("scorer", "scored", "missing", "mean", "median", "records per score"):
+        table.add_column(col, justify="left" if col in ("scorer", "records per score") else "right")
+    for name, d in scores.items():
+        bars = "  ".join(f"{k}: {v}" for k, v in d["histogram"].items())
+        table.add_row(name, str(d["count"]), str(d["missing"]), f"{d['mean']:.2f}", plain(d["median"]), bars)
+    return table

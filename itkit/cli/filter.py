@@ -50,8 +50,8 @@ def _help() -> str:
 Each record is removed by the first rule (in --rules order) that finds a problem. Removing records is not an error (exit 0); --report says which rule removed what and why. Details of every rule: README, "itkit filter".
 
 \b
-Rules (* = the default set; length and language join when one of their
-options is given):
+Rules (* = the default set; length, language and score join when one of
+their options is given):
 {rules}
 
 \b
@@ -60,6 +60,7 @@ Examples:
   itkit filter chats.json -o clean.json --rules empty,refusal,alternation
   itkit filter data.jsonl -o short.jsonl --max-response 512
   itkit filter data.jsonl -o en.jsonl --scripts latin --min-script-share 0.8
+  itkit filter scored.jsonl -o best.jsonl --min-score quality=4.5
 """
 
 

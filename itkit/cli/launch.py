@@ -24,6 +24,7 @@ MODULES = (
     "self_instruct",
     "evol_instruct",
     "orca",
+    "score",
     "export",
     "run",
     "batches",

@@ -15,7 +15,7 @@ HELP = """Write an HTML report of a run folder, or of one command's summary and 
 
 One self-contained file (inline CSS, JavaScript and SVG; no network, opens from file://, printable): the funnel (records in, out, removed by reason, failed; LLM requests, tokens, cost and failure reasons per step); removed records per filter rule and duplicate pairs side by side with the shared text highlighted; original and simplified responses with a word-level diff and the length-ratio histogram; Evol-Instruct lineages and eliminations per rule and operation; Orca's system messages and task types; Self-Instruct's new tasks with their most similar instructions; and for the exported sets, length histograms (tokens), categories, scores, the validation split and the LFT subset against the whole. Tables are searchable. Large runs are shown through samples (fixed seed), so the page stays a few MB. A recipe with `report: true` writes RUN_DIR/report.html at the end of itkit run.
 
-TARGET is a run folder (run_summary.json), one of its step folders, an OUT.summary.json of simplify, evol-instruct, orca or self-instruct, the --json summary of filter or dedup saved to a file (with the --report file it names), or an export folder (manifest.json).
+TARGET is a run folder (run_summary.json), one of its step folders, an OUT.summary.json of simplify, evol-instruct, orca, self-instruct or score, the --json summary of filter or dedup saved to a file (with the --report file it names), or an export folder (manifest.json).
 
 \b
 Examples:

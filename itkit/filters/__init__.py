@@ -20,6 +20,7 @@ from itkit.filters.pipeline import (
 )
 from itkit.filters.registry import DEFAULT_RULES, PARAM_OWNERS, RULES, build_rules, describe_rules, parse_rule_names
 from itkit.filters.rules import AlternationRule, EmptyRule, LengthRule, NonTextRule, PlaceholderRule, RefusalRule
+from itkit.filters.score import ScoreRule
 
 __all__ = [
     "AlternationRule",
@@ -36,6 +37,7 @@ __all__ = [
     "RULES",
     "RefusalRule",
     "Rule",
+    "ScoreRule",
     "Verdict",
     "apply_rules",
     "build_rules",

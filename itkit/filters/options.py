@@ -33,6 +33,7 @@ def rule_params(
     min_script_share: float | None = None,
     min_letters: int | None = None,
     ignore_code: bool | None = None,
+    min_score: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The rule parameters the given options set (an option left at None is left out, so its rule keeps its default
     and does not join). ``encoding`` or ``model`` name the tokenizer of ``length_unit="tokens"``."""
@@ -54,6 +55,7 @@ def rule_params(
         "min_script_share": min_script_share,
         "min_letters": min_letters,
         "ignore_code": ignore_code,
+        "min_score": tuple(min_score) if min_score else None,
     }
     return {name: value for name, value in params.items() if value is not None}
 

@@ -7,17 +7,19 @@ from typing import Any, Sequence
 from itkit.errors import UsageError
 from itkit.filters.base import Rule
 from itkit.filters.language import LanguageRule
+from itkit.filters.score import ScoreRule
 from itkit.filters.rules import AlternationRule, EmptyRule, LengthRule, NonTextRule, PlaceholderRule, RefusalRule
 
 RULES: dict[str, type[Rule]] = {
     rule.name: rule
-    for rule in (EmptyRule, PlaceholderRule, AlternationRule, NonTextRule, RefusalRule, LengthRule, LanguageRule)
+    for rule in (EmptyRule, PlaceholderRule, AlternationRule, NonTextRule, RefusalRule, LengthRule, LanguageRule, ScoreRule)
 }
 """Every rule by name, in the order they are applied when no order is given."""
 
 DEFAULT_RULES: tuple[str, ...] = ("empty", "placeholder", "alternation", "non_text", "refusal")
-"""Applied when no rule names are given. ``length`` and ``language`` need settings that depend on the
-dataset (bounds, the expected script), so they join when one of their parameters is given."""
+"""Applied when no rule names are given. ``length``, ``language`` and ``score`` need settings that depend
+on the dataset (bounds, the expected script, the scores wanted), so they join when one of their parameters
+is given."""
 
 
 def _param_owners() -> dict[str, str]:

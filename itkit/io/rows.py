@@ -31,8 +31,9 @@ from itkit.errors import InputError, Location, ParseError, SourceError, UsageErr
 from itkit.io.json_keys import DUPLICATE_KEY_REASON, duplicate_key, duplicates_in_array, may_have_duplicates
 
 CONTAINERS = ("jsonl", "json", "parquet", "csv")
-NESTED_CSV_COLUMNS = ("conversations", "messages", "history", "instances")
-"""CSV cells of these columns hold JSON text and are decoded (and encoded on write)."""
+NESTED_CSV_COLUMNS = ("conversations", "messages", "history", "instances", "metadata")
+"""CSV cells of these columns hold JSON text and are decoded (and encoded on write); ``metadata`` is itkit's
+(provenance, scores...), so that it survives a CSV between two commands."""
 EMPTY_MEANS_ABSENT_CSV_COLUMNS = (*NESTED_CSV_COLUMNS, "id", "is_classification", "system")
 """CSV cannot tell an absent field from an empty one; in these columns an empty cell is an absent field."""
 HF_PREFIX = "hf://"

@@ -26,6 +26,7 @@ from itkit.report.evolution import evol_section
 from itkit.report.files import locate, read_json
 from itkit.report.funnel import command_row, failure_examples, run_row, totals
 from itkit.report.generation import orca_section, self_instruct_section
+from itkit.report.scores import score_section
 from itkit.report.simplify import simplify_section
 from itkit.report.training import export_section
 
@@ -40,6 +41,7 @@ SECTIONS: dict[str, Callable[[StepFiles, Limits], dict[str, Any]]] = {
     "evol-instruct": evol_section,
     "orca": orca_section,
     "self-instruct": self_instruct_section,
+    "score": score_section,
     "export": export_section,
 }
 
@@ -146,7 +148,7 @@ def _command(path: Path, limits: Limits, progress: Progress) -> dict[str, Any]:
     kind = summary_type(summary)
     if kind is None or kind == "sources":
         raise UsageError(f"{path}: not the summary of an itkit command this report knows (filter, dedup, simplify, "
-                         "evol-instruct, orca, self-instruct, export)")
+                         "evol-instruct, orca, self-instruct, score, export)")
     folder = path.parent
     params = summary.get("parameters") if isinstance(summary.get("parameters"), dict) else {}
     source = summary.get("source")

@@ -79,7 +79,7 @@ def run_row(step: StepFiles) -> dict[str, Any]:
     return out
 
 
-LLM_TYPES = ("simplify", "evol-instruct", "orca", "self-instruct")
+LLM_TYPES = ("simplify", "evol-instruct", "orca", "self-instruct", "score")
 
 
 def command_row(step: StepFiles) -> dict[str, Any]:

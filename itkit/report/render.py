@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from itkit.report import svg
 from itkit.report.html import cost, details, e, num, share, table
-from itkit.report.render_steps import dedup_html, evol_html, filter_html, orca_html, self_instruct_html, simplify_html
+from itkit.report.render_steps import dedup_html, evol_html, filter_html, orca_html, score_html, self_instruct_html, simplify_html
 
 ASSETS = Path(__file__).parent / "assets"
 GENERATOR = '<meta name="generator" content="itkit report">'
@@ -20,6 +20,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any], str], str]]] = {
     "evol-instruct": ("Rewrites", evol_html),
     "orca": ("Rewrites", orca_html),
     "self-instruct": ("Rewrites", self_instruct_html),
+    "score": ("Scores", score_html),
 }
 
 

@@ -195,6 +195,28 @@ def orca_html(s: dict[str, Any], anchor: str) -> str:
     return "".join(out) + "</section>"
 
 
+def score_html(s: dict[str, Any], anchor: str) -> str:
+    c = s["counts"]
+    note = (f'{num(c.get("scored"))} of {num(c.get("read"))} records scored by an LLM judge'
+            + (f', {num(c.get("failed"))} failed (no usable score)' if c.get("failed") else "") + ".")
+    out = [_head("Scores: LLM-as-judge", s["step"], anchor, note)]
+    charts = []
+    for sc in s["scorers"]:
+        bars = svg.hbars(list(sc["histogram"].items()), label=f'records per {sc["name"]} score', total=sc["scored"] or None)
+        mean = f' · mean {num(sc["mean"], 2)}' if isinstance(sc["mean"], (int, float)) else ""
+        skipped = "".join(f"; {num(n)} not scored ({e(why)})" for why, n in sc["not_scored"].items())
+        charts.append(f'<div><h3>{e(sc["name"])}</h3><p class="note">{num(sc["scored"])} scored{mean}{skipped}; '
+                      f'{e(sc["template"])}</p>{bars or "<p class=empty>none scored</p>"}</div>')
+    out.append(f'<div class="grid2">{"".join(charts)}</div>')
+    if s["examples"]:
+        cards = "".join(
+            record_card(x["record"], why="; ".join(
+                f'{k} {v}' + (f' ({x["reasons"][k]})' if k in x["reasons"] else "") for k, v in x["scores"].items()))
+            for x in s["examples"])
+        out.append(details(f'scored records <span class="badge">{len(s["examples"])}</span>', cards))
+    return "".join(out) + "</section>"
+
+
 def self_instruct_html(s: dict[str, Any], anchor: str) -> str:
     c = s["counts"]
     note = (f'{num(c.get("kept_instructions"))} new instructions kept of {num(c.get("candidates"))} candidates '

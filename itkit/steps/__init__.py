@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from itkit.steps.spec import Context, Opt, Step
 
-STEP_MODULES = ("filter", "simplify", "evol_instruct", "orca", "self_instruct", "dedup", "decontaminate")
+STEP_MODULES = ("filter", "simplify", "evol_instruct", "orca", "self_instruct", "dedup", "decontaminate", "score")
 """The modules of the step types a recipe may use, in ``itkit run --help`` order."""
 EXPORT_MODULE = "export"
 

@@ -16,6 +16,7 @@ RULES_PANEL = "Rules"
 LENGTH_PANEL = "Rule length"
 PATTERN_PANEL = "Rules placeholder, refusal, non_text"
 LANGUAGE_PANEL = "Rule language"
+SCORE_PANEL = "Rule score"
 
 RULE_PARAM_OPTION = {
     "placeholders": "placeholder",
@@ -57,6 +58,8 @@ OPTS = (
         help="Records with fewer letters are not judged."),
     Opt("ignore_code", bool, flag="--ignore-code/--count-code", default_text="ignore", panel=LANGUAGE_PANEL,
         help="Leave code blocks, inline code and URLs out of the letter count."),
+    Opt("min_score", str, many=REPEAT, metavar="NAME=X", panel=SCORE_PANEL,
+        help="Keep records whose score NAME (itkit score) is at least X, e.g. quality=4 (repeatable)."),
 )
 
 

@@ -36,6 +36,17 @@ def simplify_headline(result: Any) -> tuple[Headline, list[str]]:
     return headline, warnings
 
 
+def score_headline(result: Any) -> tuple[Headline, list[str]]:
+    """From a ``ScoreResult``."""
+    headline = {"scored": result.scored}
+    if result.unscored:
+        headline["nothing to score"] = result.unscored
+    warnings: list[str] = []
+    if result.read and not result.scored:
+        warnings.append(f"0 of {_plural(result.read, 'record')} were scored ({result.failed} failed): check the model and the scorers")
+    return headline, warnings
+
+
 def evol_headline(counts: dict[str, Any]) -> tuple[Headline, list[str]]:
     """From ``EvolResult.counts()``."""
     attempts = counts.get("evolutions") or {}
@@ -92,6 +103,7 @@ __all__ = [
     "export_headline",
     "filter_headline",
     "orca_headline",
+    "score_headline",
     "self_instruct_headline",
     "simplify_headline",
 ]
