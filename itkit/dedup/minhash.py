@@ -103,26 +103,31 @@ class _WordHashes(dict):
 
 
 # ASCII fast path of normalize.segments: in a normalised (lower-case) ASCII text, sentence breaks
-# become "." and every other non-word byte a space; bytes.translate + split is several times faster
+# become "." and every other non-word byte a space; bytes.translate + split is several times faster.
+# A whole run of ASCII texts is cut at once, joined by "\x01" (kept by the table; a text holding one is
+# cut on its own)
 _ASCII_SEGMENT_BYTES = bytes(
-    c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39) else 0x2E if c in b".!?" else 0x20 for c in range(256)
+    c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x01) else 0x2E if c in b".!?" else 0x20 for c in range(256)
 )
 _BREAK = "."
 """The token standing for a sentence break in a :class:`WordBatch` (no word contains it)."""
+_END = "\x01"
+"""The token ending each text of a :class:`WordBatch`."""
 
 
 @dataclass
 class WordBatch:
-    """Texts waiting for signatures: the hashes of their tokens (words and sentence breaks).
+    """Texts waiting for signatures: their tokens (words, sentence breaks, one end token a text).
 
-    ``text_tokens[j]``: how many of ``hashes`` belong to the j-th text.
+    Runs of ASCII texts wait in ``ascii`` and are cut into tokens together (:meth:`MinHasher.tokens`).
     """
 
-    hashes: list[int] = field(default_factory=list)
-    text_tokens: list[int] = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    ascii: list[str] = field(default_factory=list)
+    count: int = 0
 
     def __len__(self) -> int:
-        return len(self.text_tokens)
+        return self.count
 
 
 class MinHasher:
@@ -139,56 +144,70 @@ class MinHasher:
         self._perm = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._mix = rng.integers(0, 2**64, ngram, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._hashes = _WordHashes()
-        self._empty = self._hashes[_EMPTY_TEXT]
+        self._empty = np.uint64(self._hashes[_EMPTY_TEXT])
         self._break = np.uint64(self._hashes[_BREAK])
+        self._end = np.uint64(self._hashes[_END])
 
-    # -- text -> token hashes
+    # -- text -> tokens
     def add(self, normalized: str, batch: WordBatch) -> None:
-        """Append a normalised text to ``batch``: the hashes of its words, with sentence breaks."""
-        if normalized.isascii():
-            tokens: list = normalized.encode().translate(_ASCII_SEGMENT_BYTES).replace(b".", b" . ").split()
-            words = len(tokens) - tokens.count(b".")
+        """Append a normalised text to ``batch`` (its words are hashed with the batch's, in :meth:`signatures`)."""
+        if normalized.isascii() and _END not in normalized:
+            batch.ascii.append(normalized)
         else:
-            tokens = []
-            words = 0
+            self._flush(batch)
+            tokens = batch.tokens
             for segment in segments(normalized):
                 tokens.extend(segment)
                 tokens.append(_BREAK)
-                words += len(segment)
-        if not words:  # no words at all: one fixed shingle, so empty texts match each other
-            batch.hashes.append(self._empty)
-            batch.text_tokens.append(1)
-            return
-        batch.hashes.extend(map(self._hashes.__getitem__, tokens))
-        batch.text_tokens.append(len(tokens))
+            tokens.append(_END)
+        batch.count += 1
+
+    @staticmethod
+    def _flush(batch: WordBatch) -> None:
+        if batch.ascii:
+            joined = _END.join(batch.ascii).encode().translate(_ASCII_SEGMENT_BYTES)
+            batch.tokens.extend(joined.replace(b".", b" . ").replace(b"\x01", b" \x01 ").split())
+            batch.tokens.append(b"\x01")
+            batch.ascii = []
 
     def trim_cache(self) -> None:
         if len(self._hashes) > TOKEN_CACHE_LIMIT:
             self._hashes.clear()
-            self._hashes[_EMPTY_TEXT] = self._empty
+            self._hashes[_EMPTY_TEXT] = int(self._empty)
 
-    # -- word hashes -> signatures
+    def token_hashes(self, batch: WordBatch) -> np.ndarray:
+        """The 64-bit hashes of the batch's tokens (a text without words gets the fixed empty-text word)."""
+        self._flush(batch)
+        tokens = batch.tokens
+        hashes = np.fromiter(map(self._hashes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+        is_end = hashes == self._end
+        words = ~(is_end | (hashes == self._break))
+        per_text = np.bincount(np.cumsum(is_end)[words], minlength=batch.count)  # a word's text: the ends before it
+        if len(per_text) and not per_text.all():  # no words at all: one fixed shingle, so empty texts match
+            ends = np.flatnonzero(is_end)
+            hashes = np.insert(hashes, ends[per_text == 0], self._empty)
+        return hashes
+
+    # -- token hashes -> signatures
     def signatures(self, batch: WordBatch, sets: ShingleSets | None = None) -> np.ndarray:
         """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch`` (their shingle sets into ``sets``)."""
         if not len(batch):
             return np.empty((0, self.num_perm), dtype=np.uint32)
-        hashes = np.fromiter(batch.hashes, dtype=np.uint64, count=len(batch.hashes))
-        text_tokens = np.asarray(batch.text_tokens, dtype=np.int64)
-        # segments start at each text and after each break; breaks themselves are dropped
-        is_break = hashes == self._break
-        starts_segment = np.zeros(len(hashes), dtype=bool)
-        starts_segment[np.cumsum(text_tokens) - text_tokens] = True
-        starts_segment[1:] |= is_break[:-1]
-        segment_of = np.cumsum(starts_segment)[~is_break]
-        text_of = np.repeat(np.arange(len(text_tokens)), text_tokens)[~is_break]
-        words = hashes[~is_break]
-        new_segment = np.ones(len(words), dtype=bool)
+        hashes = self.token_hashes(batch)
+        is_end = hashes == self._end
+        boundary = is_end | (hashes == self._break)
+        words = ~boundary
+        # a segment is a run of words between boundaries; boundaries themselves are dropped
+        segment_of = np.cumsum(boundary)[words]
+        text_of = (np.cumsum(is_end) - is_end)[words]
+        word_hashes = hashes[words]
+        new_segment = np.ones(len(word_hashes), dtype=bool)
         new_segment[1:] = segment_of[1:] != segment_of[:-1]
         firsts = np.flatnonzero(new_segment)
-        segment_words = np.diff(np.append(firsts, len(words)))
-        shingles, per_segment = self.shingles(words, segment_words)
-        # every text has at least one word (add() gives a wordless text the empty-text token)
-        per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(text_tokens)).astype(np.int64)
+        segment_words = np.diff(np.append(firsts, len(word_hashes)))
+        shingles, per_segment = self.shingles(word_hashes, segment_words)
+        # every text has at least one word (token_hashes gives a wordless text the empty-text word)
+        per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(batch)).astype(np.int64)
         if sets is not None:
             sets.append(shingles, per_text)
         return self.minhash(shingles, per_text)

@@ -38,13 +38,15 @@ class ShingleSets:
         per_row = np.asarray(per_row, dtype=np.int64)
         if not len(per_row):
             return
-        row_of = np.repeat(np.arange(len(per_row)), per_row)
-        values = (np.asarray(shingles, dtype=np.uint64) >> np.uint64(32)).astype(np.uint32)
-        order = np.lexsort((values, row_of))
-        values, row_of = values[order], row_of[order]
-        first = np.ones(len(values), dtype=bool)
-        first[1:] = (values[1:] != values[:-1]) | (row_of[1:] != row_of[:-1])
-        values, row_of = values[first], row_of[first]
+        # one sort of (row << 32 | value): rows in order, each row's values sorted
+        keys = np.repeat(np.arange(len(per_row), dtype=np.uint64) << np.uint64(32), per_row)
+        keys |= np.asarray(shingles, dtype=np.uint64) >> np.uint64(32)
+        keys.sort()
+        first = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        keys = keys[first]
+        values = keys.astype(np.uint32)  # the low half: the value
+        row_of = (keys >> np.uint64(32)).astype(np.int64)
         offsets = np.zeros(len(per_row) + 1, dtype=np.int64)
         np.cumsum(np.bincount(row_of, minlength=len(per_row)), out=offsets[1:])
         self._values.append(values)
