@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from itkit.errors import ConversionError, FormatDetectionError, InputError, Location, SchemaError, UsageError
 from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidates, detect, get_format
@@ -182,6 +182,15 @@ class RecordReader:
         return n
 
     def __iter__(self) -> Iterator[Record]:
+        for _plain, record in self.plain_or_records(None):
+            yield record  # type: ignore[misc]
+
+    def plain_or_records(self, plain: Callable[[dict, str], Any] | None) -> Iterator[tuple[Any, Record | None]]:
+        """Each good row as ``(plain(row, default_id), None)`` when that is not None, else ``(None, record)``.
+
+        ``plain`` (e.g. :func:`itkit.formats.alpaca.plain_row`) lets a command skip building the
+        records of rows that are nothing but their record; such rows count as loaded like the others.
+        """
         fmt = self.format
         load = fmt.load
         stem = self._stem
@@ -196,6 +205,14 @@ class RecordReader:
             if raw.error is not None or not isinstance(row, dict):
                 self._reject(raw, self._problem(raw))
                 continue
+            if plain is not None and not keep_source:
+                found = plain(row, f"{stem}-{ordinal}")
+                if found is not None:
+                    counts.loaded += 1
+                    self.location = raw.location
+                    self.row = row
+                    yield found, None
+                    continue
             if FAILURE_KEY in row:  # a row of a failures file: the record itself, fed back in
                 row = strip_failure(row)
             try:
@@ -217,7 +234,7 @@ class RecordReader:
             counts.loaded += 1
             self.location = raw.location
             self.row = row
-            yield record
+            yield None, record
 
 
 def read_records(source: str, fmt: str = AUTO) -> list[Record]:

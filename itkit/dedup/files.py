@@ -19,8 +19,9 @@ from itkit.dedup.pipeline import PROGRESS_EVERY, DedupOptions, Deduplicator
 from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
-from itkit.formats import get_format
-from itkit.io.sinks import RowWriter, cannot_write, commit_together, is_stream
+from itkit.formats import alpaca, get_format
+from itkit.records import join_input
+from itkit.io.sinks import RowWriter, cannot_write, commit_together, dumps_line, is_stream
 
 @dataclass
 class DedupSummary:
@@ -92,6 +93,21 @@ class _Spool:
             pass
 
 
+PLAIN_ON = (ON_AUTO, "instruction", "prompt")
+"""The compared texts that are the instruction and input of a single-turn record."""
+
+
+def _plain_rows(in_format, out_format, on: str) -> Callable | None:
+    """The shortcut for rows that are nothing but their record (Alpaca to Alpaca), or None.
+
+    Such a row's output row, compared text and response length are those of its record
+    (``tests/test_formats_plain.py``), so building the record is skipped: the reading is ~3x faster.
+    """
+    if in_format.name == alpaca.NAME and out_format.name == alpaca.NAME and on in PLAIN_ON:
+        return alpaca.plain_row
+    return None
+
+
 def _spool_dir(output: str) -> str | None:
     if is_stream(output):
         return None
@@ -147,20 +163,30 @@ def dedup_file(
     rows_of = array("q")
     longest = options.keep == "longest"
     multi_turn = False
+    lines = writer.rows.takes_lines  # plain rows are spooled as their JSONL lines
     try:
         with Deduplicator(options) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
-            for record in reader:
-                spool.add(writer.dump(record))
-                if writer.last_dropped:
-                    lost[dedup.count] = writer.last_dropped
-                text = get_text(record)
-                texts.add(text)
-                dedup.add(text, response_length(record) if longest else 0)
-                if ids is not None:
-                    ids.append(record.id)
+            for plain, record in reader.plain_or_records(_plain_rows(in_format, out_format, on)):
+                if record is None:  # a row that is nothing but its record (alpaca): no Record built
+                    row, instruction, text_input, output = plain
+                    spool.add(dumps_line(row) if lines else row)
+                    text = join_input(instruction, text_input)
+                    texts.add(text)
+                    dedup.add(text, len(output) if longest else 0)
+                    if ids is not None:
+                        ids.append(row["id"])
+                else:
+                    spool.add(writer.dump(record))
+                    if writer.last_dropped:
+                        lost[dedup.count] = writer.last_dropped
+                    text = get_text(record)
+                    texts.add(text)
+                    dedup.add(text, response_length(record) if longest else 0)
+                    if ids is not None:
+                        ids.append(record.id)
+                    multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 rows_of.append(reader.counts.rows - 1)
-                multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 if progress is not None and dedup.count % PROGRESS_EVERY == 0:
                     progress(f"read {dedup.count:,} records")
             if progress is not None:
@@ -171,7 +197,10 @@ def dedup_file(
         keep = decisions.keep.tolist()
         for row, kept in zip(spool.rows(), keep):
             if kept:
-                writer.rows.write(row)
+                if type(row) is bytes:
+                    writer.rows.write_line(row)
+                else:
+                    writer.rows.write(row)
         for index, names in lost.items():
             if keep[index]:
                 for name in names:

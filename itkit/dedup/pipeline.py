@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -57,6 +59,8 @@ NUMBERS_CHOICES = ("significant", "ignore")
 (:func:`~itkit.dedup.normalize.number_key`); ``ignore``: numbers are words like any other."""
 SIGNATURE_CHUNK = 8192
 """Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
+HASHING_AHEAD = 2
+"""Batches handed to the hashing thread and not finished yet, at most (bounds their memory)."""
 PROGRESS_EVERY = 10_000
 
 
@@ -160,6 +164,8 @@ class Deduplicator:
             self._sets = ShingleSets()
             lsh_params(options.near, options.num_perm)  # fail early on impossible settings
         self._pending = WordBatch()
+        self._worker: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future] = deque()
         self._finished = False
 
     # -- collecting
@@ -218,16 +224,34 @@ class Deduplicator:
         return text if rest == normalized else rest
 
     def _submit(self) -> None:
+        """Hand the pending texts to the hashing thread (numpy runs there while the next texts are read)."""
         assert self._hasher is not None and self._store is not None
         if len(self._pending):
             batch, self._pending = self._pending, WordBatch()
-            self._store.append(self._hasher.signatures(batch, self._sets))
-            self._hasher.trim_cache()
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="itkit-minhash")
+            self._inflight.append(self._worker.submit(self._sign, batch))
+            while len(self._inflight) > HASHING_AHEAD:
+                self._inflight.popleft().result()
+
+    def _sign(self, batch: WordBatch) -> None:
+        """In the hashing thread (one: it alone uses the hasher, the store and the sets until they are drained)."""
+        assert self._hasher is not None and self._store is not None
+        self._store.append(self._hasher.signatures(batch, self._sets))
+        self._hasher.trim_cache()
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._inflight.popleft().result()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def _signatures(self) -> SignatureStore:
         """All signatures, one row per exact group."""
         assert self._store is not None
         self._submit()
+        self._drain()
         assert len(self._store) == len(self._groups)
         return self._store
 
@@ -320,7 +344,11 @@ class Deduplicator:
         return Decisions(alive, removals, removed, entered, self.boilerplate)
 
     def close(self) -> None:
-        """Free the signatures and texts (the decisions stay valid)."""
+        """Free the signatures and texts (the decisions stay valid); stops the hashing thread."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+        self._inflight.clear()
         self._store = None
         self._sets = None
         self._texts = None

@@ -102,6 +102,37 @@ def dump(record: Record) -> dict:
     return finish_row(out, record, NAME)
 
 
+_PLAIN_KEYS = frozenset({"id", "instruction", "input", "output"})
+
+
+def plain_row(row: dict, default_id: str) -> tuple[dict, str, str, str] | None:
+    """A row that is nothing but its record, without loading it: ``(dumped row, instruction, input, output)``.
+
+    Plain: the keys are ``instruction``, ``output`` and optionally ``input`` and ``id``, the
+    values strings (an integer id too), the input no empty-input marker. For such a row the
+    dumped row is ``dump(load(row))`` (``tests/test_formats_plain.py`` checks it), so a
+    command may skip building the record; every other row returns None and is loaded.
+    """
+    if not (row.keys() <= _PLAIN_KEYS and "instruction" in row and "output" in row):
+        return None
+    instruction, output = row["instruction"], row["output"]
+    text_input = row.get("input", "")
+    if type(instruction) is not str or type(output) is not str or type(text_input) is not str:
+        return None
+    if text_input and text_input.strip().lower() in EMPTY_INPUT_MARKERS:
+        return None
+    rid = row.get("id", default_id)
+    if type(rid) is not str:
+        if type(rid) is not int:
+            return None
+        rid = str(rid)
+    out = {"id": rid, "instruction": instruction}
+    if "input" in row:
+        out["input"] = text_input
+    out["output"] = output
+    return out, instruction, text_input, output
+
+
 FORMAT = Format(
     name=NAME,
     description="Alpaca instruction data",
