@@ -165,7 +165,7 @@ def dedup_file(
     multi_turn = False
     lines = writer.rows.takes_lines  # plain rows are spooled as their JSONL lines
     try:
-        with Deduplicator(options) as dedup:
+        with Deduplicator(options, spill_dir=_spool_dir(output)) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
             for plain, record in reader.plain_or_records(_plain_rows(in_format, out_format, on)):
                 if record is None:  # a row that is nothing but its record (alpaca): no Record built
