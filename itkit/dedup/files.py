@@ -54,6 +54,9 @@ ProgressFn = Callable[[str], None]
 """Called with a short status message while a file run progresses."""
 
 
+_LINE, _PICKLED = b"L", b"P"
+
+
 class _Spool:
     """Output rows parked in an anonymous temporary file until the decisions are known."""
 
@@ -69,21 +72,34 @@ class _Spool:
         # one self-contained pickle per row: a shared pickler's memo would make later rows refer
         # to objects of earlier ones, which a reader cannot resolve row by row
         try:
+            self._fh.write(_PICKLED)
             pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as exc:
             raise cannot_write(self._output, exc) from None
 
-    def rows(self) -> Iterable[dict]:
+    def add_line(self, line: bytes) -> None:
+        """A row already dumped as a JSONL line (``dumps_line``: one ``\n``, at its end)."""
+        try:
+            self._fh.write(_LINE + line)
+        except OSError as exc:
+            raise cannot_write(self._output, exc) from None
+
+    def rows(self) -> Iterable[dict | bytes]:
+        """The rows in order: dicts, and bytes for the lines of :meth:`add_line`."""
         try:
             self._fh.flush()
         except OSError as exc:
             raise cannot_write(self._output, exc) from None
-        self._fh.seek(0)
-        load = pickle.load
+        fh = self._fh
+        fh.seek(0)
+        load, read, readline = pickle.load, fh.read, fh.readline
         while True:
-            try:
-                yield load(self._fh)
-            except EOFError:
+            tag = read(1)
+            if tag == _LINE:
+                yield readline()
+            elif tag == _PICKLED:
+                yield load(fh)
+            else:
                 return
 
     def close(self) -> None:
@@ -170,7 +186,10 @@ def dedup_file(
             for plain, record in reader.plain_or_records(_plain_rows(in_format, out_format, on)):
                 if record is None:  # a row that is nothing but its record (alpaca): no Record built
                     row, instruction, text_input, output = plain
-                    spool.add(dumps_line(row) if lines else row)
+                    if lines:
+                        spool.add_line(dumps_line(row))
+                    else:
+                        spool.add(row)
                     text = join_input(instruction, text_input)
                     texts.add(text)
                     dedup.add(text, len(output) if longest else 0)

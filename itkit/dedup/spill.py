@@ -31,8 +31,8 @@ from itkit.dedup.lsh import block_band_keys
 from itkit.dedup.verify import ShingleSets, jaccard_of, sorted_sets
 from itkit.errors import OutputError
 
-SPILL_AFTER = 2_000_000
-"""Distinct texts past which the near stage spills to disk (128 permutations: 1 GB of signatures)."""
+SPILL_AFTER = 1_000_000
+"""Distinct texts past which the near stage spills to disk (128 permutations: 512 MB of signatures)."""
 SHARD_ROWS = 500_000
 """Signature rows whose band keys are sorted into one shard."""
 _PREFIX = ".itkit-dedup-spill-"
