@@ -47,9 +47,11 @@ PEAK_TARGET = 1.5 * 1024**3
 UNJUSTIFIED_TARGET = 0.001
 README_START, README_END = "<!-- dedup-scale:start -->", "<!-- dedup-scale:end -->"
 ISSUE_ROWS = [
-    # measured for issue 15 before this work, same machine and data
-    ("itkit 0.1.0 (before)", "56.6 s", "1.3 GB", "0.996", "4,879 (2.4%)"),
-    ("text-dedup 0.4.0 (earlier run)", "208 s", "6.8 GB", "0.144", "29,724"),
+    # issue 15's run before this work: same machine, a quieter moment (compare within a run)
+    ("itkit 0.1.0 (issue 15's run)", "56.6 s", "1.3 GB", "0.996", "4,879 (2.4%)"),
+    ("rensa 0.5.0 (issue 15's run)", "24.3 s", "2.8 GB", "0.993", "1,037"),
+    ("datasketch 2.0.0 (issue 15's run)", "295 s", "5.6 GB", "0.985", "1,171"),
+    ("text-dedup 0.4.0 (issue 15's run)", "208 s", "6.8 GB", "0.144 (whitespace-sensitive tokens)", "29,724"),
 ]
 
 RENSA_CHILD = r"""
@@ -308,7 +310,8 @@ def main() -> None:
     if args.readme:
         stamp = time.strftime("%Y-%m-%d", time.gmtime())
         write_readme(f"{args.records:,} records, one run of `python benchmarks/dedup_scale.py --readme` ({stamp}, "
-                     f"2-core machine shared with other jobs; the last rows are earlier runs):\n\n{block}")
+                     f"2-core machine shared with other jobs; the last four rows are issue 15's earlier run, at a quieter "
+                     f"moment: compare rows of the same run):\n\n{block}")
         print("README.md table updated")
 
 

@@ -9,13 +9,19 @@ Pipeline, all vectorised with numpy:
    N-grams stay inside a sentence, so reordered sentences give the same set; a
    sentence shorter than ``ngram`` words is one shingle made of all its words
    (so short texts are still compared); a text without words is one fixed shingle.
+   A batch's ASCII texts are cut into words together (one ``bytes.translate`` and
+   ``split`` for thousands of texts, an end token between them).
 2. *Signatures.* Permutation ``k`` maps a shingle hash ``x`` to
    ``(a_k * x mod 2**64) >> 32`` with a random odd 64-bit ``a_k``
    (multiply-shift, Dietzfelbinger et al.'s universal family); the signature is
    the minimum over the text's shingles, per permutation: one ``(num_perm,
    shingles)`` product and a segmented minimum per block of texts.
+Steps 3 and 4 are :mod:`itkit.dedup.lsh` (separate functions for band keys, sorted band
+columns, bucket members and the decision, so that a spilled or distributed executor can
+produce the columns its own way: :mod:`itkit.dedup.spill`):
+
 3. *LSH.* Signatures are cut in ``bands`` bands of ``rows`` values
-   (:func:`lsh_params`: datasketch's choice, minimising weighted false-positive
+   (:func:`~itkit.dedup.lsh.lsh_params`: datasketch's choice, minimising weighted false-positive
    and false-negative areas; false negatives weigh more here since every
    candidate is verified). Texts sharing a band bucket are candidates.
 4. *Verification and keep policy.* Texts are visited in priority order; a text
