@@ -117,3 +117,32 @@ def test_spill_dir_on_the_command_line(runner, tmp_path):
     assert not (tmp_path / "c.jsonl").exists()
     no_near = invoke(runner, "dedup", src, "-o", tmp_path / "d.jsonl", "--spill-dir", spill_dir, "-q")
     assert no_near.exit_code == 2 and "--near" in no_near.stderr
+
+
+def test_plain_rows_take_the_fast_path_with_the_same_result(runner, tmp_path):
+    """Alpaca JSONL rows skip the record (Plain views); a JSON array of the same rows takes the record path."""
+    texts, _ = planted(400, seed=5)
+    rows = []
+    for i, t in enumerate(texts):
+        row = {"instruction": t, "input": "", "output": f"answer {i % 7}"}
+        if i % 5 == 1:
+            row["system"] = "be brief"
+        if i % 7 == 2:
+            row["input"] = "<noinput>"  # normalised: not plain
+        if i % 11 == 3:
+            row["extra"] = [1]  # not plain
+        if i % 13 == 4:
+            row["id"] = f"r{i}"
+        rows.append(row)
+    fast, slow = tmp_path / "in.jsonl", tmp_path / "json" / "in.json"
+    slow.parent.mkdir()
+    fast.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    slow.write_text(json.dumps(rows))
+    outs = []
+    for src, name in ((fast, "a"), (slow, "b")):
+        result = invoke(runner, "dedup", src, "-o", tmp_path / f"{name}.jsonl", "--near-threshold", "0.7",
+                        "--keep", "longest", "--report", tmp_path / f"{name}.rep.jsonl", "-q")
+        assert result.exit_code == 0, result.stderr
+        outs.append(((tmp_path / f"{name}.jsonl").read_bytes(), (tmp_path / f"{name}.rep.jsonl").read_bytes()))
+    assert outs[0] == outs[1]
+    assert outs[0][1].count(b'"stage":"near"') > 20

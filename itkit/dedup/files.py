@@ -19,8 +19,8 @@ from itkit.dedup.pipeline import PROGRESS_EVERY, DedupOptions, Deduplicator
 from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
-from itkit.formats import alpaca, get_format
-from itkit.records import join_input
+from itkit.formats import get_format
+from itkit.formats.base import Plain
 from itkit.io.sinks import RowWriter, cannot_write, commit_together, dumps_line, is_stream
 
 @dataclass
@@ -110,18 +110,7 @@ class _Spool:
 
 
 PLAIN_ON = (ON_AUTO, "instruction", "prompt")
-"""The compared texts that are the instruction and input of a single-turn record."""
-
-
-def _plain_rows(in_format, out_format, on: str) -> Callable | None:
-    """The shortcut for rows that are nothing but their record (Alpaca to Alpaca), or None.
-
-    Such a row's output row, compared text and response length are those of its record
-    (``tests/test_formats_plain.py``), so building the record is skipped: the reading is ~3x faster.
-    """
-    if in_format.name == alpaca.NAME and out_format.name == alpaca.NAME and on in PLAIN_ON:
-        return alpaca.plain_row
-    return None
+"""The compared texts that are a :class:`~itkit.formats.base.Plain` view's prompt (its only user text)."""
 
 
 def _spool_dir(output: str) -> str | None:
@@ -183,19 +172,23 @@ def dedup_file(
     try:
         with Deduplicator(options, spill_dir=_spool_dir(output)) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
-            for plain, record in reader.plain_or_records(_plain_rows(in_format, out_format, on)):
-                if record is None:  # a row that is nothing but its record (alpaca): no Record built
-                    row, instruction, text_input, output = plain
+            # plain rows (Alpaca JSONL) skip the record when it is written back in its own format
+            plain_ok = on in PLAIN_ON
+            for item in reader.fast() if plain_ok else reader:
+                if type(item) is Plain and item.format is not out_format:
+                    item = item.record()
+                if type(item) is Plain:
                     if lines:
-                        spool.add_line(dumps_line(row))
+                        spool.add_line(dumps_line(item.dumped))
                     else:
-                        spool.add(row)
-                    text = join_input(instruction, text_input)
+                        spool.add(item.dumped)
+                    text = item.prompt
                     texts.add(text)
-                    dedup.add(text, len(output) if longest else 0)
+                    dedup.add(text, len(item.output) if longest else 0)
                     if ids is not None:
-                        ids.append(row["id"])
+                        ids.append(item.id)
                 else:
+                    record = item
                     spool.add(writer.dump(record))
                     if writer.last_dropped:
                         lost[dedup.count] = writer.last_dropped

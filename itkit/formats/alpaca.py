@@ -11,6 +11,7 @@ from itkit.errors import SchemaError
 from itkit.formats.base import (
     Format,
     LoadContext,
+    Plain,
     base_metadata,
     finish_row,
     id_for_dump,
@@ -102,35 +103,41 @@ def dump(record: Record) -> dict:
     return finish_row(out, record, NAME)
 
 
-_PLAIN_KEYS = frozenset({"id", "instruction", "input", "output"})
+PLAIN_KEYS = frozenset({"id", "system", "instruction", "input", "output"})
 
 
-def plain_row(row: dict, default_id: str) -> tuple[dict, str, str, str] | None:
-    """A row that is nothing but its record, without loading it: ``(dumped row, instruction, input, output)``.
-
-    Plain: the keys are ``instruction``, ``output`` and optionally ``input`` and ``id``, the
-    values strings (an integer id too), the input no empty-input marker. For such a row the
-    dumped row is ``dump(load(row))`` (``tests/test_formats_plain.py`` checks it), so a
-    command may skip building the record; every other row returns None and is loaded.
-    """
-    if not (row.keys() <= _PLAIN_KEYS and "instruction" in row and "output" in row):
+def plain(row: dict, default_id: str) -> Plain | None:
+    """The row's :class:`Plain` view when it holds only text in :data:`PLAIN_KEYS` (instruction and output
+    present, no empty-input marker), else None. ``dumped`` is what :func:`dump` writes for it."""
+    if not row.keys() <= PLAIN_KEYS:
         return None
-    instruction, output = row["instruction"], row["output"]
-    text_input = row.get("input", "")
-    if type(instruction) is not str or type(output) is not str or type(text_input) is not str:
+    instruction, output = row.get("instruction"), row.get("output")
+    if type(instruction) is not str or type(output) is not str:
         return None
-    if text_input and text_input.strip().lower() in EMPTY_INPUT_MARKERS:
-        return None
+    dumped: dict = {}
     rid = row.get("id", default_id)
     if type(rid) is not str:
-        if type(rid) is not int:
+        return None
+    dumped["id"] = rid
+    system = row.get("system")
+    if system is not None:
+        if type(system) is not str:
             return None
-        rid = str(rid)
-    out = {"id": rid, "instruction": instruction}
-    if "input" in row:
-        out["input"] = text_input
-    out["output"] = output
-    return out, instruction, text_input, output
+        dumped["system"] = system
+    elif "system" in row:
+        return None
+    dumped["instruction"] = instruction
+    raw_input = row.get("input")
+    if raw_input is None:
+        if "input" in row:
+            return None
+        raw_input = ""
+    else:
+        if type(raw_input) is not str or (raw_input and normalise_input(raw_input) != raw_input):
+            return None
+        dumped["input"] = raw_input
+    dumped["output"] = output
+    return Plain(FORMAT, row, default_id, rid, system, instruction, raw_input, output, dumped)
 
 
 FORMAT = Format(
@@ -140,4 +147,5 @@ FORMAT = Format(
     load=load,
     dump=dump,
     keys="instruction, input, output (or response), optional system, history",
+    plain=plain,
 )
