@@ -104,6 +104,10 @@ def generate_instructions(n: int, seed: int = 0, seeds: list[str] | None = None)
 
 # ---------------------------------------------------------------- Alpaca-style records at scale
 
+WORD_POOL = 67_000_000
+"""Words drawn in advance (enough for 1,000,000 records; larger sets reuse them): bounds the memory."""
+BASE_POOL = 2_000_000
+"""Base records a copy may be made of (the most recent ones): bounds the generator's memory."""
 FUNCTION_WORDS = (
     "the of and to a in is that for it as with was on be by this are or at from an have not but which can they "
     "you all their one has more were if will there been also its when what so would about these into than other"
@@ -121,7 +125,9 @@ def _content_vocabulary(rng, size: int = 30000) -> list[str]:
     return sorted(words)
 
 
-def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: float = 0.1, seed: int = 0) -> dict:
+def generate_alpaca(
+    path: Path, n: int, exact_share: float = 0.1, near_share: float = 0.1, seed: int = 0, base_pool: int = BASE_POOL
+) -> dict:
     """Write ``n`` Alpaca records (JSONL) with planted exact and near duplicates; returns what was planted.
 
     Base records have a 6-20 word instruction, an input half of the time (10-40 words) and a
@@ -130,6 +136,8 @@ def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: fl
     other case and spacing. A near duplicate copies an earlier base record's instruction and
     input with one word replaced (texts of 30+ words) or with its punctuation and case changed,
     and gets a new output. Returns ``{"exact": [...], "near": [...]}``: row indices of the copies.
+    Copies are made of one of the last ``base_pool`` base records (all of them up to that many),
+    so that 10 million records are generated in bounded memory.
     """
     import numpy as np
     import orjson
@@ -139,7 +147,7 @@ def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: fl
     rng.shuffle(content)
     function = np.array(FUNCTION_WORDS, dtype=object)
     kinds = rng.choice(3, size=n, p=[1 - exact_share - near_share, exact_share, near_share])
-    n_words = 200 * n // 3 + 100
+    n_words = min(200 * n // 3 + 100, WORD_POOL)  # past that, texts are taken from random places of the pool
     weights = 1 / (np.arange(len(content)) + 2.7) ** 1.07  # Zipf-Mandelbrot word frequencies
     ranks = rng.choice(len(content), size=n_words, p=weights / weights.sum())
     pool = np.where(rng.random(n_words) < 0.35, function[rng.integers(0, len(function), n_words)], content[ranks])
@@ -153,8 +161,8 @@ def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: fl
         pos += k
         return out
 
-    bases: list[int] = []
-    rows: list[tuple[str, str, str]] = []
+    bases: list[tuple[str, str, str]] = []  # the base records copies are made of (at most base_pool)
+    pooled = 0
     planted: dict[str, list[int]] = {"exact": [], "near": []}
     with open(path, "wb") as fh:
         for i in range(n):
@@ -165,9 +173,13 @@ def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: fl
                 )
                 text_input = take(int(rng.integers(10, 41))).capitalize() + "." if rng.random() < 0.5 else ""
                 row = (instruction, text_input, take(int(rng.integers(20, 61))).capitalize() + ".")
-                bases.append(len(rows))
+                if len(bases) < base_pool:
+                    bases.append(row)
+                else:
+                    bases[pooled % base_pool] = row
+                pooled += 1
             else:
-                instruction, text_input, output = rows[bases[int(rng.integers(0, len(bases)))]]
+                instruction, text_input, output = bases[int(rng.integers(0, len(bases)))]
                 if kind == 1:
                     if rng.random() < 0.5:
                         instruction = "  " + instruction.upper().replace(" ", "  ")
@@ -184,7 +196,6 @@ def generate_alpaca(path: Path, n: int, exact_share: float = 0.1, near_share: fl
                         text_input = text_input.replace(" ", ", ", 1)
                     row = (instruction, text_input, take(int(rng.integers(20, 61))).capitalize() + ".")
                     planted["near"].append(i)
-            rows.append(row)
             fh.write(orjson.dumps({"instruction": row[0], "input": row[1], "output": row[2]}) + b"\n")
     return planted
 

@@ -1,18 +1,25 @@
-"""Exact + near-duplicate dedup of 1,000,000 Alpaca records, end to end, beside plain datasketch.
+"""Exact + near dedup of 1,000,000 Alpaca records, end to end, side by side with rensa and datasketch.
 
-    python benchmarks/dedup_scale.py [--records 1000000] [--sample 50000]
+    python benchmarks/dedup_scale.py [--records 1000000] [--sample 50000] [--readme]
+    python benchmarks/dedup_scale.py --records 10000000 --work /tmp/big --itkit-only
 
-1. Generates (once, into benchmarks/_work/) an Alpaca-style JSONL file with 10% exact and
-   10% near duplicates (see ``dedup_data.generate_alpaca``).
-2. Runs ``python -m itkit dedup FILE -o OUT --near --report REPORT --json`` in a subprocess:
-   read, exact + near dedup, write. Wall time, CPU time and peak RSS (wait4 rusage of the child)
-   are printed with the targets (under 90 s, under 3 GB), and the near-duplicate stage is
-   checked against what was planted.
-3. Times plain datasketch on the same texts (the instruction + input that dedup compares,
-   the same word-bigram shingles): MinHash(num_perm=128) per text, then MinHashLSH(0.8)
-   insert + query. datasketch is slow, so it runs on the first ``--sample`` texts and the
-   time is extrapolated linearly to all records (LSH cost grows slightly faster, so the
-   extrapolation flatters datasketch).
+1. Generates (once, into ``--work``, default benchmarks/_work/) an Alpaca-style JSONL file with 10%
+   exact copies (case and spacing changed) and 10% near copies (one word replaced, or punctuation and
+   case changed; see ``dedup_data.generate_alpaca``).
+2. itkit: ``python -m itkit dedup FILE -o OUT --near-threshold 0.7 --report REPORT --json`` in a
+   subprocess: read, exact + near dedup (128 permutations, word bigrams), write. Wall time and peak
+   RSS are the child's own (``os.wait4``).
+3. rensa (Rust MinHash + LSH): in a subprocess that first reads the same compared texts (instruction
+   + input; not timed), then, timed: word bigrams of each normalised text (the same shingles) and
+   ``RMinHashDeduplicator(threshold=0.7, num_perm=128, use_lsh=True).add_pairs``: its hashing + LSH
+   alone, no reading or writing of records.
+4. datasketch: the same on the first ``--sample`` texts (``MinHash`` + ``MinHashLSH``, a candidate
+   with an estimate >= 0.7 removes a text), its time extrapolated linearly to all records.
+
+For each tool: one-word recall (planted near copies removed / planted) and removals not justified
+by a true Jaccard >= 0.7 of the word-bigram sets (built here independently of itkit's hashing; a
+removal is justified when some kept text is that similar). ``--readme`` writes the table into
+README.md between its ``dedup-scale`` markers. Machines are noisy: compare the rows of one run.
 """
 
 from __future__ import annotations
@@ -20,28 +27,91 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-WORK = HERE / "_work"
 sys.path.insert(0, str(ROOT))
 
-TARGET_SECONDS = 90
-TARGET_BYTES = 3 * 1024**3
+THRESHOLD = 0.7
+NUM_PERM = 128
+PEAK_TARGET = 1.5 * 1024**3
+UNJUSTIFIED_TARGET = 0.001
+README_START, README_END = "<!-- dedup-scale:start -->", "<!-- dedup-scale:end -->"
+ISSUE_ROWS = [
+    # issue 15's run before this work: same machine, a quieter moment (compare within a run)
+    ("itkit 0.1.0 (issue 15's run)", "56.6 s", "1.3 GB", "0.996", "4,879 (2.4%)"),
+    ("rensa 0.5.0 (issue 15's run)", "24.3 s", "2.8 GB", "0.993", "1,037"),
+    ("datasketch 2.0.0 (issue 15's run)", "295 s", "5.6 GB", "0.985", "1,171"),
+    ("text-dedup 0.4.0 (issue 15's run)", "208 s", "6.8 GB", "0.144 (whitespace-sensitive tokens)", "29,724"),
+]
+
+RENSA_CHILD = r"""
+import json, sys, time
+import numpy as np, orjson
+from rensa import RMinHashDeduplicator
+sys.path.insert(0, sys.argv[4])
+from itkit.dedup.normalize import normalize_text, segments
+texts = []
+with open(sys.argv[1], "rb") as fh:
+    for line in fh:
+        r = orjson.loads(line)
+        texts.append(r["instruction"] + ("\n\n" + r["input"] if r["input"] else ""))
+started = time.perf_counter()
+def bigrams(text):
+    return [" ".join(s[i:i + 2]) for s in segments(normalize_text(text)) or [[]] for i in range(max(1, len(s) - 1))]
+dedup = RMinHashDeduplicator(threshold=float(sys.argv[3]), num_perm=128, use_lsh=True)
+keep = dedup.add_pairs((str(i), bigrams(t)) for i, t in enumerate(texts))
+seconds = time.perf_counter() - started
+np.save(sys.argv[2], np.asarray(keep, dtype=bool))
+print(json.dumps({"seconds": seconds}))
+"""
+
+DATASKETCH_CHILD = r"""
+import json, sys, time
+import numpy as np, orjson
+from datasketch import MinHash, MinHashLSH
+sys.path.insert(0, sys.argv[5])
+from itkit.dedup.normalize import normalize_text, segments
+k = int(sys.argv[4])
+texts = []
+with open(sys.argv[1], "rb") as fh:
+    for line in fh:
+        r = orjson.loads(line)
+        texts.append(r["instruction"] + ("\n\n" + r["input"] if r["input"] else ""))
+        if len(texts) == k:
+            break
+threshold = float(sys.argv[3])
+started = time.perf_counter()
+lsh = MinHashLSH(threshold=threshold, num_perm=128)
+keep, kept = [], {}
+for i, text in enumerate(texts):
+    shingles = {" ".join(s[j:j + 2]).encode() for s in segments(normalize_text(text)) or [[]] for j in range(max(1, len(s) - 1))}
+    m = MinHash(num_perm=128, seed=1)
+    m.update_batch(list(shingles))
+    dup = any(m.jaccard(kept[c]) >= threshold for c in lsh.query(m))
+    keep.append(not dup)
+    if not dup:
+        lsh.insert(i, m)
+        kept[i] = m
+seconds = time.perf_counter() - started
+np.save(sys.argv[2], np.asarray(keep, dtype=bool))
+print(json.dumps({"seconds": seconds}))
+"""
 
 
-def ensure_input(n: int) -> tuple[Path, dict]:
-    """The input file and what was planted in it, generated once (in a child process, so this
-    process stays small: a child started from a big parent can inherit its peak RSS)."""
-    WORK.mkdir(exist_ok=True)
-    data = WORK / f"alpaca_{n}.jsonl"
+def ensure_input(n: int, work: Path) -> tuple[Path, dict]:
+    """The input file and what was planted in it, generated once (in a child: this process stays small)."""
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"alpaca_{n}.jsonl"
     planted_file = data.with_suffix(".planted.json")
     if not (data.exists() and planted_file.exists()):
         started = time.perf_counter()
@@ -51,35 +121,53 @@ def ensure_input(n: int) -> tuple[Path, dict]:
     return data, json.loads(planted_file.read_text())
 
 
-def run_itkit(data: Path, threshold: float) -> dict:
-    out, report = WORK / "dedup_out.jsonl", WORK / "dedup_report.jsonl"
-    cmd = [sys.executable, "-m", "itkit", "dedup", str(data), "-o", str(out), "--near-threshold", str(threshold), "--report", str(report), "--json"]
+def run_child(cmd: list[str]) -> tuple[float, int, bytes]:
+    """(wall seconds, peak RSS bytes, stdout) of a child process (its own rusage, from wait4)."""
     with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out_fh, stderr=err_fh, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time and peak RSS
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code = os.waitstatus_to_exitcode(status)
         out_fh.seek(0)
         err_fh.seek(0)
         stdout, stderr = out_fh.read(), err_fh.read()
-    if proc.returncode != 0:
-        sys.exit(f"itkit dedup failed ({proc.returncode}): {stderr.decode()}")
+    if code != 0:
+        sys.exit(f"{' '.join(cmd[:4])} failed ({code}): {stderr.decode()[-2000:]}")
+    return wall, usage.ru_maxrss * 1024, stdout  # Linux reports KiB
+
+
+def run_itkit(data: Path, work: Path) -> dict:
+    out, report = work / "dedup_out.jsonl", work / "dedup_report.jsonl"
+    cmd = [sys.executable, "-m", "itkit", "dedup", str(data), "-o", str(out), "--near-threshold", str(THRESHOLD),
+           "--report", str(report), "--report-chars", "0", "--json", "-q"]
+    wall, peak, stdout = run_child(cmd)
     summary = json.loads(stdout)
-    written = sum(1 for _ in open(out, "rb"))
-    removed: dict[str, set[int]] = {"exact": set(), "near": set()}
+    removed, pairs = [], []
     with open(report, "rb") as fh:
         for line in fh:
             row = orjson.loads(line)
-            removed[row["stage"]].add(row["index"])
-    return {
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "peak": usage.ru_maxrss * 1024,  # Linux reports KiB
-        "summary": summary,
-        "written": written,
-        "removed": removed,
-    }
+            removed.append(row["index"])
+            if row["stage"] == "near":
+                pairs.append((row["index"], row["kept_index"]))
+    written = sum(1 for _ in open(out, "rb"))
+    assert summary["rows"] == summary["kept"] + sum(summary["removed"].values()) + summary["rejected"]
+    assert written == summary["kept"]
+    out.unlink()
+    return {"wall": wall, "peak": peak, "summary": summary, "removed": np.asarray(removed, dtype=np.int64), "pairs": pairs}
+
+
+def compared_texts(data: Path, limit: int | None = None) -> list[str]:
+    from itkit.dedup import normalize_text
+
+    texts = []
+    with open(data, "rb") as fh:
+        for line in fh:
+            row = orjson.loads(line)
+            texts.append(normalize_text(row["instruction"] + ("\n\n" + row["input"] if row["input"] else "")))
+            if limit is not None and len(texts) == limit:
+                break
+    return texts
 
 
 def bigram_set(text: str) -> set[str]:
@@ -89,131 +177,142 @@ def bigram_set(text: str) -> set[str]:
     return {" ".join(seg[i : i + 2]) for seg in segments(text) or [[]] for i in range(max(1, len(seg) - 1))}
 
 
-def unjustified_near(data: Path, report: Path, threshold: float) -> tuple[int, int]:
-    """(near removals whose true Jaccard with their survivor is below ``threshold``, near removals)."""
-    from itkit.dedup import normalize_text
-
-    pairs = []
-    with open(report, "rb") as fh:
-        for line in fh:
-            row = orjson.loads(line)
-            if row["stage"] == "near":
-                pairs.append((row["index"], row["kept_index"]))
-    wanted = {i for pair in pairs for i in pair}
-    texts: dict[int, str] = {}
-    with open(data, "rb") as fh:
-        for i, line in enumerate(fh):
-            if i in wanted:
-                row = orjson.loads(line)
-                texts[i] = normalize_text(row["instruction"] + ("\n\n" + row["input"] if row["input"] else ""))
-    bad = 0
-    for a, b in pairs:
-        sa, sb = bigram_set(texts[a]), bigram_set(texts[b])
-        if len(sa & sb) / len(sa | sb) < threshold:
-            bad += 1
-    return bad, len(pairs)
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b)
 
 
-def sample_texts(data: Path, k: int) -> list[str]:
-    from itkit.dedup import normalize_text
-
-    texts = []
-    with open(data, "rb") as fh:
-        for line in fh:
-            row = orjson.loads(line)
-            text = row["instruction"] + ("\n\n" + row["input"] if row["input"] else "")
-            texts.append(normalize_text(text))
-            if len(texts) == k:
-                break
-    return texts
+def unjustified_of_pairs(texts: list[str], pairs: list[tuple[int, int]]) -> int:
+    """Removals (removed, kept) whose true bigram Jaccard is under the threshold."""
+    return sum(1 for a, b in pairs if jaccard(bigram_set(texts[a]), bigram_set(texts[b])) < THRESHOLD)
 
 
-def run_datasketch(texts: list[str]) -> tuple[float, float, int]:
-    from datasketch import MinHash, MinHashLSH
+def unjustified_of_keep(texts: list[str], keep: np.ndarray) -> int:
+    """Removed texts that no kept text matches with a true bigram Jaccard >= the threshold.
 
-    from itkit.dedup.normalize import segments
+    Candidates: texts sharing one of 32 bands of 4 rows of an independent MinHash (seed 7): a pair at
+    Jaccard 0.7 shares one with probability 0.99985, so a justified removal is missed very rarely.
+    """
+    from itkit.dedup.lsh import band_keys
+    from itkit.dedup.minhash import MinHasher
 
-    started = time.perf_counter()
-    hashes = []
-    for text in texts:
-        shingles = {
-            " ".join(seg[i : i + 2]).encode("utf-8") for seg in segments(text) or [[]] for i in range(max(1, len(seg) - 1))
-        }
-        m = MinHash(num_perm=128, seed=1)
-        m.update_batch(list(shingles))
-        hashes.append(m)
-    hashing = time.perf_counter() - started
-    lsh = MinHashLSH(threshold=0.8, num_perm=128)
-    found = 0
-    for i, m in enumerate(hashes):
-        if lsh.query(m):
-            found += 1
-        else:
-            lsh.insert(str(i), m)
-    return hashing, time.perf_counter() - started, found
+    signatures = MinHasher(NUM_PERM, 2, seed=7).signatures_of_texts(texts)
+    keys = band_keys(signatures, 32, 4, seed=7)
+    removed = np.flatnonzero(~keep)
+    pending = set(removed.tolist())
+    for band in range(keys.shape[1]):
+        if not pending:
+            break
+        order = np.argsort(keys[:, band], kind="stable")
+        k = keys[order, band]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        stops = np.r_[starts[1:], len(k)]
+        for lo, hi in zip(starts.tolist(), stops.tolist()):
+            if hi - lo < 2:
+                continue
+            members = order[lo:hi].tolist()
+            gone = [m for m in members if m in pending]
+            if not gone:
+                continue
+            kept = [m for m in members if keep[m]]
+            for g in gone:
+                sg = bigram_set(texts[g])
+                if any(jaccard(sg, bigram_set(texts[m])) >= THRESHOLD for m in kept):
+                    pending.discard(g)
+    return len(pending)
 
 
-def run_itkit_sample(texts: list[str]) -> tuple[float, int]:
-    """itkit's near stage alone on the same texts: signatures + LSH + verification, no exact stage."""
-    from itkit.dedup import DedupOptions, dedup_texts
+def recall(removed: np.ndarray, near_planted: np.ndarray) -> float:
+    return float(np.isin(near_planted, removed).mean()) if len(near_planted) else float("nan")
 
-    started = time.perf_counter()
-    decisions = dedup_texts(texts, DedupOptions(exact=False, near=0.8))
-    return time.perf_counter() - started, decisions.removed["near"]
+
+def gb(n: float) -> str:
+    return f"{n / 1024**3:.2f} GB"
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    head = "| tool | wall | peak RSS | one-word recall | removals not justified by a true Jaccard >= 0.7 |\n"
+    head += "| --- | --- | --- | --- | --- |\n"
+    return head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+
+
+def write_readme(block: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        sys.exit(f"README.md has no {README_START} ... {README_END} block")
+    readme.write_text(pattern.sub(lambda _: f"{README_START}\n{block}{README_END}", text), encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=50_000, help="texts datasketch is timed on")
-    parser.add_argument("--threshold", type=float, default=0.8, help="Jaccard threshold of the near stage")
+    parser.add_argument("--work", type=Path, default=HERE / "_work", help="where the input is generated")
+    parser.add_argument("--itkit-only", action="store_true", help="time itkit alone (the 10M-record run)")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
 
-    data, planted = ensure_input(args.records)
-    size = data.stat().st_size
-    print(f"input: {data.name}, {args.records:,} records, {size / 1e6:.0f} MB; planted {len(planted['exact']):,} exact "
-          f"and {len(planted['near']):,} near duplicates", flush=True)
+    data, planted = ensure_input(args.records, args.work)
+    near_planted = np.asarray(planted["near"], dtype=np.int64)
+    print(f"input: {data.name}, {args.records:,} records, {data.stat().st_size / 1e6:,.0f} MB; planted "
+          f"{len(planted['exact']):,} exact and {len(near_planted):,} near copies", flush=True)
 
-    result = run_itkit(data, args.threshold)
-    s = result["summary"]
-    assert s["rows"] == s["kept"] + sum(s["removed"].values()) + s["rejected"] == args.records
-    assert result["written"] == s["kept"]
-    near_planted = set(planted["near"])
-    exact_planted = set(planted["exact"])
-    near_removed = result["removed"]["near"]
-    # a near copy of a record that has an exact copy may be matched by either stage; count both
-    near_found = len(near_planted & (near_removed | result["removed"]["exact"]))
-    unplanted = len(near_removed - near_planted - exact_planted)
-    bad, near_total = unjustified_near(data, WORK / "dedup_report.jsonl", args.threshold)
+    it = run_itkit(data, args.work)
+    s = it["summary"]
+    print(f"itkit: {it['wall']:.1f} s, {gb(it['peak'])}; removed exact {s['removed']['exact']:,}, near "
+          f"{s['removed']['near']:,}; kept {s['kept']:,}", flush=True)
+    if args.itkit_only:
+        return
 
-    print()
-    print("itkit dedup (read, exact + near, write; one process)")
-    print(f"  removed: exact {s['removed']['exact']:,}, near {s['removed']['near']:,}; kept {s['kept']:,}")
-    print(f"  planted near duplicates found: {near_found:,} / {len(near_planted):,} "
-          f"({near_found / max(1, len(near_planted)):.1%}); near removals not planted: {unplanted:,}")
-    print(f"  near removals not justified by a true Jaccard >= {args.threshold} (independent bigram sets): {bad:,} / "
-          f"{near_total:,} ({bad / max(1, near_total):.2%})")
-    print(f"  wall time   {result['wall']:7.1f} s   (target < {TARGET_SECONDS} s)  "
-          f"{'OK' if result['wall'] < TARGET_SECONDS else 'OVER'}")
-    print(f"  CPU time    {result['cpu']:7.1f} s   (user + system, one process, single-threaded)")
-    print(f"  peak memory {result['peak'] / 1024**3:7.2f} GB  (target < 3 GB)  "
-          f"{'OK' if result['peak'] < TARGET_BYTES else 'OVER'}")
+    wall, peak, stdout = run_child([sys.executable, "-c", RENSA_CHILD, str(data), str(args.work / "rensa_keep.npy"),
+                                    str(THRESHOLD), str(ROOT)])
+    rensa = {"seconds": json.loads(stdout)["seconds"], "peak": peak, "keep": np.load(args.work / "rensa_keep.npy")}
+    print(f"rensa: hashing + LSH {rensa['seconds']:.1f} s (process {wall:.1f} s), {gb(peak)}", flush=True)
 
     k = min(args.sample, args.records)
-    texts = sample_texts(data, k)
-    hashing, total, found = run_datasketch(texts)
-    ours, ours_found = run_itkit_sample(texts)
+    wall, peak, stdout = run_child([sys.executable, "-c", DATASKETCH_CHILD, str(data), str(args.work / "ds_keep.npy"),
+                                    str(THRESHOLD), str(k), str(ROOT)])
+    ds = {"seconds": json.loads(stdout)["seconds"], "peak": peak, "keep": np.load(args.work / "ds_keep.npy")}
     scale = args.records / k
+    print(f"datasketch: {ds['seconds']:.1f} s on {k:,} texts (x{scale:g}: ~{ds['seconds'] * scale:.0f} s), {gb(peak)}",
+          flush=True)
+
+    print("checking removals against true Jaccard ...", flush=True)
+    texts = compared_texts(data)
+    it_bad = unjustified_of_pairs(texts, it["pairs"])
+    it_removed = len(it["removed"])
+    rensa_bad = unjustified_of_keep(texts, rensa["keep"])
+    rensa_removed = int((~rensa["keep"]).sum())
+    ds_bad = unjustified_of_keep(texts[:k], ds["keep"])
+    ds_removed = int((~ds["keep"]).sum())
+
+    def share(bad: int, total: int) -> str:
+        return f"{bad:,} ({bad / max(1, total):.2%} of {total:,})"
+
+    ratio = rensa["seconds"] / it["wall"]
+    rows = [
+        (f"itkit (this branch), end to end file to file", f"{it['wall']:.1f} s", gb(it["peak"]),
+         f"{recall(it['removed'], near_planted):.3f}", share(it_bad, it_removed)),
+        ("rensa 0.5.0, hashing + LSH alone", f"{rensa['seconds']:.1f} s", gb(rensa["peak"]),
+         f"{recall(np.flatnonzero(~rensa['keep']), near_planted):.3f}", share(rensa_bad, rensa_removed)),
+        (f"datasketch, hashing + LSH, {k:,} texts x{scale:g}", f"~{ds['seconds'] * scale:.0f} s",
+         f"{gb(ds['peak'])} ({k:,} texts)", f"{recall(np.flatnonzero(~ds['keep']), near_planted[near_planted < k]):.3f}",
+         share(ds_bad, ds_removed)),
+    ]
+    block = table(rows + ISSUE_ROWS)
     print()
-    print(f"the same {k:,} texts, hashing + LSH only (no reading, no exact stage, no writing); "
-          f"times extrapolated x{scale:g} to {args.records:,}")
-    print(f"  plain datasketch (MinHash 128 perms, word bigrams; MinHashLSH 0.8): hashing {hashing:.1f} s + "
-          f"LSH {total - hashing:.1f} s = {total:.1f} s -> ~{total * scale:.0f} s; {found:,} texts had a match")
-    print(f"  itkit near stage (the same shingles):                               {ours:.1f} s -> "
-          f"~{ours * scale:.0f} s; {ours_found:,} removed (x{total / ours:.0f} faster)")
-    print()
-    print(f"side by side for {args.records:,} records: itkit end to end {result['wall']:.1f} s vs datasketch "
-          f"hashing + LSH alone ~{total * scale:.0f} s (x{total * scale / result['wall']:.0f})")
+    print(block)
+    print(f"itkit end to end vs rensa's hashing + LSH alone: x{ratio:.2f} ({'faster' if ratio > 1 else 'slower'}); "
+          f"peak {gb(it['peak'])} (target <= 1.5 GB: {'OK' if it['peak'] <= PEAK_TARGET else 'OVER'}); "
+          f"unjustified {it_bad / max(1, it_removed):.3%} of removals (target <= 0.1%: "
+          f"{'OK' if it_bad <= UNJUSTIFIED_TARGET * it_removed else 'OVER'})")
+    if args.readme:
+        stamp = time.strftime("%Y-%m-%d", time.gmtime())
+        write_readme(f"{args.records:,} records, one run of `python benchmarks/dedup_scale.py --readme` ({stamp}, "
+                     f"2-core machine shared with other jobs; the last four rows are issue 15's earlier run, at a quieter "
+                     f"moment: compare rows of the same run):\n\n{block}")
+        print("README.md table updated")
 
 
 if __name__ == "__main__":

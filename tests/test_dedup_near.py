@@ -172,9 +172,14 @@ def test_words_and_signatures_depend_only_on_the_text():
         for text in ["it's 2 o'clock - time_to go.. next! really? 3.5 .", "one. two three", "...", "a"]:
             ascii_path, unicode_path = hasher.signatures_of_texts([text, text + " \u00bf"])
             assert np.array_equal(ascii_path, unicode_path), (ngram, text)
-    batch = WordBatch()
-    MinHasher().add(normalize_text("One two. Three"), batch)
-    assert batch.text_tokens == [4]  # three words and one break
+    hasher, batch = MinHasher(), WordBatch()
+    hasher.add(normalize_text("One two. Three"), batch)
+    hasher.add("\u00bf", batch)  # no word: the fixed empty-text word
+    hasher.add(normalize_text("four"), batch)
+    end, brk, empty = (MinHasher()._hashes[t] for t in ("\x01", ".", "\x00itkit-empty-text\x00"))
+    hashes = hasher.token_hashes(batch).tolist()
+    assert len(batch) == 3 and [h in (end, brk, empty) for h in hashes] == [False, False, True, False, True, True, True, False, True]
+    assert hashes[5] == empty and hashes[4] == hashes[6] == hashes[8] == end  # three words and a break, an end each
 
 
 def test_reordered_sentences_give_the_same_signature():

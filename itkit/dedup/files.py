@@ -21,7 +21,8 @@ from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
 from itkit.formats import get_format
-from itkit.io.sinks import RowWriter, cannot_write, commit_together, is_stream
+from itkit.formats.base import Plain
+from itkit.io.sinks import RowWriter, cannot_write, commit_together, dumps_line, is_stream
 
 @dataclass
 class DedupSummary:
@@ -54,6 +55,9 @@ ProgressFn = Callable[[str], None]
 """Called with a short status message while a file run progresses."""
 
 
+_LINE, _PICKLED = b"L", b"P"
+
+
 class _Spool:
     """Output rows parked in an anonymous temporary file until the decisions are known."""
 
@@ -69,21 +73,34 @@ class _Spool:
         # one self-contained pickle per row: a shared pickler's memo would make later rows refer
         # to objects of earlier ones, which a reader cannot resolve row by row
         try:
+            self._fh.write(_PICKLED)
             pickle.dump(row, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as exc:
             raise cannot_write(self._output, exc) from None
 
-    def rows(self) -> Iterable[dict]:
+    def add_line(self, line: bytes) -> None:
+        """A row already dumped as a JSONL line (``dumps_line``: one ``\n``, at its end)."""
+        try:
+            self._fh.write(_LINE + line)
+        except OSError as exc:
+            raise cannot_write(self._output, exc) from None
+
+    def rows(self) -> Iterable[dict | bytes]:
+        """The rows in order: dicts, and bytes for the lines of :meth:`add_line`."""
         try:
             self._fh.flush()
         except OSError as exc:
             raise cannot_write(self._output, exc) from None
-        self._fh.seek(0)
-        load = pickle.load
+        fh = self._fh
+        fh.seek(0)
+        load, read, readline = pickle.load, fh.read, fh.readline
         while True:
-            try:
-                yield load(self._fh)
-            except EOFError:
+            tag = read(1)
+            if tag == _LINE:
+                yield readline()
+            elif tag == _PICKLED:
+                yield load(fh)
+            else:
                 return
 
     def close(self) -> None:
@@ -91,6 +108,10 @@ class _Spool:
             self._fh.close()
         except OSError:  # its last buffered rows could not be written: it is deleted on close all the same
             pass
+
+
+PLAIN_ON = (ON_AUTO, "instruction", "prompt")
+"""The compared texts that are a :class:`~itkit.formats.base.Plain` view's prompt (its only user text)."""
 
 
 def _spool_dir(output: str) -> str | None:
@@ -152,20 +173,37 @@ def dedup_file(
     rows_of = array("q")
     longest = options.keep == "longest"
     multi_turn = False
+    lines = writer.rows.takes_lines  # plain rows are spooled as their JSONL lines
     try:
-        with make_deduplicator(options, executor, ray_address) as dedup:
+        with make_deduplicator(options, executor, ray_address, spill_dir=_spool_dir(output)) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
-            for record in reader:
-                spool.add(writer.dump(record))
-                if writer.last_dropped:
-                    lost[dedup.count] = writer.last_dropped
-                text = get_text(record)
-                texts.add(text)
-                dedup.add(text, response_length(record) if longest else 0)
-                if ids is not None:
-                    ids.append(record.id)
+            # plain rows (Alpaca JSONL) skip the record when it is written back in its own format
+            plain_ok = on in PLAIN_ON
+            for item in reader.fast() if plain_ok else reader:
+                if type(item) is Plain and item.format is not out_format:
+                    item = item.record()
+                if type(item) is Plain:
+                    if lines:
+                        spool.add_line(dumps_line(item.dumped))
+                    else:
+                        spool.add(item.dumped)
+                    text = item.prompt
+                    texts.add(text)
+                    dedup.add(text, len(item.output) if longest else 0)
+                    if ids is not None:
+                        ids.append(item.id)
+                else:
+                    record = item
+                    spool.add(writer.dump(record))
+                    if writer.last_dropped:
+                        lost[dedup.count] = writer.last_dropped
+                    text = get_text(record)
+                    texts.add(text)
+                    dedup.add(text, response_length(record) if longest else 0)
+                    if ids is not None:
+                        ids.append(record.id)
+                    multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 rows_of.append(reader.counts.rows - 1)
-                multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
                 if progress is not None and dedup.count % PROGRESS_EVERY == 0:
                     progress(f"read {dedup.count:,} records")
             if progress is not None:
@@ -176,7 +214,10 @@ def dedup_file(
         keep = decisions.keep.tolist()
         for row, kept in zip(spool.rows(), keep):
             if kept:
-                writer.rows.write(row)
+                if type(row) is bytes:
+                    writer.rows.write_line(row)
+                else:
+                    writer.rows.write(row)
         for index, names in lost.items():
             if keep[index]:
                 for name in names:

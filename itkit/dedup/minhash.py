@@ -9,13 +9,19 @@ Pipeline, all vectorised with numpy:
    N-grams stay inside a sentence, so reordered sentences give the same set; a
    sentence shorter than ``ngram`` words is one shingle made of all its words
    (so short texts are still compared); a text without words is one fixed shingle.
+   A batch's ASCII texts are cut into words together (one ``bytes.translate`` and
+   ``split`` for thousands of texts, an end token between them).
 2. *Signatures.* Permutation ``k`` maps a shingle hash ``x`` to
    ``(a_k * x mod 2**64) >> 32`` with a random odd 64-bit ``a_k``
    (multiply-shift, Dietzfelbinger et al.'s universal family); the signature is
    the minimum over the text's shingles, per permutation: one ``(num_perm,
    shingles)`` product and a segmented minimum per block of texts.
+Steps 3 and 4 are :mod:`itkit.dedup.lsh` (separate functions for band keys, sorted band
+columns, bucket members and the decision, so that a spilled or distributed executor can
+produce the columns its own way: :mod:`itkit.dedup.spill`):
+
 3. *LSH.* Signatures are cut in ``bands`` bands of ``rows`` values
-   (:func:`lsh_params`: datasketch's choice, minimising weighted false-positive
+   (:func:`~itkit.dedup.lsh.lsh_params`: datasketch's choice, minimising weighted false-positive
    and false-negative areas; false negatives weigh more here since every
    candidate is verified). Texts sharing a band bucket are candidates.
 4. *Verification and keep policy.* Texts are visited in priority order; a text
@@ -33,30 +39,38 @@ Same seed, same input: same signatures and the same decisions.
 
 from __future__ import annotations
 
-import bisect
-import functools
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from itkit.lazy import lazy_module
 
 np = lazy_module("numpy")
 xxhash = lazy_module("xxhash")
 
+# the LSH stage and the keep policy live in itkit.dedup.lsh (re-exported: callers import them from here)
+from itkit.dedup.lsh import (
+    DEFAULT_THRESHOLD,
+    FN_WEIGHT,
+    FP_WEIGHT,
+    NearResult,
+    SignatureStore,
+    band_keys,
+    bucket_members,
+    decide_near,
+    find_near_duplicates,
+    lsh_params,
+    sorted_band_columns,
+)
 from itkit.dedup.normalize import normalize_text, segments
-from itkit.dedup.verify import VERIFY_MARGIN, ShingleSets
+from itkit.dedup.verify import ShingleSets
 
-DEFAULT_JACCARD = 0.8
+DEFAULT_JACCARD = DEFAULT_THRESHOLD
 DEFAULT_NUM_PERM = 128
 DEFAULT_NGRAM = 2
 """Word bigrams: on instruction-length texts (10 to 100 words) one changed word removes 2 of the
 bigrams but 5 of the 5-grams (Jaccard ~0.85 instead of ~0.5 for one change in 25 words);
 ``tests/test_dedup_near.py`` measures precision and recall on planted duplicates."""
 DEFAULT_SEED = 1
-FP_WEIGHT = 0.1
-FN_WEIGHT = 0.9
-"""Weights of the false-positive and false-negative areas when choosing bands (verification
-removes false positives, nothing brings back a false negative)."""
 BLOCK_SHINGLES = 8192
 """Shingles hashed per numpy block: ``num_perm * BLOCK_SHINGLES * 8`` bytes of scratch memory."""
 TOKEN_CACHE_LIMIT = 2_000_000
@@ -64,33 +78,6 @@ TOKEN_CACHE_LIMIT = 2_000_000
 
 _EMPTY_TEXT = "\x00itkit-empty-text\x00"
 _HIGH_HALF = 32  # shift that keeps the high 32 bits of a 64-bit product
-
-
-@functools.lru_cache(maxsize=64)
-def lsh_params(
-    threshold: float, num_perm: int, fp_weight: float = FP_WEIGHT, fn_weight: float = FN_WEIGHT
-) -> tuple[int, int]:
-    """(bands, rows) with ``bands * rows <= num_perm`` minimising the weighted error areas.
-
-    For a pair of Jaccard similarity ``s`` the probability to share a bucket is
-    ``1 - (1 - s**rows)**bands``; the false-positive area integrates it over
-    ``[0, threshold]``, the false-negative area its complement over
-    ``[threshold, 1]`` (as datasketch's ``_optimal_param``).
-    """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"the Jaccard threshold must be in (0, 1], not {threshold}")
-    best: tuple[float, int, int] | None = None
-    for bands in range(1, num_perm + 1):
-        for rows in range(1, num_perm // bands + 1):
-            lo = np.linspace(0.0, threshold, 201)
-            hi = np.linspace(threshold, 1.0, 201)
-            fp = np.trapezoid(1 - (1 - lo**rows) ** bands, lo)
-            fn = np.trapezoid((1 - hi**rows) ** bands, hi)
-            error = fp * fp_weight + fn * fn_weight
-            if best is None or error < best[0] - 1e-15:
-                best = (error, bands, rows)
-    assert best is not None
-    return best[1], best[2]
 
 
 class _WordHashes(dict):
@@ -103,26 +90,31 @@ class _WordHashes(dict):
 
 
 # ASCII fast path of normalize.segments: in a normalised (lower-case) ASCII text, sentence breaks
-# become "." and every other non-word byte a space; bytes.translate + split is several times faster
+# become "." and every other non-word byte a space; bytes.translate + split is several times faster.
+# A whole run of ASCII texts is cut at once, joined by "\x01" (kept by the table; a text holding one is
+# cut on its own)
 _ASCII_SEGMENT_BYTES = bytes(
-    c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39) else 0x2E if c in b".!?" else 0x20 for c in range(256)
+    c if (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x01) else 0x2E if c in b".!?" else 0x20 for c in range(256)
 )
 _BREAK = "."
 """The token standing for a sentence break in a :class:`WordBatch` (no word contains it)."""
+_END = "\x01"
+"""The token ending each text of a :class:`WordBatch`."""
 
 
 @dataclass
 class WordBatch:
-    """Texts waiting for signatures: the hashes of their tokens (words and sentence breaks).
+    """Texts waiting for signatures: their tokens (words, sentence breaks, one end token a text).
 
-    ``text_tokens[j]``: how many of ``hashes`` belong to the j-th text.
+    Runs of ASCII texts wait in ``ascii`` and are cut into tokens together (:meth:`MinHasher.tokens`).
     """
 
-    hashes: list[int] = field(default_factory=list)
-    text_tokens: list[int] = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    ascii: list[str] = field(default_factory=list)
+    count: int = 0
 
     def __len__(self) -> int:
-        return len(self.text_tokens)
+        return self.count
 
 
 class MinHasher:
@@ -139,56 +131,70 @@ class MinHasher:
         self._perm = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._mix = rng.integers(0, 2**64, ngram, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._hashes = _WordHashes()
-        self._empty = self._hashes[_EMPTY_TEXT]
+        self._empty = np.uint64(self._hashes[_EMPTY_TEXT])
         self._break = np.uint64(self._hashes[_BREAK])
+        self._end = np.uint64(self._hashes[_END])
 
-    # -- text -> token hashes
+    # -- text -> tokens
     def add(self, normalized: str, batch: WordBatch) -> None:
-        """Append a normalised text to ``batch``: the hashes of its words, with sentence breaks."""
-        if normalized.isascii():
-            tokens: list = normalized.encode().translate(_ASCII_SEGMENT_BYTES).replace(b".", b" . ").split()
-            words = len(tokens) - tokens.count(b".")
+        """Append a normalised text to ``batch`` (its words are hashed with the batch's, in :meth:`signatures`)."""
+        if normalized.isascii() and _END not in normalized:
+            batch.ascii.append(normalized)
         else:
-            tokens = []
-            words = 0
+            self._flush(batch)
+            tokens = batch.tokens
             for segment in segments(normalized):
                 tokens.extend(segment)
                 tokens.append(_BREAK)
-                words += len(segment)
-        if not words:  # no words at all: one fixed shingle, so empty texts match each other
-            batch.hashes.append(self._empty)
-            batch.text_tokens.append(1)
-            return
-        batch.hashes.extend(map(self._hashes.__getitem__, tokens))
-        batch.text_tokens.append(len(tokens))
+            tokens.append(_END)
+        batch.count += 1
+
+    @staticmethod
+    def _flush(batch: WordBatch) -> None:
+        if batch.ascii:
+            joined = _END.join(batch.ascii).encode().translate(_ASCII_SEGMENT_BYTES)
+            batch.tokens.extend(joined.replace(b".", b" . ").replace(b"\x01", b" \x01 ").split())
+            batch.tokens.append(b"\x01")
+            batch.ascii = []
 
     def trim_cache(self) -> None:
         if len(self._hashes) > TOKEN_CACHE_LIMIT:
             self._hashes.clear()
-            self._hashes[_EMPTY_TEXT] = self._empty
+            self._hashes[_EMPTY_TEXT] = int(self._empty)
 
-    # -- word hashes -> signatures
+    def token_hashes(self, batch: WordBatch) -> np.ndarray:
+        """The 64-bit hashes of the batch's tokens (a text without words gets the fixed empty-text word)."""
+        self._flush(batch)
+        tokens = batch.tokens
+        hashes = np.fromiter(map(self._hashes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+        is_end = hashes == self._end
+        words = ~(is_end | (hashes == self._break))
+        per_text = np.bincount(np.cumsum(is_end)[words], minlength=batch.count)  # a word's text: the ends before it
+        if len(per_text) and not per_text.all():  # no words at all: one fixed shingle, so empty texts match
+            ends = np.flatnonzero(is_end)
+            hashes = np.insert(hashes, ends[per_text == 0], self._empty)
+        return hashes
+
+    # -- token hashes -> signatures
     def signatures(self, batch: WordBatch, sets: ShingleSets | None = None) -> np.ndarray:
         """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch`` (their shingle sets into ``sets``)."""
         if not len(batch):
             return np.empty((0, self.num_perm), dtype=np.uint32)
-        hashes = np.fromiter(batch.hashes, dtype=np.uint64, count=len(batch.hashes))
-        text_tokens = np.asarray(batch.text_tokens, dtype=np.int64)
-        # segments start at each text and after each break; breaks themselves are dropped
-        is_break = hashes == self._break
-        starts_segment = np.zeros(len(hashes), dtype=bool)
-        starts_segment[np.cumsum(text_tokens) - text_tokens] = True
-        starts_segment[1:] |= is_break[:-1]
-        segment_of = np.cumsum(starts_segment)[~is_break]
-        text_of = np.repeat(np.arange(len(text_tokens)), text_tokens)[~is_break]
-        words = hashes[~is_break]
-        new_segment = np.ones(len(words), dtype=bool)
+        hashes = self.token_hashes(batch)
+        is_end = hashes == self._end
+        boundary = is_end | (hashes == self._break)
+        words = ~boundary
+        # a segment is a run of words between boundaries; boundaries themselves are dropped
+        segment_of = np.cumsum(boundary)[words]
+        text_of = (np.cumsum(is_end) - is_end)[words]
+        word_hashes = hashes[words]
+        new_segment = np.ones(len(word_hashes), dtype=bool)
         new_segment[1:] = segment_of[1:] != segment_of[:-1]
         firsts = np.flatnonzero(new_segment)
-        segment_words = np.diff(np.append(firsts, len(words)))
-        shingles, per_segment = self.shingles(words, segment_words)
-        # every text has at least one word (add() gives a wordless text the empty-text token)
-        per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(text_tokens)).astype(np.int64)
+        segment_words = np.diff(np.append(firsts, len(word_hashes)))
+        shingles, per_segment = self.shingles(word_hashes, segment_words)
+        # every text has at least one word (token_hashes gives a wordless text the empty-text word)
+        per_text = np.bincount(text_of[firsts], weights=per_segment, minlength=len(batch)).astype(np.int64)
         if sets is not None:
             sets.append(shingles, per_text)
         return self.minhash(shingles, per_text)
@@ -257,222 +263,3 @@ class MinHasher:
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of equal values between signature ``a`` and each row of ``b`` (or two rows)."""
     return (a == b).mean(axis=-1)
-
-
-# ---------------------------------------------------------------- LSH and the keep policy
-
-
-@dataclass
-class NearResult:
-    """``removed[i]`` was matched to the kept ``matched[i]`` with Jaccard ``score[i]`` (estimated ``estimate[i]``).
-
-    ``score`` is the true Jaccard of the shingle sets when they were given, else the estimate.
-
-    Indices are item numbers (rows of the signature matrix given to :func:`find_near_duplicates`).
-    """
-
-    removed: np.ndarray
-    matched: np.ndarray
-    score: np.ndarray
-    candidates: int = 0
-    estimate: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-class SignatureStore:
-    """Signature rows kept as a list of blocks, so a growing collection is never copied whole.
-
-    ``append`` adds a block of rows; ``take(rows)`` gathers rows (any order) into one array.
-    """
-
-    def __init__(self, num_perm: int, blocks: Iterable[np.ndarray] = ()):
-        self.num_perm = num_perm
-        self._blocks: list[np.ndarray] = []
-        self._ends: list[int] = []
-        for block in blocks:
-            self.append(block)
-
-    def append(self, block: np.ndarray) -> None:
-        if block.ndim != 2 or block.shape[1] != self.num_perm:
-            raise ValueError(f"signature blocks must have {self.num_perm} columns, got shape {block.shape}")
-        if len(block):
-            self._blocks.append(block)
-            self._ends.append(len(self) + len(block))
-
-    def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
-
-    @property
-    def blocks(self) -> list[np.ndarray]:
-        return self._blocks
-
-    def row(self, i: int) -> np.ndarray:
-        b = bisect.bisect_right(self._ends, i)
-        return self._blocks[b][i - (self._ends[b - 1] if b else 0)]
-
-    def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(self._blocks) == 1:
-            return self._blocks[0][rows]
-        ends = np.asarray(self._ends, dtype=np.int64)
-        which = np.searchsorted(ends, rows, side="right")
-        out = np.empty((len(rows), self.num_perm), dtype=self._blocks[0].dtype if self._blocks else np.uint32)
-        for b in np.unique(which).tolist():
-            mask = which == b
-            out[mask] = self._blocks[b][rows[mask] - (ends[b - 1] if b else 0)]
-        return out
-
-
-_KEY_MIX = 0x9E3779B97F4A7C15
-
-
-def band_keys(signatures: np.ndarray | SignatureStore, bands: int, rows: int, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """``(n, bands)`` uint64 bucket keys: a hash of each band's ``rows`` signature values.
-
-    A random linear combination of the values (mod 2**64), then mixed; two different
-    bands collide with negligible probability (and candidates are verified anyway).
-    """
-    store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
-    rng = np.random.Generator(np.random.PCG64(seed + 7919))
-    mult = rng.integers(0, 2**64, rows, dtype=np.uint64, endpoint=False) | np.uint64(1)
-    keys = np.empty((len(store), bands), dtype=np.uint64)
-    start = 0
-    for block in store.blocks:
-        values = block[:, : bands * rows].astype(np.uint64).reshape(len(block), bands, rows)
-        values *= mult
-        part = values.sum(axis=2, dtype=np.uint64)
-        part ^= part >> np.uint64(31)
-        part *= np.uint64(_KEY_MIX)
-        part ^= part >> np.uint64(29)
-        keys[start : start + len(block)] = part
-        start += len(block)
-    return keys
-
-
-def find_near_duplicates(
-    signatures: np.ndarray | SignatureStore,
-    threshold: float = DEFAULT_JACCARD,
-    priority: np.ndarray | None = None,
-    bands: int | None = None,
-    rows: int | None = None,
-    items: np.ndarray | None = None,
-    sets: ShingleSets | None = None,
-    labels: np.ndarray | None = None,
-) -> NearResult:
-    """Greedy near-duplicate removal.
-
-    The items are the signature rows, or ``signatures[items[i]]`` for item ``i``
-    when ``items`` is given (several items may share a row). Items are visited
-    by ``priority`` (a permutation of item numbers: earlier means preferred;
-    default: item order). An item whose estimated Jaccard with an LSH candidate
-    kept before it is ``>= threshold`` is removed, matched to the most similar
-    such item (ties: the one visited first). ``bands``/``rows`` default to
-    :func:`lsh_params`. With ``sets`` (the shingle sets of the signature rows) the
-    similarity that decides is the true Jaccard of candidates whose estimate is at
-    least ``threshold - VERIFY_MARGIN``. With ``labels`` (one per signature row) only
-    rows with equal labels are compared (``--numbers significant``: their numbers).
-    """
-    store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
-    num_perm = store.num_perm
-    if bands is None or rows is None:
-        bands, rows = lsh_params(threshold, num_perm)
-    if bands * rows > num_perm:
-        raise ValueError(f"{bands} bands of {rows} rows need {bands * rows} permutations; there are {num_perm}")
-    row_of = np.arange(len(store)) if items is None else np.asarray(items, dtype=np.int64)
-    n = len(row_of)
-    empty = np.zeros(0, dtype=np.int64)
-    if n < 2:
-        return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
-    visit = np.arange(n) if priority is None else np.asarray(priority, dtype=np.int64)
-    rank = np.empty(n, dtype=np.int64)
-    rank[visit] = np.arange(n)
-
-    # buckets: for each band, runs of equal keys with at least two members
-    keys = band_keys(store, bands, rows)
-    member_items: list[np.ndarray] = []
-    member_buckets: list[np.ndarray] = []
-    next_bucket = 0
-    for band in range(bands):
-        k = keys[:, band] if items is None else keys[row_of, band]
-        order = np.argsort(k)
-        sk = k[order]
-        new_run = np.empty(n, dtype=bool)
-        new_run[0] = True
-        np.not_equal(sk[1:], sk[:-1], out=new_run[1:])
-        run_id = np.cumsum(new_run) - 1
-        run_size = np.bincount(run_id)
-        shared = run_size[run_id] > 1
-        if not shared.any():
-            continue
-        ids, local = np.unique(run_id[shared], return_inverse=True)
-        member_items.append(order[shared])
-        member_buckets.append(local + next_bucket)
-        next_bucket += len(ids)
-    del keys
-    if not member_items:
-        return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
-    items_all = np.concatenate(member_items)
-    buckets_all = np.concatenate(member_buckets)
-    # group each item's buckets; visit items in priority order
-    by_item = np.lexsort((buckets_all, rank[items_all]))
-    items_sorted = items_all[by_item]
-    buckets_sorted = buckets_all[by_item].tolist()
-    boundaries = np.flatnonzero(np.diff(items_sorted)) + 1
-    starts = np.concatenate([[0], boundaries]).tolist()
-    stops = np.concatenate([boundaries, [len(items_sorted)]]).tolist()
-    visit_items = items_sorted[np.concatenate([[0], boundaries])].tolist()
-
-    kept_in: list[list[int] | None] = [None] * next_bucket
-    removed: list[int] = []
-    matched: list[int] = []
-    scores: list[float] = []
-    estimates: list[float] = []
-    floor = round((threshold - VERIFY_MARGIN) * num_perm, 9) if sets is not None else threshold * num_perm
-    compared = 0
-    rank_of = rank.tolist()
-    row_list = row_of.tolist()
-    row = store.row
-    label_of = None if labels is None else np.asarray(labels).tolist()
-    for item, lo, hi in zip(visit_items, starts, stops):
-        its_buckets = buckets_sorted[lo:hi]
-        candidates: set[int] = set()
-        for b in its_buckets:
-            lst = kept_in[b]
-            if lst:
-                candidates.update(lst)
-        if candidates and label_of is not None:
-            mine = label_of[row_list[item]]
-            candidates = {c for c in candidates if label_of[row_list[c]] == mine}
-        if candidates:
-            compared += len(candidates)
-            signature = row(row_list[item])
-            cand = sorted(candidates, key=rank_of.__getitem__)
-            if len(cand) == 1:
-                counts = [int(np.count_nonzero(signature == row(row_list[cand[0]])))]
-            else:
-                counts = np.count_nonzero(np.stack([row(row_list[c]) for c in cand]) == signature, axis=1).tolist()
-            best, score, estimate = -1, -1.0, 0.0
-            for c, equal in zip(cand, counts):  # earliest-visited first: it wins ties
-                if equal < floor:
-                    continue
-                similarity = equal / num_perm if sets is None else sets.jaccard(row_list[item], row_list[c])
-                if similarity > score:
-                    best, score, estimate = c, similarity, equal / num_perm
-            if score >= threshold:
-                removed.append(item)
-                matched.append(best)
-                scores.append(score)
-                estimates.append(estimate)
-                continue
-        for b in its_buckets:
-            lst = kept_in[b]
-            if lst is None:
-                kept_in[b] = [item]
-            else:
-                lst.append(item)
-    return NearResult(
-        np.asarray(removed, dtype=np.int64),
-        np.asarray(matched, dtype=np.int64),
-        np.asarray(scores),
-        compared,
-        np.asarray(estimates),
-    )

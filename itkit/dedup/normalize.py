@@ -29,6 +29,7 @@ _WORD_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 SENTENCE_BREAKS = ".!?\u3002"
 """Characters that end a sentence segment (NFKC already maps the full-width forms to ASCII)."""
 _SENTENCE_RE = re.compile(f"[{re.escape(SENTENCE_BREAKS)}]")
+_DIGIT_RE = re.compile(r"\d")
 _NUMBER_RE = re.compile(r"(?<!\w)\d+(?!\w)")
 """A run of digits that is not part of a word ("12th", "x2" and "w12" are words; "1,200.5" is 1, 200 and 5)."""
 
@@ -50,6 +51,8 @@ def numbers(normalized: str) -> list[str]:
 
 def number_key(normalized: str) -> int:
     """A 64-bit key of :func:`numbers`: equal for texts with the same numbers (0 for none)."""
+    if not _DIGIT_RE.search(normalized):  # most texts have no digits: skip the findall and sort
+        return 0
     found = numbers(normalized)
     return xxhash.xxh3_64_intdigest(" ".join(found).encode()) if found else 0
 

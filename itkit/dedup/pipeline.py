@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -47,6 +49,7 @@ from itkit.dedup.minhash import (
 from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.report import DEFAULT_WARN_SHARE
+from itkit.dedup.spill import SPILL_AFTER, Spill, SpilledSets, SpilledSignatures, spill_sets
 from itkit.dedup.verify import ShingleSets
 from itkit.errors import UsageError
 
@@ -57,6 +60,8 @@ NUMBERS_CHOICES = ("significant", "ignore")
 (:func:`~itkit.dedup.normalize.number_key`); ``ignore``: numbers are words like any other."""
 SIGNATURE_CHUNK = 8192
 """Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
+HASHING_AHEAD = 2
+"""Batches handed to the hashing thread and not finished yet, at most (bounds their memory)."""
 PROGRESS_EVERY = 10_000
 
 
@@ -74,6 +79,9 @@ class DedupOptions:
     numbers: str = "significant"
     ignore_common: str = "auto"
     warn_share: float = DEFAULT_WARN_SHARE
+    spill_dir: str | None = None
+    """Where the near stage spills its signatures (then it always does); None: past ``spill_after`` texts only."""
+    spill_after: int = SPILL_AFTER
 
     @property
     def stages(self) -> list[str]:
@@ -87,6 +95,8 @@ class DedupOptions:
             raise UsageError(f"--numbers must be significant or ignore, not '{self.numbers}'")
         if self.ignore_common not in IGNORE_COMMON_CHOICES:
             raise UsageError(f"--ignore-common must be auto or off, not '{self.ignore_common}'")
+        if self.spill_after < 1:
+            raise UsageError(f"spill_after must be at least 1, not {self.spill_after}")
         if not 0.0 <= self.warn_share <= 1.0:
             raise UsageError(f"--warn-share must be between 0 and 1, not {self.warn_share}")
         if not self.stages:
@@ -139,7 +149,8 @@ class Deduplicator:
     to free the collected signatures and texts early.
     """
 
-    def __init__(self, options: DedupOptions = DedupOptions()):
+    def __init__(self, options: DedupOptions = DedupOptions(), spill_dir: str | None = None):
+        """``spill_dir``: where to spill when ``options.spill_dir`` names no folder (default: the temp folder)."""
         options.validate()
         self.options = options
         self.count = 0
@@ -158,8 +169,13 @@ class Deduplicator:
             self._hasher = MinHasher(options.num_perm, options.ngram, options.seed)
             self._store = SignatureStore(options.num_perm)
             self._sets = ShingleSets()
-            lsh_params(options.near, options.num_perm)  # fail early on impossible settings
+            self._bands = lsh_params(options.near, options.num_perm)  # fail early on impossible settings
+        self._spill: Spill | None = None
+        self._spill_where = options.spill_dir or spill_dir
+        self._spill_after = 0 if options.spill_dir else options.spill_after
         self._pending = WordBatch()
+        self._worker: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future] = deque()
         self._finished = False
 
     # -- collecting
@@ -218,16 +234,47 @@ class Deduplicator:
         return text if rest == normalized else rest
 
     def _submit(self) -> None:
+        """Hand the pending texts to the hashing thread (numpy runs there while the next texts are read)."""
         assert self._hasher is not None and self._store is not None
         if len(self._pending):
             batch, self._pending = self._pending, WordBatch()
-            self._store.append(self._hasher.signatures(batch, self._sets))
-            self._hasher.trim_cache()
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="itkit-minhash")
+            self._inflight.append(self._worker.submit(self._sign, batch))
+            while len(self._inflight) > HASHING_AHEAD:
+                self._inflight.popleft().result()
+
+    def _sign(self, batch: WordBatch) -> None:
+        """In the hashing thread (one: it alone uses the hasher, the store and the sets until they are drained)."""
+        assert self._hasher is not None and self._store is not None
+        self._store.append(self._hasher.signatures(batch, self._sets))
+        self._hasher.trim_cache()
+        if self._spill is None and len(self._store) >= self._spill_after:
+            self._start_spilling()
+
+    def _start_spilling(self) -> None:
+        """Move the signatures and shingle sets held so far to disk; the next ones go there too."""
+        assert self._store is not None and self._sets is not None
+        spill = self._spill = Spill(self._spill_where)
+        bands, rows = self._bands
+        spilled = SpilledSignatures(spill, self.options.num_perm, bands, rows)
+        for block in self._store.blocks:
+            spilled.append(block)
+        self._sets = spill_sets(self._sets, spill)
+        self._store = spilled
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._inflight.popleft().result()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def _signatures(self) -> SignatureStore:
         """All signatures, one row per exact group."""
         assert self._store is not None
         self._submit()
+        self._drain()
         assert len(self._store) == len(self._groups)
         return self._store
 
@@ -287,8 +334,17 @@ class Deduplicator:
             items = np.flatnonzero(alive)
             priority = np.argsort(rank[items], kind="stable")
             sets, self._sets = self._sets, None
-            result = find_near_duplicates(signatures, opts.near, priority=priority, items=group_of[items], sets=sets, labels=labels)
-            del signatures, sets
+            row_of = group_of[items]
+            columns = None
+            if isinstance(signatures, SpilledSignatures):
+                assert isinstance(sets, SpilledSets)
+                sets.finish()
+                columns = signatures.columns(row_of)
+            result = find_near_duplicates(
+                signatures, opts.near, priority=priority, items=row_of, sets=sets, labels=labels, columns=columns
+            )
+            del signatures, sets, columns
+            self._close_spill()
             record("near", items[result.removed], items[result.matched], result.score, result.estimate)
 
         if opts.rouge is not None:
@@ -320,11 +376,24 @@ class Deduplicator:
         return Decisions(alive, removals, removed, entered, self.boilerplate)
 
     def close(self) -> None:
-        """Free the signatures and texts (the decisions stay valid)."""
+        """Free the signatures and texts (the decisions stay valid); stops the hashing thread."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+        self._inflight.clear()
+        self._close_spill()
         self._store = None
         self._sets = None
         self._texts = None
         self._pending = WordBatch()
+
+    def _close_spill(self) -> None:
+        for part in (self._store, self._sets):
+            if isinstance(part, (SpilledSignatures, SpilledSets)):
+                part.close()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def __enter__(self) -> "Deduplicator":
         return self

@@ -97,6 +97,8 @@ def check_executor(
         if ray_address:
             raise UsageError(f"{name('ray_address')} needs {setting('executor', 'ray')}")
         return
+    if getattr(options, "spill_dir", None):
+        raise UsageError(f"{name('spill_dir')} is for {setting('executor', 'local')}: Ray keeps its data in its object store")
     unsupported = [s for s in options.stages if s not in RAY_STAGES]
     if unsupported:
         raise UsageError(
@@ -107,14 +109,17 @@ def check_executor(
     require_ray()
 
 
-def make_deduplicator(options: DedupOptions, executor: str = "local", ray_address: str | None = None):
-    """A :class:`~itkit.dedup.pipeline.Deduplicator` or a :class:`RayDeduplicator` (same interface)."""
+def make_deduplicator(
+    options: DedupOptions, executor: str = "local", ray_address: str | None = None, spill_dir: str | None = None
+):
+    """A :class:`~itkit.dedup.pipeline.Deduplicator` (spilling to ``spill_dir`` when it must) or a
+    :class:`RayDeduplicator` (same interface; its data lives in Ray's object store)."""
     check_executor(executor, options, ray_address)
     if executor == "ray":
         return RayDeduplicator(options, ray_address)
     from itkit.dedup.pipeline import Deduplicator
 
-    return Deduplicator(options)
+    return Deduplicator(options, spill_dir=spill_dir)
 
 
 def _check_reachable(address: str) -> None:

@@ -28,10 +28,13 @@ class TextSpool:
     def __init__(self, directory: str | None):
         self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-texts-")
         self._ends = array("q")
+        self._end = 0
 
     def add(self, text: str) -> None:
-        self._fh.write(text.encode("utf-8", "surrogatepass"))
-        self._ends.append(self._fh.tell())
+        data = text.encode("utf-8", "surrogatepass")
+        self._fh.write(data)
+        self._end += len(data)
+        self._ends.append(self._end)
 
     def get(self, i: int) -> str:
         start = self._ends[i - 1] if i else 0

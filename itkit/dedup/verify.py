@@ -22,6 +22,29 @@ VERIFY_MARGIN = 0.1
 errs in both directions, so a true duplicate can be estimated under the threshold)."""
 
 
+def sorted_sets(shingles: np.ndarray, per_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, offsets): row ``i``'s distinct shingles (high 32 bits, sorted) are ``values[offsets[i]:offsets[i+1]]``."""
+    per_row = np.asarray(per_row, dtype=np.int64)
+    # one sort of (row << 32 | value): rows in order, each row's values sorted
+    keys = np.repeat(np.arange(len(per_row), dtype=np.uint64) << np.uint64(32), per_row)
+    keys |= np.asarray(shingles, dtype=np.uint64) >> np.uint64(32)
+    keys.sort()
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    keys = keys[first]
+    values = keys.astype(np.uint32)  # the low half: the value
+    row_of = (keys >> np.uint64(32)).astype(np.int64)
+    offsets = np.zeros(len(per_row) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of, minlength=len(per_row)), out=offsets[1:])
+    return values, offsets
+
+
+def jaccard_of(a: np.ndarray, b: np.ndarray) -> float:
+    """|A & B| / |A | B| of two sorted sets of distinct values."""
+    shared = len(np.intersect1d(a, b, assume_unique=True))
+    return shared / (len(a) + len(b) - shared)
+
+
 class ShingleSets:
     """Sorted distinct shingle hashes (uint32) per row, stored in blocks (appended like signatures)."""
 
@@ -35,21 +58,16 @@ class ShingleSets:
 
     def append(self, shingles: np.ndarray, per_row: np.ndarray) -> None:
         """Add ``len(per_row)`` rows: ``per_row[i]`` consecutive 64-bit hashes of ``shingles`` each."""
-        per_row = np.asarray(per_row, dtype=np.int64)
         if not len(per_row):
             return
-        row_of = np.repeat(np.arange(len(per_row)), per_row)
-        values = (np.asarray(shingles, dtype=np.uint64) >> np.uint64(32)).astype(np.uint32)
-        order = np.lexsort((values, row_of))
-        values, row_of = values[order], row_of[order]
-        first = np.ones(len(values), dtype=bool)
-        first[1:] = (values[1:] != values[:-1]) | (row_of[1:] != row_of[:-1])
-        values, row_of = values[first], row_of[first]
-        offsets = np.zeros(len(per_row) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row_of, minlength=len(per_row)), out=offsets[1:])
+        values, offsets = sorted_sets(shingles, per_row)
         self._values.append(values)
         self._offsets.append(offsets)
         self._ends.append(len(self) + len(per_row))
+
+    def blocks(self):
+        """(values, offsets) of each appended block, in order."""
+        return zip(self._values, self._offsets)
 
     def row(self, i: int) -> np.ndarray:
         b = bisect.bisect_right(self._ends, i)
@@ -61,6 +79,4 @@ class ShingleSets:
         """|A & B| / |A | B| of rows ``i`` and ``j``."""
         if i == j:
             return 1.0
-        a, b = self.row(i), self.row(j)
-        shared = len(np.intersect1d(a, b, assume_unique=True))
-        return shared / (len(a) + len(b) - shared)
+        return jaccard_of(self.row(i), self.row(j))

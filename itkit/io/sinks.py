@@ -297,6 +297,23 @@ class RowWriter:
             raise
         self.count += 1
 
+    def write_line(self, line: bytes) -> None:
+        """A row already dumped by :func:`dumps_line` (a JSONL container only: see :attr:`takes_lines`)."""
+        if not self.takes_lines:
+            raise ValueError(f"write_line needs a JSONL container, not {self.container}")
+        try:
+            self.fh.write(line)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+                raise cannot_write(self.shown, exc) from None
+            raise
+        self.count += 1
+
+    @property
+    def takes_lines(self) -> bool:
+        return self.container == "jsonl"
+
     def _write(self, row: dict) -> None:
         if self._buffer is not None:
             self._buffer.append(row)

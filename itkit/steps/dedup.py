@@ -11,6 +11,7 @@ from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
 from itkit.dedup.ray_executor import EXECUTORS, check_executor
 from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
+from itkit.dedup.spill import SPILL_AFTER
 from itkit.dedup.texts import ON_CHOICES
 from itkit.errors import UsageError
 from itkit.steps.io import REMOVED_FILE, SUMMARY_FILE, Files, StepIO, StepOutcome, nonzero, write_json
@@ -36,6 +37,8 @@ OPTS = (
         "preamble); off: compare whole texts.", choices=IGNORE_COMMON_CHOICES),
     Opt("warn_share", float, DEFAULT_WARN_SHARE, "Warn when a stage removes more than this share of its records.",
         ge=0.0, le=1.0),
+    Opt("spill_dir", str, help="Folder where --near spills its signatures to disk (default: past "
+        f"{SPILL_AFTER:,} distinct texts, beside the output); removed when the run ends."),
     Opt("report_chars", int, REPORT_CHARS, "Characters of each text in a --report line (0: no texts).", ge=0),
     Opt("executor", str, "local", "local: this process; ray: the exact and near stages on Ray Data "
         "(pip install 'itkit[ray]').", choices=EXECUTORS),
@@ -47,6 +50,8 @@ OPTS = (
 def prepare(o: Any, ctx: Context) -> DedupOptions:
     near_on = o.near or o.near_threshold is not None
     rouge_on = o.rouge or o.rouge_threshold is not None
+    if not near_on and o.spill_dir is not None:
+        raise UsageError(f"{ctx.name('spill_dir')} is where the near-duplicate stage spills; add {ctx.setting('near')}")
     if not near_on and (o.num_perm != DEFAULT_NUM_PERM or o.ngram != DEFAULT_NGRAM):
         raise UsageError(f"{ctx.name('num_perm')} and {ctx.name('ngram')} tune the near-duplicate stage; add {ctx.setting('near')}")
     options = DedupOptions(
@@ -59,6 +64,7 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         numbers=o.numbers,
         ignore_common=o.ignore_common,
         warn_share=o.warn_share,
+        spill_dir=o.spill_dir,
     )
     options.validate()
     check_executor(o.executor, options, o.ray_address, ctx.name, ctx.setting)
