@@ -172,6 +172,16 @@ class RecordReader:
         self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
         self.rejects.add(str(err), raw.location, raw.data, raw.raw)
 
+    def reject(self, err: InputError) -> None:
+        """Set aside the record last yielded, which the caller cannot use (raises ``err`` under fail)."""
+        if self.on_error == "fail":
+            raise err
+        self.counts.loaded -= 1
+        self.counts.rejected += 1
+        key = err.reason if err.field is None else f"{err.field}: {err.reason}"
+        self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
+        self.rejects.add(str(err), self.location, self.row)
+
     def count_rest(self) -> int:
         """Consume the rows not read yet without loading them; how many there were (a --limit's remainder)."""
         pending = self._pending if self._pending is not None else itertools.chain(self._head, self._rows)
