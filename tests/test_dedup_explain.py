@@ -73,6 +73,7 @@ def test_kept_records_pairs_and_nothing_written(runner, data, tmp_path):
     ("99", "has no compared record 99"),
     ("nobody", "no record of"),
     ("1,2,3", "--explain takes N or N,M"),
+    ("", "--explain takes N or N,M"),
 ])
 def test_unknown_targets_are_one_line_usage_errors(runner, data, target, message):
     result = invoke(runner, "dedup", data, "--explain", target)

@@ -58,6 +58,19 @@ def test_on_a_source_field_and_a_nested_field(runner, tmp_path):
     assert ids(out) == ["r0", "r1", "r3"]
 
 
+def test_on_a_field_the_format_maps_elsewhere(runner, tmp_path):
+    # seed tasks keep "name" as metadata task_name: --on name still means the field as it is in the file
+    rows = [{"id": f"seed_task_{i}", "name": name, "instruction": f"Task number {i}.",
+             "instances": [{"input": "", "output": "ok"}], "is_classification": False}
+            for i, name in enumerate(["breakfast_suggestion", "antonym_relation", "one_sentence_description",
+                                      "harmful_stereotype_example", "email_subject_generation"])]
+    rows.append({**rows[1], "id": "renamed", "instruction": "Something else entirely."})
+    data, out = tmp_path / "seeds.jsonl", tmp_path / "o.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = run_json(runner, data, "-o", out, "--on", "name")
+    assert summary["removed"] == {"exact": 1} and ids(out) == [r["id"] for r in rows[:5]]
+
+
 def test_built_in_input_output_and_system(runner, tmp_path):
     rows = [
         {"id": "a", "instruction": "Summarise.", "input": "The cat sat on the mat.", "output": "A cat sat."},
@@ -70,7 +83,7 @@ def test_built_in_input_output_and_system(runner, tmp_path):
     # two empty inputs are not duplicates of each other: kept without being compared, and counted
     assert summary["removed"] == {"exact": 1} and ids(out) == ["a", "c", "d"]
     assert summary["not_compared"] == {NOT_COMPARED_EMPTY: 2} and summary["kept"] == 3
-    assert any("2 of 4 records were kept without being compared (2 empty text; the first is record 2)" in w
+    assert any("2 of 4 records were kept without being compared (empty text: 2; the first is record 2)" in w
                for w in summary["warnings"])
     assert run_json(runner, data, "-o", out, "--on", "output")["removed"] == {"exact": 1}
     assert ids(out) == ["a", "b", "c"]
@@ -173,3 +186,17 @@ def test_recipe_takes_on_field_and_on_regex(tmp_path):
     assert (o.on, o.on_regex) == ("question", "Q: (.*)")
     with pytest.raises(UsageError, match="^on_regex: not a valid regular expression"):
         STEP.prepare(STEP.options(on_regex="(x"), Context(cli=False))
+
+
+def test_a_recipe_step_compares_the_capture(runner, tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps(toolformer_rows()), encoding="utf-8")
+    (tmp_path / "recipe.yaml").write_text(
+        "name: tools\nsources:\n  - path: t.json\nsteps:\n  - dedup:\n      near: true\n"
+        "      ignore_common: \"off\"\n      on_regex: 'Question: (.+)'\n", encoding="utf-8")
+    result = invoke(runner, "run", tmp_path / "recipe.yaml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    (step,) = [p for p in (tmp_path / "run").iterdir() if p.name.endswith("-dedup")]
+    summary = json.loads((step / "summary.json").read_text())
+    assert summary["removed"] == {"exact": 1, "near": 0} and summary["not_compared"] == {NOT_COMPARED_NO_MATCH: 1}
+    removed = [json.loads(x) for x in (step / "removed.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["kept_id"]) for r in removed] == [("copy", "q3")]

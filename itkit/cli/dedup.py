@@ -30,6 +30,7 @@ from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
+from itkit.steps.spec import PANEL_CONTROL
 
 
 HELP = f"""Remove duplicate records; write the rest in input order.
@@ -40,7 +41,7 @@ Stages, in this order, each on the records the previous one kept:
   near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, true Jaccard >= {DEFAULT_JACCARD}
   rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
 
---on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, input, output, system, auto (instruction; prompt for multi-turn records), or a field of the records (a source field the format does not map, or a metadata key; dots walk into objects). --on-regex compares only what a regular expression finds in it (group 'text', else group 1); records it does not match, and empty texts, are kept without being compared (counted in the summary). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
+--on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, input, output, system, auto (instruction; prompt for multi-turn records), or a field of the records (as in the file, else a metadata key; dots walk into objects). --on-regex compares only what a regular expression finds in it (group 'text', else group 1); records it does not match, and empty texts, are kept without being compared (counted in the summary). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
 
 \b
 Examples:
@@ -57,10 +58,10 @@ Explain = Annotated[
     typer.Option(
         "--explain",
         metavar="N|ID|N,M",
-        help="Write nothing; show why record N (an index or id of a --report line) was removed: the pair side by "
-        "side, shared shingles highlighted, each stage's score. N,M: any pair.",
+        help="Write nothing; show why record N (index or id, as in --report) was removed, side by side with "
+        "its scores. N,M: any pair.",
         show_default=False,
-        rich_help_panel=DEDUP.panel,
+        rich_help_panel=PANEL_CONTROL,
     ),
 ]
 
@@ -124,7 +125,8 @@ def _print_summary(summary: DedupSummary) -> None:
     where = "stdout" if summary.output == "-" else summary.output
     # Text(): file names may hold "[...]", which rich would read as markup
     table = Table(
-        title=Text(f"dedup {summary.source} ({summary.input_format} -> {summary.output_format}), on {summary.on}, keep {summary.keep}")
+        title=Text(f"dedup {summary.source} ({summary.input_format} -> {summary.output_format}), on {summary.on}"
+                   + (f" (--on-regex {summary.on_regex!r})" if summary.on_regex is not None else "") + f", keep {summary.keep}")
     )
     table.add_column("records")
     table.add_column("count", justify="right")

@@ -90,25 +90,15 @@ def _compared_words(text: str, boilerplate: Boilerplate) -> tuple[list[tuple[str
     Mirrors what the near stage hashes: the normalised text, the boilerplate cut off
     (:meth:`Boilerplate.strip`), sentence segments; ``key`` is the normalised word.
     """
-    tokens: list[tuple[str, int, int]] = []  # (key, start, end); key "" is a sentence break
+    word_list: list[tuple[str, int, int]] = []  # (key, start, end)
+    starts = {0}  # words that start a sentence segment
     for m in _TOKEN_RE.finditer(text):
         piece = m.group()
-        key = "" if len(piece) == 1 and unicodedata.normalize("NFKC", piece) in SENTENCE_BREAKS else normalize_text(piece)
-        tokens.append((key, m.start(), m.end()))
-    word_list = [t for t in tokens if t[0]]
+        if len(piece) == 1 and unicodedata.normalize("NFKC", piece) in SENTENCE_BREAKS:
+            starts.add(len(word_list))
+        else:
+            word_list.append((normalize_text(piece), m.start(), m.end()))
     common = [False] * len(word_list)
-    starts = {0}
-    breaks_before = []  # for each word, whether a sentence break precedes it (since the last word)
-    previous_break = False
-    for key, _, _ in tokens:
-        if not key:
-            previous_break = True
-            continue
-        breaks_before.append(previous_break)
-        previous_break = False
-    for i, b in enumerate(breaks_before):
-        if b:
-            starts.add(i)
     normalized = normalize_text(text)
     rest = boilerplate.strip(normalized)
     if boilerplate and rest != normalized:
@@ -229,6 +219,8 @@ def _resolve(value: str, run: DedupRun, source: str) -> int:
 
 def _targets(value: str, run: DedupRun, source: str) -> list[int]:
     text = value.strip()
+    if not text:
+        raise UsageError("--explain takes N or N,M (an index or an id; two for a pair), not ''")
     bare = text[len(ID_PREFIX):] if text.startswith(ID_PREFIX) else text
     if "," in text and bare not in run.ids and bare not in run.not_compared_ids.values():
         parts = [p for p in text.split(",")]

@@ -186,7 +186,7 @@ def dedup_file(
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
             for record in reader:
                 try:
-                    text = select(record)
+                    text = select(record, reader.row)
                     had_field += 1
                 except MissingField:
                     missing += 1

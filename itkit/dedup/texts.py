@@ -104,13 +104,16 @@ def _field_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)  # numbers, lists, objects: their JSON
 
 
-def _field_getter(name: str) -> Callable[[Record], str]:
-    """A source field the format keeps aside (``metadata.extra``), else a metadata key; dots walk into objects."""
+def _field_getter(name: str) -> Callable[[Record, dict | None], str]:
+    """A field of the row as read, else of the source fields the format keeps aside (``metadata.extra``),
+    else a metadata key; dots walk into objects."""
     path = name.split(".")
 
-    def get(record: Record) -> str:
+    def get(record: Record, row: dict | None) -> str:
         metadata = record.metadata
-        value = _lookup(metadata.get(META_EXTRA), path)
+        value = _lookup(row, path) if row is not None else _MISSING
+        if value is _MISSING:
+            value = _lookup(metadata.get(META_EXTRA), path)
         if value is _MISSING:
             value = _lookup(metadata, path)
         if value is _MISSING:
@@ -137,7 +140,8 @@ def compile_on_regex(pattern: str, name: str = "--on-regex") -> re.Pattern[str]:
 class TextSelector:
     """The compared text of a record: ``--on`` (a built-in text or a field), then the ``--on-regex`` part.
 
-    Calling it gives the text, or None when there is nothing to compare (:attr:`why` says why:
+    Calling it gives the text (a field name is looked up in the row as read first: what the
+    user sees in the file, e.g. a seed task's ``name``), or None when there is nothing to compare (:attr:`why` says why:
     :data:`NOT_COMPARED_EMPTY` or :data:`NOT_COMPARED_NO_MATCH`); such records are kept and
     counted, never compared. A field the record lacks raises :class:`MissingField`.
     """
@@ -146,26 +150,27 @@ class TextSelector:
         check_on(on)
         self.on = on
         self.is_field = on not in _EXTRACTORS
-        self._get = _field_getter(on) if self.is_field else _EXTRACTORS[on]
+        if self.is_field:
+            self._get = _field_getter(on)
+        else:
+            builtin = _EXTRACTORS[on]
+            self._get = lambda record, row: builtin(record)
         self.regex = compile_on_regex(regex) if regex is not None else None
         self._group: int | str = 0
         if self.regex is not None:
             self._group = REGEX_GROUP if REGEX_GROUP in self.regex.groupindex else (1 if self.regex.groups else 0)
         self.why = ""
 
-    def whole(self, record: Record) -> str:
-        """The ``--on`` text, before ``--on-regex``."""
-        return self._get(record)
-
-    def __call__(self, record: Record) -> str | None:
-        text = self._get(record)
+    def __call__(self, record: Record, row: dict | None = None) -> str | None:
+        """The compared text of ``record`` (``row``: the row it was read from, where fields are looked up first)."""
+        text = self._get(record, row)
         if self.regex is not None:
             found = self.regex.search(text)
             if found is None:
                 self.why = NOT_COMPARED_NO_MATCH
                 return None
             text = found.group(self._group) or ""
-        if not text.strip():
+        if not text or text.isspace():
             self.why = NOT_COMPARED_EMPTY
             return None
         return text
