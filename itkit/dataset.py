@@ -168,12 +168,20 @@ class RecordReader:
         raise self._problem(raw)
 
     def _reject(self, raw: RawRow, err: InputError) -> None:
+        self._set_aside(err, raw.location, raw.data, raw.raw)
+
+    def _set_aside(self, err: InputError, location: Location | None, data: object, raw: str | None = None) -> None:
         if self.on_error == "fail":
             raise err
         self.counts.rejected += 1
         key = err.reason if err.field is None else f"{err.field}: {err.reason}"
         self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
-        self.rejects.add(str(err), raw.location, raw.data, raw.raw)
+        self.rejects.add(str(err), location, data, raw)
+
+    def reject(self, err: InputError) -> None:
+        """Set aside the record last yielded, which the caller cannot use (raises ``err`` under fail)."""
+        self._set_aside(err, self.location, self.row)
+        self.counts.loaded -= 1
 
     def count_rest(self) -> int:
         """Consume the rows not read yet without loading them; how many there were (a --limit's remainder)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Optional
 
+import typer
 from rich.table import Table
 from rich.text import Text
 
@@ -29,6 +30,7 @@ from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
+from itkit.steps.spec import PANEL_CONTROL
 
 
 HELP = f"""Remove duplicate records; write the rest in input order.
@@ -39,7 +41,7 @@ Stages, in this order, each on the records the previous one kept:
   near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, true Jaccard >= {DEFAULT_JACCARD}
   rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
 
---on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, or auto (instruction; prompt for multi-turn records). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
+--on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, input, output, system, auto (instruction; prompt for multi-turn records), or a field of the records (as in the file, else a metadata key; dots walk into objects). --on-regex compares only what a regular expression finds in it (group 'text', else group 1); records it does not match, and empty texts, are kept without being compared (counted in the summary). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
 
 \b
 Examples:
@@ -47,7 +49,38 @@ Examples:
   itkit dedup merged.jsonl -o clean.jsonl --near --report removed.jsonl
   itkit dedup generated.jsonl -o novel.jsonl --rouge --keep longest
   itkit dedup chats.json -o unique.json --on conversation --near-threshold 0.9
+  itkit dedup merged.jsonl --near --explain 4711     # why did it go?
 """
+
+
+Explain = Annotated[
+    Optional[str],
+    typer.Option(
+        "--explain",
+        metavar="N|ID|N,M",
+        help="Write nothing; show why record N (index or id, as in --report) was removed, side by side with "
+        "its scores. N,M: any pair.",
+        show_default=False,
+        rich_help_panel=PANEL_CONTROL,
+    ),
+]
+
+
+def _explain(src: str, target: str, from_, on_error, options: Any, as_json: bool, output: str, report: str | None) -> int:
+    """``--explain``: the same run, nothing written, one pair shown (on stdout)."""
+    from itkit.cli.explain import as_dict, print_explanation
+    from itkit.dedup.explain import explain_file
+
+    prepared = DEDUP.prepare(options, CLI)
+    if output != "-" or report is not None:
+        err_console.print("--explain writes nothing: -o and --report are left alone", markup=False)
+    found = explain_file(src, target, options=prepared, on=options.on, on_regex=options.on_regex,
+                         from_format=from_.value, on_error=on_error.value)
+    if as_json:
+        out_console.print_json(json.dumps(as_dict(found), ensure_ascii=False))
+    else:
+        print_explanation(found, out_console)
+    return 0
 
 
 @app.command("dedup", help=HELP)
@@ -63,9 +96,12 @@ def dedup_command(
     errors: ErrorsPath = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    explain: Explain = None,
     *,
     options: Any,
 ) -> int:
+    if explain is not None:
+        return _explain(src, explain, from_, on_error, options, as_json, output, report)
     check_stdout_use(as_json, output, report)
     prepared = DEDUP.prepare(options, CLI)
     files = record_files(src, output, from_, to, report, on_error, errors)
@@ -89,7 +125,8 @@ def _print_summary(summary: DedupSummary) -> None:
     where = "stdout" if summary.output == "-" else summary.output
     # Text(): file names may hold "[...]", which rich would read as markup
     table = Table(
-        title=Text(f"dedup {summary.source} ({summary.input_format} -> {summary.output_format}), on {summary.on}, keep {summary.keep}")
+        title=Text(f"dedup {summary.source} ({summary.input_format} -> {summary.output_format}), on {summary.on}"
+                   + (f" (--on-regex {summary.on_regex!r})" if summary.on_regex is not None else "") + f", keep {summary.keep}")
     )
     table.add_column("records")
     table.add_column("count", justify="right")
@@ -99,6 +136,8 @@ def _print_summary(summary: DedupSummary) -> None:
     if summary.rejected:
         table.add_row("rejected (bad records)", str(summary.rejected))
     table.add_row("kept", str(summary.kept), style="bold")
+    for why, n in summary.not_compared.items():
+        table.add_row(f"  of them not compared: {why}", str(n))
     err_console.print(table)
     if summary.boilerplate:
         err_console.print("common text left out of the near/rouge comparison (--ignore-common off to keep it):", markup=False)

@@ -63,7 +63,7 @@ def _recipe_key(param, step: Step) -> str:
         if setting in RUN_OPTIONS:
             return RUN_OPTIONS[setting]
         return f"`llm.{setting}`" if setting in LLM_BLOCK_FIELDS else "environment only"
-    if name in ("quiet", "as_json", "help_"):
+    if name in ("quiet", "as_json", "help_", "explain"):
         return "-"
     return "run folder"
 

@@ -4,13 +4,14 @@
 - :mod:`itkit.dedup.exact`: groups of equal normalised texts (128-bit hashes, O(unique) memory);
 - :mod:`itkit.dedup.minhash`: vectorised MinHash signatures, LSH banding, greedy near-duplicate removal;
 - :mod:`itkit.dedup.rouge`: rouge_score-exact ROUGE-L and :class:`RougeNoveltyFilter`;
-- :mod:`itkit.dedup.texts`: which text of a record is compared (``--on``);
+- :mod:`itkit.dedup.texts`: which text of a record is compared (``--on``, ``--on-regex``);
 - :mod:`itkit.dedup.verify`: true Jaccard of shingle sets (every near candidate is checked);
 - :mod:`itkit.dedup.common`: boilerplate shared by many records (``--ignore-common``);
 - :mod:`itkit.dedup.pipeline`: the stages in order and the keep policy;
 - :mod:`itkit.dedup.report`: report texts and stage warnings;
 - :mod:`itkit.dedup.files`: :func:`dedup_file`, the file runner;
 - :mod:`itkit.dedup.ray_executor`: the exact and near stages on Ray Data (``--executor ray``).
+- :mod:`itkit.dedup.explain`: one removal (or pair) explained (``itkit dedup --explain``).
 """
 
 from itkit.dedup.exact import ExactGroups, text_key

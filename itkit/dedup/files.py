@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
-from itkit.dedup.pipeline import PROGRESS_EVERY, DedupOptions
+from itkit.dedup.pipeline import PROGRESS_EVERY, Decisions, DedupOptions
 from itkit.dedup.ray_executor import check_executor, make_deduplicator
-from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
+from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings, not_compared_warning
 from itkit.dedup.texts import AUTO as ON_AUTO
-from itkit.dedup.texts import response_length, text_getter
+from itkit.dedup.texts import NOT_COMPARED_EMPTY, MissingField, response_length, selector
+from itkit.errors import SchemaError, UsageError
 from itkit.formats import get_format
 from itkit.formats.base import Plain
 from itkit.io.sinks import RowWriter, cannot_write, commit_together, dumps_line, is_stream
@@ -46,6 +47,9 @@ class DedupSummary:
     boilerplate: list[str] = field(default_factory=list)
     """The common text the near and ROUGE-L stages left out (``--ignore-common auto``)."""
     warnings: list[str] = field(default_factory=list)
+    on_regex: str | None = None
+    not_compared: dict[str, int] = field(default_factory=dict)
+    """Records kept without being compared, by reason (an empty text, no ``--on-regex`` match)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +60,24 @@ ProgressFn = Callable[[str], None]
 
 
 _LINE, _PICKLED = b"L", b"P"
+
+
+@dataclass
+class DedupRun:
+    """What :func:`dedup_file` decided, for ``inspect`` (``itkit dedup --explain``); valid during the call.
+
+    ``decisions`` index the compared records; ``rows_of[i]`` is the input row of compared record ``i``,
+    ``texts.get(i)`` its compared text, ``ids[i]`` its id.
+    """
+
+    decisions: Decisions
+    texts: TextSpool
+    rows_of: array
+    ids: list[str]
+    not_compared: dict[int, str]
+    """Input row -> why it was kept without being compared."""
+    not_compared_ids: dict[int, str]
+    """Input row -> id of those records."""
 
 
 class _Spool:
@@ -136,6 +158,8 @@ def dedup_file(
     report_chars: int = REPORT_CHARS,
     executor: str = "local",
     ray_address: str | None = None,
+    on_regex: str | None = None,
+    inspect: Callable[[DedupRun], None] | None = None,
 ) -> DedupSummary:
     """Deduplicate the records of ``source`` into ``output``; see the module docstring.
 
@@ -146,10 +170,15 @@ def dedup_file(
     ``errors`` instead of failing; they count as rejected. Nothing is written
     when an error stops the run. ``executor="ray"`` runs the stages on Ray Data (at ``ray_address``,
     else RAY_ADDRESS, else a local Ray; :mod:`itkit.dedup.ray_executor`), with the same decisions.
+
+    ``on`` and ``on_regex`` choose the compared text (:class:`~itkit.dedup.texts.TextSelector`);
+    a record with nothing to compare is kept and counted in ``not_compared``. A record without
+    the field ``on`` names is a bad record, and a usage error while no record had it (a typo).
+    ``inspect``: called with the :class:`DedupRun` once the decisions are made; then nothing is written.
     """
     options.validate()
     check_executor(executor, options, ray_address)
-    get_text = text_getter(on)
+    select = selector(on, on_regex)
     rejects = RejectLog(errors if on_error == "skip" else None)
     reader = RecordReader(source, from_format, on_error, rejects)
     in_format = reader.format
@@ -164,13 +193,18 @@ def dedup_file(
         stages=options.stages,
         report=report,
         errors=errors if on_error == "skip" else None,
+        on_regex=on_regex,
     )
     writer = RecordWriter(output, out_format)
     report_writer: RowWriter | None = None
     spool = _Spool(_spool_dir(output), output)
     texts = TextSpool(_spool_dir(output))
-    ids: list[str] | None = [] if report else None
+    ids: list[str] | None = [] if report or inspect is not None else None
     rows_of = array("q")
+    compared = bytearray()  # per spooled record: 1 if compared (its decision is the next one), 0 if kept as is
+    not_compared: dict[int, str] = {}
+    not_compared_ids: dict[int, str] = {}
+    had_field = missing = 0
     longest = options.keep == "longest"
     multi_turn = False
     lines = writer.rows.takes_lines  # plain rows are spooled as their JSONL lines
@@ -178,7 +212,7 @@ def dedup_file(
         with make_deduplicator(options, executor, ray_address, spill_dir=_spool_dir(output)) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
             # plain rows (Alpaca JSONL) skip the record when it is written back in its own format
-            plain_ok = on in PLAIN_ON
+            plain_ok = on in PLAIN_ON and on_regex is None
             for item in reader.fast() if plain_ok else reader:
                 if type(item) is Plain and item.format is not out_format:
                     item = item.record()
@@ -187,31 +221,55 @@ def dedup_file(
                         spool.add_line(dumps_line(item.dumped))
                     else:
                         spool.add(item.dumped)
-                    text = item.prompt
-                    texts.add(text)
-                    dedup.add(text, len(item.output) if longest else 0)
-                    if ids is not None:
-                        ids.append(item.id)
+                    had_field += 1
+                    text = item.prompt if item.prompt and not item.prompt.isspace() else None
+                    why = NOT_COMPARED_EMPTY
+                    record_id, length = item.id, len(item.output) if longest else 0
                 else:
                     record = item
-                    spool.add(writer.dump(record))
+                    try:
+                        text = select(record, reader.row)
+                        had_field += 1
+                    except MissingField:
+                        missing += 1
+                        _missing_field(reader, select.on, had_field)
+                        continue
+                    why = select.why
+                    row = writer.dump(record)
                     if writer.last_dropped:
-                        lost[dedup.count] = writer.last_dropped
-                    text = get_text(record)
-                    texts.add(text)
-                    dedup.add(text, response_length(record) if longest else 0)
-                    if ids is not None:
-                        ids.append(record.id)
+                        lost[len(compared)] = writer.last_dropped
+                    spool.add(row)
+                    record_id, length = record.id, response_length(record) if longest else 0
                     multi_turn = multi_turn or len(record.turns) > 2  # (turns alternate from the user)
+                if text is None:
+                    not_compared[reader.counts.rows - 1] = why
+                    if ids is not None:
+                        not_compared_ids[reader.counts.rows - 1] = record_id
+                    compared.append(0)
+                    continue
+                compared.append(1)
+                texts.add(text)
+                dedup.add(text, length)
+                if ids is not None:
+                    ids.append(record_id)
                 rows_of.append(reader.counts.rows - 1)
                 if progress is not None and dedup.count % PROGRESS_EVERY == 0:
                     progress(f"read {dedup.count:,} records")
+            if missing and not had_field:
+                raise UsageError(_no_field(select.on, f"none of the {missing:,} records of {reader.name} has it"))
             if progress is not None:
                 progress(f"read {dedup.count:,} records; comparing ({', '.join(options.stages)})")
             decisions = dedup.finish()
+        if inspect is not None:
+            assert ids is not None
+            inspect(DedupRun(decisions, texts, rows_of, ids, not_compared, not_compared_ids))
+            writer.abort()
+            rejects.abort()
+            return summary
         if progress is not None:
             progress(f"writing {decisions.kept:,} records")
-        keep = decisions.keep.tolist()
+        decided = iter(decisions.keep.tolist())
+        keep = [not c or next(decided) for c in compared]  # (records not compared are kept)
         for row, kept in zip(spool.rows(), keep):
             if kept:
                 if type(row) is bytes:
@@ -225,6 +283,8 @@ def dedup_file(
         summary.warnings = dominance_warnings(
             decisions.entered, decisions.removals, texts, rows_of, ids, options.warn_share
         )
+        if not_compared:
+            summary.warnings.append(not_compared_warning(not_compared, len(compared)))
         if report and ids is not None:
             report_writer = RowWriter(report, "jsonl")
             for r in decisions.removals:
@@ -259,9 +319,22 @@ def dedup_file(
     summary.rows = reader.counts.rows
     summary.rejected = reader.counts.rejected
     summary.removed = {stage: decisions.removed.get(stage, 0) for stage in options.stages}
-    summary.kept = decisions.kept
+    summary.kept = decisions.kept + len(not_compared)
+    for why in not_compared.values():
+        summary.not_compared[why] = summary.not_compared.get(why, 0) + 1
     summary.boilerplate = decisions.boilerplate.describe()
     return summary
 
 
-__all__ = ["DedupSummary", "dedup_file"]
+def _no_field(on: str, where: str) -> str:
+    return f"--on {on}: {where}; --on takes a built-in text (auto, instruction, prompt, ...) or a field of the records"
+
+
+def _missing_field(reader: RecordReader, on: str, had_field: int) -> None:
+    """A record without the ``--on`` field: a typo while no record had it, else a bad record."""
+    if not had_field and reader.on_error == "fail":
+        raise UsageError(_no_field(on, f"{reader.location}: no such field"))
+    reader.reject(SchemaError("missing; --on compares it", reader.location, on))
+
+
+__all__ = ["DedupRun", "DedupSummary", "dedup_file"]

@@ -80,3 +80,14 @@ def dominance_warnings(
             f"check --report, --ignore-common or the threshold"
         )
     return warnings
+
+
+def not_compared_warning(not_compared: dict[int, str], records: int) -> str:
+    """The line saying how many records were kept without being compared, and why."""
+    reasons: Counter[str] = Counter(not_compared.values())
+    first = min(not_compared)
+    why = ", ".join(f"{reason}: {n:,}" for reason, n in reasons.most_common())
+    return (
+        f"{len(not_compared):,} of {records:,} records were kept without being compared ({why}; the first is "
+        f"record {first}); check --on and --on-regex"
+    )

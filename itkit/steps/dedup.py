@@ -12,7 +12,7 @@ from itkit.dedup.ray_executor import EXECUTORS, check_executor
 from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
 from itkit.dedup.spill import SPILL_AFTER
-from itkit.dedup.texts import ON_CHOICES
+from itkit.dedup.texts import ON_CHOICES, check_on, compile_on_regex
 from itkit.errors import UsageError
 from itkit.steps.io import REMOVED_FILE, SUMMARY_FILE, Files, StepIO, StepOutcome, nonzero, write_json
 from itkit.steps.spec import Context, Opt, Step
@@ -22,7 +22,10 @@ PANEL = "Deduplication"
 OPTS = (
     Opt("near", bool, False, "Also remove MinHash near-duplicates."),
     Opt("rouge", bool, False, "Also remove ROUGE-L near copies (Self-Instruct's filter)."),
-    Opt("on", str, "auto", "Which text to compare (see above).", choices=ON_CHOICES),
+    Opt("on", str, "auto", f"Which text to compare: {', '.join(ON_CHOICES)}, or a field of the records "
+        "(see above).", metavar="TEXT|FIELD"),
+    Opt("on_regex", str, None, "Compare only what this regular expression finds in the --on text: its group "
+        "'text', else its first group, else the whole match.", metavar="PATTERN"),
     Opt("keep", str, "first", "Which record of a duplicate group survives.", choices=KEEP_CHOICES),
     Opt("exact", bool, True, "Remove exact duplicates (after normalisation).", flag="--exact/--no-exact"),
     Opt("near_threshold", float, default_text=str(DEFAULT_JACCARD),
@@ -68,6 +71,9 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
     )
     options.validate()
     check_executor(o.executor, options, o.ray_address, ctx.name, ctx.setting)
+    check_on(o.on, ctx.name("on"))  # a bad field name or pattern is a usage error before anything runs
+    if o.on_regex is not None:
+        compile_on_regex(o.on_regex, ctx.name("on_regex"))
     return options
 
 
@@ -89,6 +95,7 @@ def execute(options: DedupOptions, o: Any, files: Files):
         report_chars=o.report_chars,
         executor=o.executor,
         ray_address=o.ray_address,
+        on_regex=o.on_regex,
     )
 
 
@@ -114,5 +121,5 @@ STEP = Step(
     prepare=prepare,
     execute=execute,
     run=run,
-    plumbing=("src", "output", "from", "to", "report", "on_error", "errors", "quiet", "json"),
+    plumbing=("src", "output", "from", "to", "report", "on_error", "errors", "quiet", "json", "explain"),
 )
