@@ -26,6 +26,8 @@ An assistant turn may carry a training ``weight``: 0 (not trained on) or 1.
   ``template`` and ``template_hash`` as they apply.
 - ``extra``: top-level fields of the source record that its format does not
   know; restored when dumping to the same format.
+- ``scores``: judge scores by scorer name (``{"quality": 4.5, "complexity": 3.0}``, floats), written
+  by ``itkit score`` and read by ``itkit export --lft-select quality|deita``.
 - ``layout``: format-specific details needed to give back the exact source
   record (role spellings, where the system prompt stood...), tagged with the
   format name; only used when dumping to that same format.
@@ -49,6 +51,7 @@ META_CATEGORY = "category"
 META_PROVENANCE = "provenance"
 META_EXTRA = "extra"
 META_LAYOUT = "layout"
+META_SCORES = "scores"
 
 
 _object_new = object.__new__

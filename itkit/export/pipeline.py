@@ -11,7 +11,9 @@ Steps, for each mode (``lft``: LoRA fine-tuning, ``sft``: full fine-tuning):
    multi-turn ones at exchanges (``--split-long``);
 4. LFT only: quality rules (:mod:`itkit.export.quality`), then a subset of
    ``--lft-size`` records spread over categories or topic clusters
-   (:mod:`itkit.export.subset`);
+   (:mod:`itkit.export.subset`), chosen at random (``--lft-select diverse``)
+   or by the scores of ``itkit score`` (``quality``, ``deita``:
+   :mod:`itkit.export.scored`);
 5. the train/validation split without leakage (:mod:`itkit.export.split`);
 6. refuse a target that cannot hold a record (before writing anything); the
    files of every target (identical data files hard-linked), a lineage file,
@@ -55,8 +57,25 @@ from itkit.export.quality import (
     lft_rules,
     rule_settings,
 )
+from itkit.export.scored import (
+    DEFAULT_SCORE,
+    DEFAULT_SIMILARITY,
+    GUARD_TEXT,
+    SCORED_METHODS,
+    SELECT_METHODS,
+    SIMILAR_EXAMPLES,
+    UNSCORED_CHOICES,
+    BadScore,
+    ScoreSummary,
+    Selection,
+    missing_score,
+    score_field,
+    score_of,
+    select_deita,
+    select_quality,
+)
 from itkit.export.split import Split, split_records, val_count
-from itkit.export.subset import DIVERSITY_MODES, Coverage, category_of, select, strata_for
+from itkit.export.subset import DIVERSITY_MODES, Coverage, Strata, category_of, select, strata_for
 from itkit.export.targets import (
     MODES,
     TARGET_NAMES,
@@ -68,6 +87,7 @@ from itkit.export.targets import (
     get_targets,
     trained_pattern,
 )
+from itkit.dedup import text_getter
 from itkit.io.paths import check_paths
 from itkit.io.rows import display_name, is_hub
 from itkit.io.sinks import RowWriter, write_file_atomic
@@ -105,6 +125,13 @@ class ExportSettings:
     trl_format: str = "messages"
     diversity: str = "auto"
     clusters: int | None = None
+    lft_select: str = SELECT_METHODS[0]
+    lft_score: tuple[str, ...] | None = None
+    """Scorer names whose product ranks the records (None: :data:`~itkit.export.scored.DEFAULT_SCORE`)."""
+    lft_similarity: float | None = None
+    """deita: the guard's Jaccard threshold (None: :data:`~itkit.export.scored.DEFAULT_SIMILARITY`)."""
+    lft_unscored: str | None = None
+    """error or last (None: error)."""
     lft_rules: tuple[str, ...] = DEFAULT_LFT_RULES
     lft_min_response: int | None = DEFAULT_MIN_RESPONSE_WORDS
     lft_max_response: int | None = DEFAULT_MAX_RESPONSE_WORDS
@@ -126,6 +153,7 @@ class ExportSettings:
         lft_rules: Iterable[str] = DEFAULT_LFT_RULES,
         lft_min_response: int = DEFAULT_MIN_RESPONSE_WORDS,
         lft_max_response: int = DEFAULT_MAX_RESPONSE_WORDS,
+        lft_score: Iterable[str] | None = None,
         **settings: Any,
     ) -> "ExportSettings":
         """The settings of ``itkit export``'s options (and a recipe's export block).
@@ -143,6 +171,7 @@ class ExportSettings:
             lft_rules=rules,
             lft_min_response=lft_min_response or None,
             lft_max_response=lft_max_response or None,
+            lft_score=None if lft_score is None else tuple(name.strip() for name in lft_score),
             **settings,
         )
 
@@ -164,6 +193,7 @@ class ExportSettings:
             raise UsageError(f"--diversity must be one of {', '.join(DIVERSITY_MODES)}, not '{self.diversity}'")
         if self.clusters is not None and self.clusters < 2:
             raise UsageError(f"--clusters must be at least 2, got {self.clusters}")
+        self._check_selection()
         if self.on_error not in ("fail", "skip"):
             raise UsageError(f"--on-error must be fail or skip, not '{self.on_error}'")
         if self.tokenizer and (self.encoding or self.model):
@@ -174,6 +204,45 @@ class ExportSettings:
         get_targets(list(self.targets))
         if "lft" in self.modes:
             lft_rules(self.lft_rules, self.lft_min_response, self.lft_max_response)  # unknown rules, bad bounds
+
+    def _check_selection(self) -> None:
+        if self.lft_select not in SELECT_METHODS:
+            raise UsageError(f"--lft-select must be one of {', '.join(SELECT_METHODS)}, not '{self.lft_select}'")
+        scored = " or ".join(SCORED_METHODS)
+        if self.lft_select not in SCORED_METHODS:
+            for name, value in (("--lft-score", self.lft_score), ("--lft-unscored", self.lft_unscored)):
+                if value is not None:
+                    raise UsageError(f"{name} applies to --lft-select {scored}, not {self.lft_select}")
+        if self.lft_similarity is not None:
+            if self.lft_select != "deita":
+                raise UsageError(f"--lft-similarity applies to --lft-select deita, not {self.lft_select}")
+            if not 0 < self.lft_similarity <= 1:
+                raise UsageError(f"--lft-similarity must be above 0 and at most 1, got {self.lft_similarity:g}")
+        if self.lft_score is not None:
+            if not self.lft_score or not all(self.lft_score):
+                raise UsageError("--lft-score needs scorer names (e.g. quality, or quality,complexity)")
+            twice = sorted({n for n in self.lft_score if self.lft_score.count(n) > 1})
+            if twice:
+                raise UsageError(f"--lft-score names {twice[0]} twice")
+        if self.lft_unscored is not None and self.lft_unscored not in UNSCORED_CHOICES:
+            raise UsageError(f"--lft-unscored must be one of {', '.join(UNSCORED_CHOICES)}, not '{self.lft_unscored}'")
+
+    @property
+    def scored(self) -> bool:
+        """The LFT subset is chosen by scores (so every LFT candidate needs one)."""
+        return "lft" in self.modes and self.lft_select in SCORED_METHODS
+
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return self.lft_score or DEFAULT_SCORE
+
+    @property
+    def similarity(self) -> float:
+        return DEFAULT_SIMILARITY if self.lft_similarity is None else self.lft_similarity
+
+    @property
+    def unscored(self) -> str:
+        return self.lft_unscored or UNSCORED_CHOICES[0]
 
     @property
     def mode_option(self) -> str:
@@ -191,6 +260,11 @@ class ExportSettings:
             args += ["--lft-size", str(self.lft_size), "--diversity", self.diversity]
             if self.clusters:
                 args += ["--clusters", str(self.clusters)]
+            args += ["--lft-select", self.lft_select]
+            if self.lft_select in SCORED_METHODS:
+                args += ["--lft-score", ",".join(self.score_names), "--lft-unscored", self.unscored]
+            if self.lft_select == "deita":
+                args += ["--lft-similarity", f"{self.similarity:g}"]
             args += ["--lft-rules", ",".join(self.lft_rules) or "none"]
             args += ["--lft-min-response", _opt(self.lft_min_response), "--lft-max-response", _opt(self.lft_max_response)]
             if self.prefer_simplified:
@@ -237,6 +311,10 @@ class ExportSettings:
             "trl_format": self.trl_format,
             "diversity": self.diversity,
             "clusters": self.clusters,
+            "lft_select": self.lft_select,
+            "lft_score": list(self.score_names) if self.lft_select in SCORED_METHODS else None,
+            "lft_similarity": self.similarity if self.lft_select == "deita" else None,
+            "lft_unscored": self.unscored if self.lft_select in SCORED_METHODS else None,
             "lft_rules": list(self.lft_rules),
             "lft_min_response_words": self.lft_min_response,
             "lft_max_response_words": self.lft_max_response,
@@ -282,6 +360,7 @@ class ModeResult:
     after_quality: int = 0
     not_selected: int = 0
     coverage: Coverage | None = None
+    selection: Selection | None = None
     records: int = 0
     split: Split = field(default_factory=Split)
     responses: dict[str, int] = field(default_factory=dict)
@@ -331,6 +410,8 @@ class ModeResult:
             out["not_selected"] = self.not_selected
         if self.coverage is not None:
             out["coverage"] = self.coverage.as_dict()
+        if self.selection is not None:
+            out["selection"] = self.selection.as_dict()
         out.update(
             records=self.records,
             train=self.train,
@@ -481,6 +562,45 @@ def _lineage_row(record: Record, split: str, response: str, default_source: str)
     }
 
 
+class Unscored:
+    """LFT candidates without the score used for the selection: how many, and where the first one is."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[Location | None, str, str] | None = None
+
+    def check(self, record: Record, names: Sequence[str], location: Location | None) -> None:
+        """Count ``record`` if it lacks a score; a score that is not a number is a located error."""
+        try:
+            value = score_of(record, names)
+        except BadScore as err:
+            raise InputError(err.reason, location, err.field) from None
+        if value is None:
+            self.count += 1
+            if self.first is None:
+                self.first = (location, record.id, missing_score(record, names))
+
+    def refuse(self, total: int, names: Sequence[str], source: Location) -> None:
+        """Stop the export (``--lft-unscored error``) when a candidate has no score."""
+        if self.first is None:
+            return
+        location, rid, name = self.first
+        how = f"itkit score SRC -o OUT --scorer {name}"
+        if self.count == total:
+            raise InputError(
+                f"no record has a '{name}' score ({score_field(name)}): score them first ({how}), or choose "
+                "--lft-select diverse; nothing was written",
+                source,
+            )
+        raise InputError(
+            f"record '{rid}' has no '{name}' score; {self.count} of {total} records "
+            f"{'has' if self.count == 1 else 'have'} none: score them ({how}), "
+            "or pass --lft-unscored last to rank them below every scored record; nothing was written",
+            location,
+            score_field(name),
+        )
+
+
 def _report(progress: Progress | None, message: str) -> None:
     if progress is not None:
         progress(message)
@@ -505,6 +625,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
         rejects = RejectLog(str(staged.path / REJECTED_FILE) if settings.on_error == "skip" else None)
         reader = RecordReader(settings.source, settings.from_format, on_error=settings.on_error, rejects=rejects)
         records: list[Record] = []
+        unscored = Unscored()
         try:
             for record in reader:
                 fixed = usable(record)
@@ -516,7 +637,11 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                 if not any(t.trained for t in fixed.turns):
                     result.no_trained_turn += 1
                     continue
+                if settings.scored:
+                    unscored.check(fixed, settings.score_names, reader.location)
                 records.append(fixed)
+            if settings.scored and settings.unscored == "error":
+                unscored.refuse(len(records), settings.score_names, Location(display_name(settings.source)))
         except BaseException:
             rejects.abort()
             raise
@@ -660,9 +785,7 @@ def _build_mode(
         kept = out.quality.kept
         out.after_quality = len(kept)
         _report(progress, "lft: choosing the subset")
-        pool = [chosen[i] for i in kept]
-        sub = [strata.sublabels[i] for i in kept] if strata.sublabels is not None else None
-        picks = select([strata.labels[i] for i in kept], settings.lft_size, settings.seed, prompt_keys(pool), sub)
+        out.selection, picks = _select(chosen, kept, strata, settings)
         selected = [kept[j] for j in picks]
         out.not_selected = len(kept) - len(selected)
         out.coverage = Coverage.of(strata.kind, strata.labels, [strata.labels[i] for i in selected])
@@ -689,7 +812,50 @@ def _build_mode(
         "all": Distribution.of(tokens),
     }
     out.categories = dict(Counter(category_of(r) or "(none)" for r in chosen).most_common())
+    if out.selection is not None and out.selection.filled:
+        out.warnings.append(
+            f"--lft-select deita: only {out.records - out.selection.filled} records are less similar than "
+            f"--lft-similarity {settings.similarity:g} to every record taken before them; {out.selection.filled} "
+            "records similar to a taken one were added to reach --lft-size (lower the size, or raise the threshold)"
+        )
     return out, chosen, kinds
+
+
+def _select(
+    chosen: list[Record], kept: list[int], strata: Strata, settings: ExportSettings
+) -> tuple[Selection, list[int]]:
+    """The LFT subset among the records ``kept`` by the quality rules: positions in ``kept``, and what was done."""
+    pool = [chosen[i] for i in kept]
+    labels = [strata.labels[i] for i in kept]
+    selection = Selection(settings.lft_select)
+    if settings.lft_select not in SCORED_METHODS:
+        sub = [strata.sublabels[i] for i in kept] if strata.sublabels is not None else None
+        return selection, select(labels, settings.lft_size, settings.seed, prompt_keys(pool), sub)
+    selection.score = settings.score_names
+    scores = [score_of(r, settings.score_names) for r in chosen]
+    pool_scores = [scores[i] for i in kept]
+    if settings.lft_select == "quality":
+        picks = select_quality(labels, pool_scores, settings.lft_size, settings.seed)
+    else:
+        get = text_getter(GUARD_TEXT)
+        found = select_deita(
+            labels, pool_scores, [get(r) for r in pool], settings.lft_size, settings.seed, settings.similarity
+        )
+        picks = found.chosen
+        selection.similarity = settings.similarity
+        selection.skipped = len(found.skipped)
+        selection.filled = found.filled
+        selection.examples = [
+            {"id": pool[s.index].id, "like": pool[s.like].id, "jaccard": round(s.jaccard, 3)}
+            for s in found.skipped[:SIMILAR_EXAMPLES]
+        ]
+    selection.unscored = sum(1 for s in scores if s is None)
+    selection.distributions = {
+        "candidates": ScoreSummary.of(scores),
+        "after quality rules": ScoreSummary.of(pool_scores),
+        "subset": ScoreSummary.of([pool_scores[j] for j in picks]),
+    }
+    return selection, picks
 
 
 __all__ = ["DEFAULT_LFT_SIZE", "DEFAULT_SEED", "ExportResult", "ExportSettings", "ModeResult", "run_export"]
