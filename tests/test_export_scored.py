@@ -12,14 +12,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, SHARED, invoke
-from itkit.export.scored import (
-    ScoreSummary,
-    SimilarityGuard,
-    rank,
-    score_of,
-    select_deita,
-    select_quality,
-)
+from itkit.export.deita import SimilarityGuard, select_deita, top_up
+from itkit.export.scored import ScoreSummary, rank, score_of, select_quality
 from itkit.records import META_SCORES, Record
 
 CATEGORIES = {"brainstorming": 40, "closed_qa": 15, "open_qa": 15, "summarization": 15}
@@ -152,6 +146,12 @@ def test_select_deita_skips_near_duplicates_of_taken_records_and_fills_only_when
     more = select_deita(labels, scores, texts, 6, seed=0, threshold=0.5)
     assert more.chosen == [0, 1, 2, 3, 4, 5] and more.filled == 2
     assert [s.index for s in more.skipped] == [6, 7]
+
+
+def test_the_top_up_goes_to_the_strata_with_fewest_records_first():
+    spare = {"a": [100], "b": [10, 11, 12], "c": [20, 21, 22]}
+    assert top_up(Counter({"a": 5, "c": 1}), spare, 4) == [10, 20, 11, 21]
+    assert top_up(Counter({"a": 5}), {"a": [1, 2]}, 5) == [1, 2], "no more than there are"
 
 
 def test_score_summary_lists_values_only_when_few():

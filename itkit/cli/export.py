@@ -50,6 +50,7 @@ def export(
     Examples:
       itkit export clean.jsonl -o out
       itkit export clean.jsonl -o out --mode lft --lft-size 1000 -t trl
+      itkit export scored.jsonl -o out --lft-select deita --lft-score quality
       itkit export chats.json -o out --max-length 2048 --split-long
       itkit export chats.json -o out --max-length 2048 --tokenizer ./Qwen2.5-0.5B-Instruct
     """

@@ -18,7 +18,7 @@ import yaml
 from itkit.export.targets import MODE_TITLES, TRAIN_FILE, VAL_FILE, get_targets
 
 if TYPE_CHECKING:
-    from itkit.export.pipeline import ExportResult, ModeResult
+    from itkit.export.result import ExportResult, ModeResult
 
 COVERAGE_ROWS = 30
 """Strata listed in the coverage table (the rest are summed in one row)."""

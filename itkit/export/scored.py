@@ -1,4 +1,4 @@
-"""Score-aware LFT selection: ``--lft-select quality`` and ``--lft-select deita``.
+"""Scores for the LFT selection: ``--lft-select quality`` and ``--lft-select deita`` (:mod:`itkit.export.deita`).
 
 Both read the judge scores ``itkit score`` stores in a record's metadata
 (``metadata.scores.<scorer>``, :data:`itkit.records.META_SCORES`). A record's
@@ -6,20 +6,10 @@ Both read the judge scores ``itkit score`` stores in a record's metadata
 quality,complexity`` is Deita's evol score, complexity x quality). Records are
 ranked by descending score, ties in an order drawn from the seed.
 
-- ``quality``: the stratum quotas of :func:`itkit.export.subset.allocate`,
-  each stratum filled with its highest-scored records.
-- ``deita``: Deita's score-first, diversity-aware selection (Liu et al. 2023,
-  "What Makes Good Data for Alignment?", arXiv:2312.15685, Algorithm 1; the
-  ``IterativeFilter`` of hkust-nlp/deita): walk the records by descending
-  score and take one only if it is not too similar to any record already
-  taken. Deita compares model embeddings by cosine (tau = 0.9); itkit compares
-  the prompts' word-bigram sets by Jaccard similarity, MinHash LSH for the
-  candidates and the exact Jaccard of the shingle sets for the decision (the
-  shingling of ``itkit dedup --near``), so no model is needed and the same input
-  gives the same subset. The walk fills the stratum quotas as ``quality`` does;
-  ``--diversity random`` (one stratum) is Deita's algorithm as published. When
-  too few records pass the guard, the highest-scored of the skipped ones fill
-  the subset up to its size, and the card says how many.
+``quality`` takes the stratum quotas of :func:`itkit.export.subset.allocate`
+and fills each stratum with its highest-scored records. Records without the
+score stop the export (:class:`Unscored`, ``--lft-unscored error``) or rank
+below every scored one (``last``).
 """
 
 from __future__ import annotations
@@ -29,9 +19,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from itkit.dedup import DEFAULT_NGRAM, DEFAULT_NUM_PERM, MinHasher, lsh_params, normalize_text
-from itkit.dedup.minhash import WordBatch, band_keys, estimated_jaccard
-from itkit.dedup.verify import VERIFY_MARGIN, ShingleSets
+from itkit.errors import InputError, Location
 from itkit.export.subset import allocate
 from itkit.lazy import lazy_module
 from itkit.records import META_SCORES, Record
@@ -46,16 +34,6 @@ SCORED_METHODS = ("quality", "deita")
 DEFAULT_SCORE = ("quality",)
 UNSCORED_CHOICES = ("error", "last")
 """``--lft-unscored``: a record without the score stops the export (error), or ranks below every scored one (last)."""
-DEFAULT_SIMILARITY = 0.5
-"""Deita guard: a record whose prompt has at least this Jaccard similarity (word bigrams) with the prompt of a
-record already taken is skipped. 0.5: templated variants ("Write a poem about X" / "... about Y") are skipped; the
-dedup default 0.8 would only skip what ``itkit dedup --near`` already removed."""
-GUARD_TEXT = "prompt"
-"""What the guard compares: every user turn with the input (:func:`itkit.dedup.text_getter`)."""
-GUARD_BLOCK = 2048
-"""Records whose signatures are computed together while walking."""
-SIMILAR_EXAMPLES = 5
-"""Skipped records named in the manifest and the card, with the record they resemble."""
 HISTOGRAM_VALUES = 12
 """The card lists every score value when there are at most this many distinct ones."""
 
@@ -110,145 +88,23 @@ def rank(scores: Sequence[float | None], seed: int) -> list[int]:
     return np.lexsort((np.asarray(tiebreak, dtype=np.int64), values, missing)).tolist()
 
 
-def _by_label(order: Sequence[int], labels: Sequence[str]) -> dict[str, list[int]]:
+def by_label(order: Sequence[int], labels: Sequence[str]) -> dict[str, list[int]]:
+    """The indices of ``order`` per label (labels sorted), each list in the order given."""
     out: dict[str, list[int]] = {}
     for i in order:
         out.setdefault(labels[i], []).append(i)
     return dict(sorted(out.items()))
 
 
-def _take(members: dict[str, list[int]], size: int) -> list[int]:
+def take_quotas(members: dict[str, list[int]], size: int) -> list[int]:
+    """The first records of each label's list, as many as its quota of ``size`` (:func:`allocate`)."""
     quota = allocate({label: len(items) for label, items in members.items()}, size)
     return [i for label, items in members.items() for i in items[: quota[label]]]
 
 
 def select_quality(labels: Sequence[str], scores: Sequence[float | None], size: int, seed: int) -> list[int]:
     """Indices (input order) of ``size`` records spread over ``labels``, the highest-scored of each stratum."""
-    return sorted(_take(_by_label(rank(scores, seed), labels), size))
-
-
-@dataclass
-class Similar:
-    """A record the guard skipped: the taken record it resembles and their Jaccard similarity."""
-
-    index: int
-    like: int
-    jaccard: float
-
-
-class SimilarityGuard:
-    """Which taken record a text resembles: MinHash LSH over the taken texts, exact Jaccard of shingle sets."""
-
-    def __init__(self, texts: Sequence[str], threshold: float, num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM):
-        self.texts = texts
-        self.threshold = threshold
-        self._hasher = MinHasher(num_perm, ngram)
-        self._bands, self._rows = lsh_params(threshold, num_perm)
-        self._sets = ShingleSets()
-        self._row: dict[int, int] = {}
-        self._signature: dict[int, Any] = {}
-        self._keys: dict[int, list[int]] = {}
-        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(self._bands)]
-
-    def prepare(self, indices: Sequence[int]) -> None:
-        """Compute the signatures and shingle sets of these texts (before :meth:`nearest` is asked about them)."""
-        todo = [i for i in indices if i not in self._row]
-        if not todo:
-            return
-        batch = WordBatch()
-        for i in todo:
-            self._hasher.add(normalize_text(self.texts[i]), batch)
-        first = len(self._sets)
-        signatures = self._hasher.signatures(batch, self._sets)
-        keys = band_keys(signatures, self._bands, self._rows)
-        for k, i in enumerate(todo):
-            self._row[i] = first + k
-            self._signature[i] = signatures[k]
-            self._keys[i] = keys[k].tolist()
-
-    def nearest(self, i: int) -> tuple[int, float] | None:
-        """The taken record most similar to ``i`` when their similarity is at least the threshold, else None."""
-        candidates: set[int] = set()
-        for band, key in enumerate(self._keys[i]):
-            candidates.update(self._buckets[band].get(key, ()))
-        if not candidates:
-            return None
-        members = sorted(candidates)
-        estimates = estimated_jaccard(self._signature[i], np.stack([self._signature[j] for j in members]))
-        best: tuple[int, float] | None = None
-        for j, estimate in zip(members, estimates.tolist()):
-            if estimate < self.threshold - VERIFY_MARGIN:
-                continue
-            similarity = self._sets.jaccard(self._row[i], self._row[j])
-            if similarity >= self.threshold and (best is None or similarity > best[1]):
-                best = (j, similarity)
-        return best
-
-    def take(self, i: int) -> None:
-        for band, key in enumerate(self._keys[i]):
-            self._buckets[band].setdefault(key, []).append(i)
-
-
-@dataclass
-class DeitaResult:
-    chosen: list[int]
-    """Indices in input order."""
-    skipped: list[Similar] = field(default_factory=list)
-    """Records the guard skipped and that stayed out of the subset, in rank order."""
-    filled: int = 0
-    """Skipped records taken anyway because too few passed the guard."""
-
-
-def select_deita(
-    labels: Sequence[str],
-    scores: Sequence[float | None],
-    texts: Sequence[str],
-    size: int,
-    seed: int,
-    threshold: float = DEFAULT_SIMILARITY,
-) -> DeitaResult:
-    """Score-first, diversity-aware selection of ``size`` records, spread over ``labels`` (see the module docstring).
-
-    The walk stops visiting a stratum once it has ``size`` records that passed
-    the guard (no quota can be larger), and stops when every stratum has.
-    """
-    order = rank(scores, seed)
-    strata = set(labels)
-    guard = SimilarityGuard(texts, threshold)
-    taken: dict[str, list[int]] = {label: [] for label in sorted(strata)}
-    skipped: list[Similar] = []
-    full: set[str] = set()
-    pos = 0
-    while pos < len(order) and len(full) < len(strata):
-        block: list[int] = []
-        while pos < len(order) and len(block) < GUARD_BLOCK:
-            i = order[pos]
-            pos += 1
-            if labels[i] not in full:
-                block.append(i)
-        guard.prepare(block)
-        for i in block:
-            label = labels[i]
-            if label in full:
-                continue
-            hit = guard.nearest(i)
-            if hit is not None:
-                skipped.append(Similar(i, hit[0], hit[1]))
-                continue
-            guard.take(i)
-            taken[label].append(i)
-            if len(taken[label]) >= size:
-                full.add(label)
-    chosen = _take(taken, size)
-    result = DeitaResult(chosen, skipped)
-    if len(chosen) < size and skipped:
-        fill = _take(_by_label([s.index for s in skipped], labels), size - len(chosen))
-        filled = set(fill)
-        result.chosen = chosen + fill
-        result.skipped = [s for s in skipped if s.index not in filled]
-        result.filled = len(fill)
-    result.chosen.sort()
-    return result
+    return sorted(take_quotas(by_label(rank(scores, seed), labels), size))
 
 
 @dataclass
@@ -318,3 +174,42 @@ class Selection:
         if self.method == "deita":
             out.update(similarity=self.similarity, skipped_similar=self.skipped, filled=self.filled, examples=self.examples)
         return out
+
+
+class Unscored:
+    """LFT candidates without the score used for the selection: how many, and where the first one is."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[Location | None, str, str] | None = None
+
+    def check(self, record: Record, names: Sequence[str], location: Location | None) -> None:
+        """Count ``record`` if it lacks a score; a score that is not a number is a located error."""
+        try:
+            value = score_of(record, names)
+        except BadScore as err:
+            raise InputError(err.reason, location, err.field) from None
+        if value is None:
+            self.count += 1
+            if self.first is None:
+                self.first = (location, record.id, missing_score(record, names))
+
+    def refuse(self, total: int, names: Sequence[str], source: Location) -> None:
+        """Stop the export (``--lft-unscored error``) when a candidate has no score."""
+        if self.first is None:
+            return
+        location, rid, name = self.first
+        how = f"itkit score SRC -o OUT --scorer {name}"
+        if self.count == total:
+            raise InputError(
+                f"no record has a '{name}' score ({score_field(name)}): score them first ({how}), or choose "
+                "--lft-select diverse; nothing was written",
+                source,
+            )
+        raise InputError(
+            f"record '{rid}' has no '{name}' score; {self.count} of {total} records "
+            f"{'has' if self.count == 1 else 'have'} none: score them ({how}), "
+            "or pass --lft-unscored last to rank them below every scored record; nothing was written",
+            location,
+            score_field(name),
+        )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from itkit.export.pipeline import DEFAULT_LFT_SIZE, DEFAULT_SEED
-from itkit.export.scored import DEFAULT_SCORE, DEFAULT_SIMILARITY, SELECT_METHODS, UNSCORED_CHOICES
+from itkit.export.settings import DEFAULT_LFT_SIZE, DEFAULT_SEED
+from itkit.export.deita import DEFAULT_SIMILARITY
+from itkit.export.scored import DEFAULT_SCORE, SELECT_METHODS, UNSCORED_CHOICES
 from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
 from itkit.export.subset import DIVERSITY_MODES
 from itkit.export.targets import MODES, TARGET_NAMES, TRL_FORMATS
@@ -60,11 +61,11 @@ OPTS = (
 PATH_OPTIONS = ("tokenizer",)
 """Options that name a file: relative to the recipe's folder in a recipe."""
 SETTING_FOR_OPTION = {"max_length": "max_tokens", "tokenizer_model": "model"}
-"""Options whose :class:`~itkit.export.pipeline.ExportSettings` field has another name."""
+"""Options whose :class:`~itkit.export.settings.ExportSettings` field has another name."""
 
 
 def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: Any):
-    """The :class:`~itkit.export.pipeline.ExportSettings` of these options."""
+    """The :class:`~itkit.export.settings.ExportSettings` of these options."""
     from itkit.export import ExportSettings
 
     return ExportSettings.from_options(
@@ -82,7 +83,7 @@ def prepare(o: Any, ctx: Context) -> None:
 
 
 def execute(settings: Any, progress: Callable[[str], None] | None = None):
-    """``run_export``: an :class:`~itkit.export.pipeline.ExportResult`."""
+    """``run_export``: an :class:`~itkit.export.result.ExportResult`."""
     from itkit.export import run_export
 
     return run_export(settings, progress=progress) if progress is not None else run_export(settings)
