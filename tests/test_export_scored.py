@@ -306,6 +306,15 @@ def test_a_score_that_is_not_a_number_is_a_located_error(runner, tmp_path, value
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bad_score_stops_the_export_also_with_on_error_skip(runner, tmp_path):
+    rows = planted()
+    rows[2]["metadata"][META_SCORES]["quality"] = "high"
+    result = export(runner, tmp_path, rows, "--lft-select", "deita", "--on-error", "skip")
+    assert result.exit_code == 1
+    assert "line 3: field 'metadata.scores.quality': must be a finite number, got 'high'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_sft_only_needs_no_scores(runner, tmp_path):
     rows = [{k: v for k, v in r.items() if k != "metadata"} for r in planted()]
     src = write_jsonl(tmp_path / "in.jsonl", rows)

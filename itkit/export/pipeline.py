@@ -104,7 +104,7 @@ def run_export(settings: ExportSettings, progress: Progress | None = None) -> Ex
                     unscored.check(fixed, settings.score_names, reader.location)
                 records.append(fixed)
             if settings.scored and settings.unscored == "error":
-                unscored.refuse(len(records), settings.score_names, Location(display_name(settings.source)))
+                unscored.refuse(len(records), Location(display_name(settings.source)))
         except BaseException:
             rejects.abort()
             raise

@@ -194,7 +194,7 @@ class Unscored:
             if self.first is None:
                 self.first = (location, record.id, missing_score(record, names))
 
-    def refuse(self, total: int, names: Sequence[str], source: Location) -> None:
+    def refuse(self, total: int, source: Location) -> None:
         """Stop the export (``--lft-unscored error``) when a candidate has no score."""
         if self.first is None:
             return
