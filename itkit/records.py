@@ -32,6 +32,8 @@ An assistant turn may carry a training ``weight``: 0 (not trained on) or 1.
   ``score``, ``model``, ``template``, ``template_hash``).
 - ``extra``: top-level fields of the source record that its format does not
   know; restored when dumping to the same format.
+- ``scores``: judge scores by scorer name (``{"quality": 4.5, "complexity": 3.0}``, floats), written
+  by ``itkit score`` and read by ``itkit export --lft-select quality|deita``.
 - ``layout``: format-specific details needed to give back the exact source
   record (role spellings, where the system prompt stood...), tagged with the
   format name; only used when dumping to that same format.
@@ -59,6 +61,7 @@ META_SCORES = "scores"
 META_SCORE_REASONS = "score_reasons"
 """The judges' one-line reasons by scorer name."""
 META_LAYOUT = "layout"
+META_SCORES = "scores"
 
 
 _object_new = object.__new__

@@ -50,6 +50,7 @@ def export(
     Examples:
       itkit export clean.jsonl -o out
       itkit export clean.jsonl -o out --mode lft --lft-size 1000 -t trl
+      itkit export scored.jsonl -o out --lft-select deita --lft-score quality
       itkit export chats.json -o out --max-length 2048 --split-long
       itkit export chats.json -o out --max-length 2048 --tokenizer ./Qwen2.5-0.5B-Instruct
     """
@@ -104,6 +105,8 @@ def _print_summary(result: ExportResult) -> None:
     if any(m.quality is not None for m in modes):
         row("removed by quality rules", [sum(m.quality.removed.values()) if m.quality else "-" for m in modes])
         row("not selected for the subset", [m.not_selected if m.quality else "-" for m in modes])
+    if any(m.selection is not None and m.selection.method == "deita" for m in modes):
+        row("  of which similar to a taken one", [m.selection.skipped if m.selection else "-" for m in modes])
     row("records", [m.records for m in modes])
     row("train", [m.train for m in modes])
     row("validation", [m.val for m in modes])
@@ -128,6 +131,15 @@ def _print_summary(result: ExportResult) -> None:
         if len(c.rows) > SUMMARY_STRATA:
             cov.add_row(f"({len(c.rows) - SUMMARY_STRATA} more)", "", "")
         err.print(cov)
+    if lft is not None and lft.selection is not None and lft.selection.distributions:
+        sel = lft.selection
+        whole, subset = sel.distributions["candidates"], sel.distributions["subset"]
+        err.print(
+            f"LFT by {sel.score_name} (--lft-select {sel.method}): median {subset.median:g}, mean {subset.mean:.2f} "
+            f"in the subset; median {whole.median:g}, mean {whole.mean:.2f} over all candidates"
+            + (f" ({whole.unscored} unscored, ranked last)" if whole.unscored else ""),
+            markup=False,
+        )
     if result.no_trained_turn:
         err.print(f"{result.no_trained_turn} records left out: every assistant turn has weight 0", markup=False)
     if not result.exact_lengths:

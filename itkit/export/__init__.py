@@ -5,10 +5,13 @@ and plain Alpaca/ShareGPT.
     result = run_export(ExportSettings("clean.jsonl", "out", targets=("trl", "llama-factory")))
     result.modes["lft"].train, result.modes["lft"].coverage
 
-See :mod:`itkit.export.pipeline` for the steps.
+See :mod:`itkit.export.pipeline` for the steps, :mod:`itkit.export.settings` for the settings and
+:mod:`itkit.export.result` for what an export reports.
 """
 
-from itkit.export.pipeline import DEFAULT_LFT_SIZE, DEFAULT_SEED, ExportResult, ExportSettings, ModeResult, run_export
+from itkit.export.pipeline import run_export
+from itkit.export.result import ExportResult, ModeResult
+from itkit.export.settings import DEFAULT_LFT_SIZE, DEFAULT_SEED, ExportSettings
 from itkit.export.targets import MODES, TARGET_NAMES, TRL_FORMATS, TrainingDefaults
 
 __all__ = [

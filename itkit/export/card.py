@@ -3,7 +3,8 @@
 The card starts with Hugging Face Hub front matter (one config per mode and
 target, so the folder can be pushed to the Hub as is), then gives the counts at
 every step, token-length statistics, category or cluster coverage of the LFT
-subset against the full set, the lineage of the data (sources, formats and the
+subset against the full set, how the subset was chosen (``--lft-select``) and,
+when by scores, their distribution in the subset against the whole, the lineage of the data (sources, formats and the
 rewrite steps recorded in provenance) and the exact command that reproduces it.
 """
 
@@ -17,7 +18,7 @@ import yaml
 from itkit.export.targets import MODE_TITLES, TRAIN_FILE, VAL_FILE, get_targets
 
 if TYPE_CHECKING:
-    from itkit.export.pipeline import ExportResult, ModeResult
+    from itkit.export.result import ExportResult, ModeResult
 
 COVERAGE_ROWS = 30
 """Strata listed in the coverage table (the rest are summed in one row)."""
@@ -72,11 +73,7 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
         removed = sum(m.quality.removed.values())
         by_rule = ", ".join(f"{name} {n}" for name, n in m.quality.removed.items()) or "no rules"
         lines.append(f"- Quality filters removed {removed} ({by_rule}); {m.after_quality} remain.")
-        kind = m.coverage.kind if m.coverage else "random"
-        lines.append(
-            f"- Subset: {m.records} of {m.after_quality} records (--lft-size {s.lft_size}), "
-            f"spread evenly over {kind} strata, seed {s.seed}."
-        )
+        lines += _subset_steps(result, m)
     lines.append(
         f"- Split: {m.train} train / {m.val} validation (requested {m.split.requested}); "
         f"{m.split.moved} validation records had an exact or near duplicate in train and were moved there, "
@@ -84,6 +81,71 @@ def _steps(result: "ExportResult", mode: str, m: "ModeResult") -> list[str]:
     )
     if m.responses:
         lines.append("- Responses: " + ", ".join(f"{n} {kind}" for kind, n in sorted(m.responses.items())) + ".")
+    return lines
+
+
+def _subset_steps(result: "ExportResult", m: "ModeResult") -> list[str]:
+    s = result.settings
+    kind = m.coverage.kind if m.coverage else "random"
+    head = f"- Subset: {m.records} of {m.after_quality} records (--lft-size {s.lft_size}), --lft-select {s.lft_select}: "
+    sel = m.selection
+    if sel is None or sel.method == "diverse":
+        return [head + f"spread evenly over {kind} strata in an order drawn from seed {s.seed}."]
+    score = f"`{sel.score_name}` score" + (" (the product of the scores)" if len(sel.score) > 1 else "")
+    if sel.method == "quality":
+        lines = [
+            head + f"the records with the highest {score} of each {kind} stratum, the strata as even as the "
+            f"data allows; equal scores in an order drawn from seed {s.seed}."
+        ]
+    else:
+        lines = [
+            head + f"Deita's score-first, diversity-aware selection (Liu et al. 2023): records by descending {score}, "
+            f"each taken only if its prompt's Jaccard similarity (word bigrams) to every record taken before it is "
+            f"under {sel.similarity:g}; {sel.skipped} records skipped as too similar; spread over {kind} strata; "
+            f"equal scores in an order drawn from seed {s.seed}."
+        ]
+        if sel.filled:
+            lines.append(f"- Too few records passed the similarity guard: {sel.filled} skipped ones were taken to reach the size.")
+        if sel.examples:
+            shown = "; ".join(f"`{e['id']}` like `{e['like']}` ({e['jaccard']:.2f})" for e in sel.examples)
+            lines.append(f"- Skipped as too similar, e.g.: {shown}.")
+    if sel.unscored:
+        have = "record has" if sel.unscored == 1 else "records have"
+        lines.append(f"- {sel.unscored} {have} no {score}: ranked below every scored record (--lft-unscored last).")
+    return lines
+
+
+def _scores(m: "ModeResult") -> list[str]:
+    sel = m.selection
+    if sel is None or not sel.distributions:
+        return []
+    lines = [
+        "",
+        "## Scores",
+        "",
+        f"The `{sel.score_name}` score (`metadata.scores`, written by `itkit score`) of the LFT subset against the "
+        "records it was chosen from:",
+        "",
+    ]
+    rows = []
+    for name, d in sel.distributions.items():
+        known = d.records - d.unscored
+        stats = [f"{v:g}" for v in (d.min, d.p25, d.median)] + [f"{d.mean:.2f}"] + [f"{v:g}" for v in (d.p75, d.max)]
+        rows.append([name, d.records, d.unscored] + (stats if known else ["-"] * 6))
+    lines += _table(["records", "count", "unscored", "min", "p25", "median", "mean", "p75", "max"], rows)
+    whole, subset = sel.distributions["candidates"], sel.distributions["subset"]
+    if whole.values is not None and subset.values is not None:
+        values = sorted({*whole.values, *subset.values}, key=float, reverse=True)
+        known_whole = whole.records - whole.unscored
+        known_subset = subset.records - subset.unscored
+        lines += [""] + _table(
+            ["score", "candidates", "share", "LFT subset", "share"],
+            [
+                [v, whole.values.get(v, 0), _pct(whole.values.get(v, 0), known_whole),
+                 subset.values.get(v, 0), _pct(subset.values.get(v, 0), known_subset)]
+                for v in values
+            ],
+        )
     return lines
 
 
@@ -202,6 +264,8 @@ def render_card(result: "ExportResult") -> str:
         lines += _table(["category", "records", "share"], [[k, n, _pct(n, total)] for k, n in sft.categories.items()])
     elif lft is None:
         lines.append("The records have no category field.")
+    if lft is not None:
+        lines += _scores(lft)
 
     lines += ["", "## Lineage", ""]
     for mode, m in result.modes.items():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from itkit.export.pipeline import DEFAULT_LFT_SIZE, DEFAULT_SEED
+from itkit.export.settings import DEFAULT_LFT_SIZE, DEFAULT_SEED
+from itkit.export.deita import DEFAULT_SIMILARITY
+from itkit.export.scored import DEFAULT_SCORE, SELECT_METHODS, UNSCORED_CHOICES
 from itkit.export.quality import DEFAULT_LFT_RULES, DEFAULT_MAX_RESPONSE_WORDS, DEFAULT_MIN_RESPONSE_WORDS
 from itkit.export.subset import DIVERSITY_MODES
 from itkit.export.targets import MODES, TARGET_NAMES, TRL_FORMATS
@@ -39,6 +41,14 @@ OPTS = (
         choices=DIVERSITY_MODES, panel=LFT_PANEL),
     Opt("clusters", int, default_text="about sqrt(records), at most 50", panel=LFT_PANEL,
         help="Number of topic clusters."),
+    Opt("lft_select", str, SELECT_METHODS[0], "diverse: seeded, per stratum; quality: highest scores per stratum; "
+        "deita: score-first, skipping similar prompts.", choices=SELECT_METHODS, metavar="METHOD", panel=LFT_PANEL),
+    Opt("lft_score", str, many=COMMA, metavar="SCORERS", default_text=",".join(DEFAULT_SCORE), panel=LFT_PANEL,
+        help="quality/deita: the itkit score scorer(s) to rank by (several: their product)."),
+    Opt("lft_similarity", float, default_text=str(DEFAULT_SIMILARITY), ge=0.0, le=1.0, panel=LFT_PANEL,
+        help="deita: skip a record whose prompt is this similar (Jaccard) to a taken one."),
+    Opt("lft_unscored", str, default_text=UNSCORED_CHOICES[0], choices=UNSCORED_CHOICES, panel=LFT_PANEL,
+        help="quality/deita: a record without the score is an error, or ranks last."),
     Opt("lft_rules", str, tuple(DEFAULT_LFT_RULES), "Quality rules of the LFT subset (see itkit filter; none: no rules).",
         many=COMMA, metavar="RULES", panel=LFT_PANEL),
     Opt("lft_min_response", int, DEFAULT_MIN_RESPONSE_WORDS, "LFT: fewest words in a response (0: no minimum).", ge=0,
@@ -51,11 +61,11 @@ OPTS = (
 PATH_OPTIONS = ("tokenizer",)
 """Options that name a file: relative to the recipe's folder in a recipe."""
 SETTING_FOR_OPTION = {"max_length": "max_tokens", "tokenizer_model": "model"}
-"""Options whose :class:`~itkit.export.pipeline.ExportSettings` field has another name."""
+"""Options whose :class:`~itkit.export.settings.ExportSettings` field has another name."""
 
 
 def settings_for(o: Any, source: str, out_dir: str, ctx: Context, **plumbing: Any):
-    """The :class:`~itkit.export.pipeline.ExportSettings` of these options."""
+    """The :class:`~itkit.export.settings.ExportSettings` of these options."""
     from itkit.export import ExportSettings
 
     return ExportSettings.from_options(
@@ -73,7 +83,7 @@ def prepare(o: Any, ctx: Context) -> None:
 
 
 def execute(settings: Any, progress: Callable[[str], None] | None = None):
-    """``run_export``: an :class:`~itkit.export.pipeline.ExportResult`."""
+    """``run_export``: an :class:`~itkit.export.result.ExportResult`."""
     from itkit.export import run_export
 
     return run_export(settings, progress=progress) if progress is not None else run_export(settings)
