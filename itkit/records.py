@@ -61,7 +61,6 @@ META_SCORES = "scores"
 META_SCORE_REASONS = "score_reasons"
 """The judges' one-line reasons by scorer name."""
 META_LAYOUT = "layout"
-META_SCORES = "scores"
 
 
 _object_new = object.__new__
