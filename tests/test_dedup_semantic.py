@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -251,6 +252,40 @@ def test_a_local_model2vec_folder_is_used_instead_of_wordllama(runner, tmp_path)
     assert line["score"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_a_sentence_transformers_folder_is_loaded_on_the_cpu_from_local_files(runner, tmp_path, monkeypatch):
+    """The wiring (folder kind, load and encode arguments) with a stand-in for the package, which needs torch."""
+    import importlib.machinery
+    import types
+
+    calls = []
+
+    class SentenceTransformer:
+        def __init__(self, path, **kwargs):
+            calls.append((path, kwargs))
+
+        def encode(self, texts, **kwargs):
+            calls.append(kwargs)
+            return np.asarray([[1.0, 0.0] if "python" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    fake = types.ModuleType("sentence_transformers")
+    fake.__spec__ = importlib.machinery.ModuleSpec("sentence_transformers", None)
+    fake.SentenceTransformer = SentenceTransformer
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    model = tmp_path / "st"
+    model.mkdir()
+    (model / "modules.json").write_text('[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]')
+    (model / "config_sentence_transformers.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    src = write_jsonl(tmp_path / "in.jsonl", ["Reverse a string in Python", "Python: reverse it", "cats are nice"])
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "dedup", src, "-o", out, "--semantic", "--embedding-model", model, "-q")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["r0", "r2"]
+    assert calls[0] == (str(model), {"device": "cpu", "local_files_only": True})
+    assert calls[1] == {"convert_to_numpy": True, "normalize_embeddings": True}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -342,3 +377,26 @@ def test_recipe_errors_name_the_recipe_key(runner, tmp_path):
     result = invoke(runner, "run", recipe, "--run-dir", tmp_path / "run", "-q")
     assert result.exit_code == 2
     assert "embedding_model is the model of the semantic stage; add semantic: true" in " ".join(result.stderr.split())
+
+
+# -- real data (../shared/realdata; skipped when absent)
+
+
+def test_self_instruct_seed_tasks_are_175_different_tasks(runner, realdata, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "dedup", realdata / "self_instruct_seed_tasks.jsonl", "-o", out, "--semantic", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["removed"] == {"exact": 0, "semantic": 0}
+
+
+def test_fastchat_identity_questions_are_paraphrases_of_each_other(runner, realdata, tmp_path):
+    report = tmp_path / "removed.jsonl"
+    result = invoke(runner, "dedup", realdata / "sharegpt_fastchat_sample.json", "-o", tmp_path / "out.json",
+                    "--semantic", "--report", report, "-q")
+    assert result.exit_code == 0, result.stderr
+    removed = [json.loads(line) for line in report.read_text().splitlines() if '"semantic"' in line]
+    assert len(removed) > 50  # "Are you trained by IBM? Have a nice day!" / "Are you trained by IBM?" ...
+    assert all(r["score"] >= DEFAULT_SEMANTIC for r in removed)
+    # "Are you davinci-001?" and "Are you davinci-002?" differ in a number: never paired (--numbers significant)
+    digits = [(sorted(re.findall(r"\d+", r["text"])), sorted(re.findall(r"\d+", r["kept_text"]))) for r in removed]
+    assert all(a == b for a, b in digits) and any(a for a, _ in digits)

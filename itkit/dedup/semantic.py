@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -213,8 +212,7 @@ def load_embedder(model: str | None = None) -> Embedder:
     """WordLlama (``model`` None) or the local model folder ``model``; never downloads."""
     if model is None:
         return WordLlamaEmbedder()
-    kind = model_kind(model)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: the hub libraries must not reach out
+    kind = model_kind(model)  # a local folder: model2vec reads it as it is; sentence-transformers with local_files_only
     return SentenceTransformerEmbedder(model) if kind == "sentence-transformers" else Model2VecEmbedder(model)
 
 
