@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
+import orjson
+
 from itkit.errors import ConversionError, FormatDetectionError, InputError, Location, SchemaError, UsageError
 from itkit.formats import DETECT_SAMPLE, FORMATS, Format, LoadContext, candidates, detect, get_format
-from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, parse_hub_uri
+from itkit.io.json_keys import may_have_duplicates
+from itkit.io.rows import RawRow, display_name, is_hub, iter_rows, jsonl_lines, jsonl_row, parse_hub_uri
 from itkit.io.sinks import RowWriter
 from itkit.failures import FAILURE_KEY, strip_failure
-from itkit.formats.base import WEIGHTED_FORMATS, dropped_fields, has_weights
+from itkit.formats.base import WEIGHTED_FORMATS, Plain, dropped_fields, has_weights
 from itkit.records import META_EXTRA, META_LAYOUT, META_SOURCE, META_SOURCE_FORMAT, Record
 
 OnError = Literal["fail", "skip"]
@@ -182,42 +185,89 @@ class RecordReader:
         return n
 
     def __iter__(self) -> Iterator[Record]:
-        fmt = self.format
-        load = fmt.load
-        stem = self._stem
-        counts = self.counts
-        keep_source = self.keep_source
+        self.format  # detect it first (a bad first row raises here)
         if self._pending is None:  # a second iteration goes on where the first stopped
             self._pending = itertools.chain(self._head, self._rows)
+        load = self._load
         for raw in self._pending:
-            ordinal = counts.rows
-            counts.rows += 1
-            row = raw.data
-            if raw.error is not None or not isinstance(row, dict):
-                self._reject(raw, self._problem(raw))
-                continue
-            if FAILURE_KEY in row:  # a row of a failures file: the record itself, fed back in
-                row = strip_failure(row)
+            record = load(raw)
+            if record is not None:
+                yield record
+
+    def _load(self, raw: RawRow) -> Record | None:
+        """The record of the next row (None: rejected, with ``on_error="skip"``; else the error is raised)."""
+        fmt = self._format
+        assert fmt is not None
+        counts = self.counts
+        ordinal = counts.rows
+        counts.rows += 1
+        row = raw.data
+        if raw.error is not None or not isinstance(row, dict):
+            self._reject(raw, self._problem(raw))
+            return None
+        if FAILURE_KEY in row:  # a row of a failures file: the record itself, fed back in
+            row = strip_failure(row)
+        try:
+            if not fmt.matches(row):
+                others = [n for n in candidates(row) if n != fmt.name]
+                if others:
+                    hint = f"check --from {fmt.name}" if self.requested != AUTO else "mixed formats; split the file"
+                    raise SchemaError(
+                        f"is in {others[0]} format, not {fmt.name} ({hint}; {fmt.name} expects {fmt.keys})",
+                        raw.location,
+                    )
+                # load() names the missing field
+            record = fmt.load(row, LoadContext(raw.location, f"{self._stem}-{ordinal}"))
+        except InputError as err:
+            self._reject(raw, err)
+            return None
+        if self.keep_source:
+            record.metadata[META_SOURCE] = self.name
+        counts.loaded += 1
+        self.location = raw.location
+        self.row = row
+        return record
+
+    def fast(self) -> Iterator[Record | Plain]:
+        """The records of iteration, in order, but each row the format reads plainly as its :class:`Plain`
+        view, without building the record (:attr:`Format.plain`), when the source is a JSONL file
+        (:func:`~itkit.io.rows.jsonl_lines`): same ids, counts, errors and rejects. Otherwise (another format
+        or container, stdin, ``keep_source``, iteration already started) exactly the records of iteration.
+        """
+        fmt = self.format
+        lines = None
+        if fmt.plain is not None and self._pending is None and not self.keep_source:
+            lines = jsonl_lines(self.source)
+        if lines is None:
+            yield from self
+            return
+        self._rows.close()  # the rows read to detect the format are read again, from the first line
+        self._head.clear()
+        self._pending = iter(())
+        plain, load, name, stem, counts = fmt.plain, self._load, self.name, self._stem, self.counts
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        for line_no, line in lines:
             try:
-                if not fmt.matches(row):
-                    others = [n for n in candidates(row) if n != fmt.name]
-                    if others:
-                        hint = f"check --from {fmt.name}" if self.requested != AUTO else "mixed formats; split the file"
-                        raise SchemaError(
-                            f"is in {others[0]} format, not {fmt.name} ({hint}; {fmt.name} expects {fmt.keys})",
-                            raw.location,
-                        )
-                    # load() names the missing field
-                record = load(row, LoadContext(raw.location, f"{stem}-{ordinal}"))
-            except InputError as err:
-                self._reject(raw, err)
-                continue
-            if keep_source:
-                record.metadata[META_SOURCE] = self.name
-            counts.loaded += 1
-            self.location = raw.location
-            self.row = row
-            yield record
+                data = loads(line)
+            except JSONDecodeError:
+                raw = jsonl_row(line, name, line_no)  # the located error
+            else:
+                view = plain(data, f"{stem}-{counts.rows}") if type(data) is dict else None
+                # a plain view's values are all strings: 4 quotes per key unless one is escaped (or duplicated)
+                if view is not None and (line.count(b'"') == 4 * len(data) or not may_have_duplicates(line, data)):
+                    counts.rows += 1
+                    counts.loaded += 1
+                    view.location = self.location = Location(name, line_no)
+                    self.row = data
+                    yield view
+                    continue
+                if view is not None or may_have_duplicates(line, data):
+                    raw = jsonl_row(line, name, line_no)  # the duplicate key, located (or the row, if none)
+                else:
+                    raw = RawRow(data, Location(name, line=line_no))
+            record = load(raw)
+            if record is not None:
+                yield record
 
 
 def read_records(source: str, fmt: str = AUTO) -> list[Record]:
@@ -261,6 +311,16 @@ class RecordWriter:
 
     def write(self, record: Record) -> None:
         self.rows.write(self.dump(record))
+
+    def write_fast(self, item: Record | Plain) -> None:
+        """:meth:`write` for a record or a :class:`Plain` view (its row as read, re-dumped, in its own format)."""
+        if type(item) is Plain:
+            if item.format is self.format:
+                self.last_dropped = []
+                self.rows.write(item.dumped)
+                return
+            item = item.record()
+        self.write(item)
 
     def write_all(self, records: Iterable[Record]) -> int:
         for record in records:

@@ -3,8 +3,8 @@
 :class:`NgramIndex` holds, for one side (the benchmark questions, or the answers),
 every item's distinct n-gram hashes in a sorted numpy array with the item each
 came from, and a bitmap of their low bits that rules out almost every training
-n-gram before the binary search. :meth:`NgramIndex.match` takes a batch of word
-lists and returns, for each (text, item) pair sharing at least one n-gram, the
+n-gram before the binary search. :meth:`NgramIndex.match` takes a batch of
+texts and returns, for each (text, item) pair sharing at least one n-gram, the
 number of the item's distinct n-grams found in the text and that number's share of
 the item's n-grams (the Tulu 3 coverage score).
 """
@@ -44,10 +44,11 @@ def _empty() -> Matches:
 class NgramIndex:
     """The distinct n-grams of ``texts`` (one per benchmark item, "" for none); see the module docstring."""
 
-    def __init__(self, word_lists: Sequence[Sequence[str]], n: int):
+    def __init__(self, texts: Sequence[str], n: int):
         self.n = n
-        self.items = len(word_lists)
-        h, owner = batch_ngrams(word_lists, n)
+        self.items = len(texts)
+        h, owner, self.words = batch_ngrams(texts, n)
+        """``words``: how many words each item's text has."""
         order = np.lexsort((h, owner))
         h, owner = h[order], owner[order]
         first = np.ones(len(h), dtype=np.bool_)
@@ -73,11 +74,11 @@ class NgramIndex:
     def nbytes(self) -> int:
         return self.item_hashes.nbytes + self.hashes.nbytes + self.owner.nbytes + self.bitmap.nbytes
 
-    def match(self, word_lists: Sequence[Sequence[str]]) -> Matches:
-        """The items sharing n-grams with each word list (see :class:`Matches`)."""
+    def match(self, texts: Sequence[str]) -> Matches:
+        """The items sharing n-grams with each text (see :class:`Matches`)."""
         if not len(self.hashes):
             return _empty()
-        h, text = batch_ngrams(word_lists, self.n)
+        h, text, _ = batch_ngrams(texts, self.n)
         if not len(h):
             return _empty()
         maybe = self.bitmap[h & self.mask]

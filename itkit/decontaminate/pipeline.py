@@ -33,10 +33,11 @@ np = lazy_module("numpy")
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.decontaminate.benchmarks import BUILTIN, Benchmark, load_benchmarks
 from itkit.decontaminate.index import NgramIndex
-from itkit.decontaminate.ngrams import ngram_texts, text_words
+from itkit.decontaminate.ngrams import ngram_texts
 from itkit.dedup.texts import text_getter
 from itkit.errors import UsageError
 from itkit.formats import get_format
+from itkit.formats.base import Plain
 from itkit.io.sinks import RowWriter
 from itkit.records import Record
 
@@ -114,7 +115,7 @@ class DecontaminateSummary:
         return data
 
 
-_TEXTS = {"prompt": text_getter("prompt"), "response": text_getter("response")}
+_PROMPT, _RESPONSE = text_getter("prompt"), text_getter("response")
 """The compared texts of a training record: every user turn (the last with its input); every assistant turn."""
 
 
@@ -124,9 +125,9 @@ class _Side:
     def __init__(self, side: str, benches: list[Benchmark], n: int):
         self.side = side
         attr = "question" if side == "prompt" else "answer"
-        lists = [text_words(getattr(item, attr)) for b in benches for item in b.items]
-        self.index = NgramIndex(lists, n)
-        self.short = np.fromiter((0 < len(ws) < n for ws in lists), dtype=np.bool_, count=len(lists))
+        self.index = NgramIndex([getattr(item, attr) for b in benches for item in b.items], n)
+        words = self.index.words
+        self.short = (words > 0) & (words < n)
         """Items with some text on this side but fewer than n words."""
 
 
@@ -148,11 +149,23 @@ class Decontaminator:
             short = {label: int(self.sides[s].short[mine].sum()) for s, label in zip(SIDES, ("question", "answer"))}
             self.counts.append(BenchmarkCounts(b.name, b.source, len(b.items), short))
 
-    def decide(self, records: Sequence[Record]) -> list[dict | None]:
+    def decide(self, records: Sequence[Record | Plain]) -> list[dict | None]:
         """For each record: None (clean) or its best match (benchmark, item, side, score, shared n-grams)."""
-        best: list[dict | None] = [None] * len(records)
-        benches_hit: list[set[int]] = [set() for _ in records]
-        texts = {side: [text_words(get(r)) for r in records] for side, get in _TEXTS.items()}
+        prompts, responses = [], []
+        for r in records:
+            if type(r) is Plain:
+                prompts.append(r.prompt)
+                responses.append(r.output)
+            else:
+                prompts.append(_PROMPT(r))
+                responses.append(_RESPONSE(r))
+        return self.decide_texts(prompts, responses)
+
+    def decide_texts(self, prompts: Sequence[str], responses: Sequence[str]) -> list[dict | None]:
+        """:meth:`decide` for the records' compared texts: their prompts and their responses."""
+        best: list[dict | None] = [None] * len(prompts)
+        benches_hit: list[set[int]] = [set() for _ in prompts]
+        texts = {"prompt": prompts, "response": responses}
         for side in SIDES:
             m = self.sides[side].index.match(texts[side])
             flagged = m.shared >= 1 if self.options.mode == "ngram" else m.share >= self.options.threshold
@@ -168,11 +181,11 @@ class Decontaminator:
                     current.update(item=g, side=side, score=share, shared=shared)
         for t, found in enumerate(best):
             if found is not None:
-                found["words"] = texts[found["side"]][t]
+                found["text"] = texts[found["side"]][t]
                 found["benchmarks"] = benches_hit[t]
         return best
 
-    def report_row(self, index: int, record: Record, found: dict) -> dict:
+    def report_row(self, index: int, record: Record | Plain, found: dict) -> dict:
         g = found["item"]
         bench = self.benches[int(self.bench_of[g])]
         local = int(self.local[g])
@@ -188,7 +201,7 @@ class Decontaminator:
             "matched_sides": [s for s in SIDES if s in found["sides"]],
             "score": found["score"],
             "shared_ngrams": found["shared"],
-            "ngrams": ngram_texts(found["words"], self.n, index_.of_item(g), REPORT_NGRAMS),
+            "ngrams": ngram_texts(found["text"], self.n, index_.of_item(g), REPORT_NGRAMS),
             "benchmarks": [self.benches[b].name for b in sorted(found["benchmarks"])],
         }
 
@@ -237,11 +250,14 @@ def decontaminate_file(
     on_error: str = "fail",
     errors: str | None = None,
     progress: ProgressFn | None = None,
+    fast: bool = True,
 ) -> DecontaminateSummary:
     """Write the records of ``source`` that match no benchmark of ``against`` to ``output``.
 
     ``report``: one JSON line per removed record (see :meth:`Decontaminator.report_row`).
-    Nothing is written when an error stops the run.
+    Nothing is written when an error stops the run. ``fast``: read plain rows of a JSONL source without
+    building their records when the output format is the input's (:meth:`~itkit.dataset.RecordReader.fast`;
+    the same output, byte for byte).
     """
     options.validate()
     check_paths(source, output, against, report=report, errors=errors if on_error == "skip" else None)
@@ -268,10 +284,10 @@ def decontaminate_file(
     report_writer = RowWriter(report, "jsonl") if report else None
     bench_removed = [0] * len(benches)
 
-    def flush(batch: list[Record], rows: list[int]) -> None:
+    def flush(batch: list[Record | Plain], rows: list[int]) -> None:
         for record, row, found in zip(batch, rows, decon.decide(batch)):
             if found is None:
-                writer.write(record)
+                write(record)
                 summary.kept += 1
                 continue
             summary.removed += 1
@@ -283,10 +299,12 @@ def decontaminate_file(
         if progress is not None:
             progress(f"checked {summary.kept + summary.removed:,} records, removed {summary.removed:,}")
 
+    fast = fast and out_format is in_format  # a view is written back only in its own format
+    write = writer.write_fast if fast else writer.write
     try:
-        batch: list[Record] = []
+        batch: list[Record | Plain] = []
         rows: list[int] = []
-        for record in reader:
+        for record in reader.fast() if fast else reader:
             batch.append(record)
             rows.append(reader.counts.rows - 1)
             if len(batch) >= BATCH:

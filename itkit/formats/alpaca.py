@@ -11,6 +11,7 @@ from itkit.errors import SchemaError
 from itkit.formats.base import (
     Format,
     LoadContext,
+    Plain,
     base_metadata,
     finish_row,
     id_for_dump,
@@ -102,6 +103,43 @@ def dump(record: Record) -> dict:
     return finish_row(out, record, NAME)
 
 
+PLAIN_KEYS = frozenset({"id", "system", "instruction", "input", "output"})
+
+
+def plain(row: dict, default_id: str) -> Plain | None:
+    """The row's :class:`Plain` view when it holds only text in :data:`PLAIN_KEYS` (instruction and output
+    present, no empty-input marker), else None. ``dumped`` is what :func:`dump` writes for it."""
+    if not row.keys() <= PLAIN_KEYS:
+        return None
+    instruction, output = row.get("instruction"), row.get("output")
+    if type(instruction) is not str or type(output) is not str:
+        return None
+    dumped: dict = {}
+    rid = row.get("id", default_id)
+    if type(rid) is not str:
+        return None
+    dumped["id"] = rid
+    system = row.get("system")
+    if system is not None:
+        if type(system) is not str:
+            return None
+        dumped["system"] = system
+    elif "system" in row:
+        return None
+    dumped["instruction"] = instruction
+    raw_input = row.get("input")
+    if raw_input is None:
+        if "input" in row:
+            return None
+        raw_input = ""
+    else:
+        if type(raw_input) is not str or (raw_input and normalise_input(raw_input) != raw_input):
+            return None
+        dumped["input"] = raw_input
+    dumped["output"] = output
+    return Plain(FORMAT, row, default_id, rid, system, instruction, raw_input, output, dumped)
+
+
 FORMAT = Format(
     name=NAME,
     description="Alpaca instruction data",
@@ -109,4 +147,5 @@ FORMAT = Format(
     load=load,
     dump=dump,
     keys="instruction, input, output (or response), optional system, history",
+    plain=plain,
 )

@@ -21,6 +21,7 @@ from itkit.records import (
     META_LAYOUT,
     META_SOURCE_FORMAT,
     Record,
+    join_input,
 )
 
 META_ID_GENERATED = "id_generated"
@@ -38,6 +39,46 @@ class LoadContext:
     default_id: str
 
 
+class Plain:
+    """A row read without building its :class:`Record`: one exchange of plain text fields (a fast path).
+
+    A format's ``plain(row, default_id)`` gives one for the rows it can read this way (else None, and the
+    row is loaded as usual). Its fields are those of the record ``load(row, ctx)`` would build (``ctx``
+    with that default id), ``dumped`` is the row ``dump`` would write back in the same format, and
+    :meth:`record` builds the record itself; ``tests/test_fast_rows.py`` checks all three against the slow
+    path. The reader that made it sets ``location`` (where the row was read), or leaves it None.
+    """
+
+    __slots__ = ("format", "row", "default_id", "id", "system", "instruction", "input", "output", "dumped", "location")
+
+    def __init__(self, fmt: "Format", row: dict, default_id: str, id: str, system: str | None, instruction: str,
+                 input: str, output: str, dumped: dict):
+        self.format = fmt
+        self.row = row
+        self.default_id = default_id
+        self.id = id
+        self.system = system
+        self.instruction = instruction
+        self.input = input
+        self.output = output
+        self.dumped = dumped
+        self.location: Location | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The user turn with its input joined (the record's ``prompt`` and its only user text)."""
+        return join_input(self.instruction, self.input)
+
+    @property
+    def response(self) -> str:
+        """The assistant turn (the record's only assistant text)."""
+        return self.output
+
+    def record(self) -> Record:
+        location = self.location if self.location is not None else Location(self.format.name)
+        return self.format.load(self.row, LoadContext(location, self.default_id))
+
+
 @dataclass(frozen=True)
 class Format:
     name: str
@@ -47,6 +88,10 @@ class Format:
     dump: Callable[[Record], dict]
     # one-line description of the keys, for error messages and --help
     keys: str
+    plain: Callable[[dict, str], Plain | None] | None = None
+    """The row's :class:`Plain` view when it has one (None: load it); None when the format has no fast path.
+    Only for rows whose values are all strings: :meth:`~itkit.dataset.RecordReader.fast` rules out a duplicate
+    key by counting 4 quotes per key."""
 
 
 def type_name(value: Any) -> str:

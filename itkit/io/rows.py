@@ -193,23 +193,70 @@ def _iter_json_stream(fh: IO[bytes], name: str, container: str | None = None) ->
 
 
 def _iter_jsonl_lines(first: bytes, fh: IO[bytes], name: str, line_no: int) -> Iterator[RawRow]:
-    loads = orjson.loads
     line = first
     while line:
         if line.strip():
-            try:
-                data = loads(line)
-            except orjson.JSONDecodeError as exc:
-                err = _json_error(exc, line, name, line_no)
-                yield RawRow(None, err.location, line.decode("utf-8", "replace").rstrip("\r\n"), err)
-            else:
-                if may_have_duplicates(line, data) and (key := duplicate_key(line, data)) is not None:
-                    err = ParseError(DUPLICATE_KEY_REASON.format(key=key), Location(name, line=line_no))
-                    yield RawRow(None, err.location, line.decode("utf-8").rstrip("\r\n"), err)
-                else:
-                    yield RawRow(data, Location(name, line=line_no), None)
+            yield jsonl_row(line, name, line_no)
         line = fh.readline()
         line_no += 1
+
+
+def jsonl_row(line: bytes, name: str, line_no: int) -> RawRow:
+    """The row of one non-blank JSONL line: its data, or (invalid JSON, a duplicate key) the located error."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        err = _json_error(exc, line, name, line_no)
+        return RawRow(None, err.location, line.decode("utf-8", "replace").rstrip("\r\n"), err)
+    if may_have_duplicates(line, data) and (key := duplicate_key(line, data)) is not None:
+        err = ParseError(DUPLICATE_KEY_REASON.format(key=key), Location(name, line=line_no))
+        return RawRow(None, err.location, line.decode("utf-8").rstrip("\r\n"), err)
+    return RawRow(data, Location(name, line=line_no), None)
+
+
+def jsonl_lines(source: str) -> Iterator[tuple[int, bytes]] | None:
+    """The non-blank lines of a JSONL file with their line numbers, exactly those :func:`iter_rows` reads
+    as JSONL rows (the first without its byte-order mark); turn each into its row with :func:`jsonl_row`.
+
+    For readers that look at the raw lines first (a fast path). None when ``source`` is not read as
+    JSONL from a regular file: stdin, a pipe, the Hub, a JSON array, CSV, Parquet, a first line that is not
+    a JSON object (the caller reads it with :func:`iter_rows`, which reports what is wrong). The file is
+    opened at once and closed when the iterator is exhausted or closed.
+    """
+    if source == "-" or is_hub(source) or not os.path.isfile(source):
+        return None
+    container, gz = container_of(source)
+    if container not in (None, "jsonl"):
+        return None
+    try:
+        fh = gzip.open(source, "rb") if gz else open(source, "rb")
+    except OSError:
+        return None
+    try:
+        first = _strip_bom(fh.readline())
+        line_no = 1
+        while first and not first.strip():
+            first = fh.readline()
+            line_no += 1
+        orjson.loads(first)  # what iter_rows checks before it reads the file as JSONL
+        if not first.lstrip().startswith(b"{"):
+            raise ValueError
+    except (OSError, EOFError, ValueError):  # gzip.BadGzipFile and orjson's errors are ValueErrors
+        fh.close()
+        return None
+    return _lines(fh, first, line_no, display_name(source))
+
+
+def _lines(fh: IO[bytes], first: bytes, line_no: int, name: str) -> Iterator[tuple[int, bytes]]:
+    with fh:
+        yield line_no, first
+        try:
+            for line in fh:
+                line_no += 1
+                if line.strip():
+                    yield line_no, line
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise ParseError(f"is not a valid gzip file ({exc})", Location(name)) from None
 
 
 def _iter_json_document(data: bytes, name: str, start_line: int) -> Iterator[RawRow]:
