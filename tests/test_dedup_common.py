@@ -58,7 +58,7 @@ def test_toolformer_preamble_removes_nothing(runner, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert [r.id for r in read_records(str(out))] == [r["id"] for r in records]
     err = " ".join(result.stderr.split())
-    assert "common text left out of the near/rouge comparison" in err
+    assert "common text left out of the near/semantic/rouge comparison" in err
     assert "prefix: your task is to answer the question with the help of tools." in err
     assert "warning" not in err
 

@@ -14,7 +14,9 @@ COMMANDS = (
     ('self-instruct', 'self_instruct', 'Generate new instruction-tuning tasks from seed tasks (Self-Instruct, Wang et al. 2022).'),
     ('evol-instruct', 'evol_instruct', "Evolve instructions into harder and more diverse ones (WizardLM's Evol-Instruct), and answer them."),
     ('orca', 'orca', 'Regenerate each response under an Orca system message that asks for an explanation trace.'),
+    ('score', 'score', 'Ask an LLM judge to score each record; the scores go into its metadata (scores: {quality: 4.0, ...}).'),
     ('export', 'export', 'Write the LoRA (LFT) and full fine-tuning (SFT) sets in files TRL, LLaMA-Factory and Axolotl load as is.'),
     ('run', 'run', 'Run a recipe: merge its sources, run its steps in order, export; resume where it stopped.'),
+    ('batches', 'batches', 'List the batches that --batch submitted or wrote (state, requests done and failed, age, estimated cost), from the ledger in the response cache; --refresh asks the provider for their state first; --cancel stops batches at the provider (what they finished is still collected by re-running the command: only the rest is sent again).'),
     ('report', 'report', "Write an HTML report of a run folder, or of one command's summary and side files."),
 )

@@ -28,6 +28,7 @@ from itkit.cli.options import (
 from itkit.cli.step_options import CLI, step_command
 from itkit.dataset import describe_dropped
 from itkit.dedup import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_ROUGE_THRESHOLD, DedupSummary
+from itkit.dedup.semantic import DEFAULT_SEMANTIC
 from itkit.errors import EXIT_PARTIAL
 from itkit.steps.dedup import STEP as DEDUP
 from itkit.steps.spec import PANEL_CONTROL
@@ -37,17 +38,19 @@ HELP = f"""Remove duplicate records; write the rest in input order.
 
 \b
 Stages, in this order, each on the records the previous one kept:
-  exact  on by default: texts equal after NFKC, case folding, whitespace
-  near   --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, true Jaccard >= {DEFAULT_JACCARD}
-  rouge  --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
+  exact     on by default: texts equal after NFKC, case folding, whitespace
+  near      --near: MinHash LSH on word {DEFAULT_NGRAM}-grams, true Jaccard >= {DEFAULT_JACCARD}
+  semantic  --semantic: paraphrases, sentence-embedding cosine >= {DEFAULT_SEMANTIC}
+  rouge     --rouge: Self-Instruct's filter, ROUGE-L F1 > {DEFAULT_ROUGE_THRESHOLD} against a kept record
 
---on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, input, output, system, auto (instruction; prompt for multi-turn records), or a field of the records (as in the file, else a metadata key; dots walk into objects). --on-regex compares only what a regular expression finds in it (group 'text', else group 1); records it does not match, and empty texts, are kept without being compared (counted in the summary). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/rouge. Details: README, "itkit dedup".
+--on picks the compared text: instruction (with its input), prompt (every user turn), response (every assistant turn), conversation, input, output, system, auto (instruction; prompt for multi-turn records), or a field of the records (as in the file, else a metadata key; dots walk into objects). --on-regex compares only what a regular expression finds in it (group 'text', else group 1); records it does not match, and empty texts, are kept without being compared (counted in the summary). --report gives, for each removed record, the record it duplicates, both texts and the score. --numbers significant keeps texts with different numbers apart; --ignore-common auto leaves shared boilerplate out of near/semantic/rouge. Details: README, "itkit dedup".
 
 \b
 Examples:
   itkit dedup alpaca.json -o unique.json
   itkit dedup merged.jsonl -o clean.jsonl --near --report removed.jsonl
   itkit dedup generated.jsonl -o novel.jsonl --rouge --keep longest
+  itkit dedup merged.jsonl -o clean.jsonl --near --semantic --report removed.jsonl
   itkit dedup chats.json -o unique.json --on conversation --near-threshold 0.9
   itkit dedup merged.jsonl --near --explain 4711     # why did it go?
 """
@@ -140,7 +143,7 @@ def _print_summary(summary: DedupSummary) -> None:
         table.add_row(f"  of them not compared: {why}", str(n))
     err_console.print(table)
     if summary.boilerplate:
-        err_console.print("common text left out of the near/rouge comparison (--ignore-common off to keep it):", markup=False)
+        err_console.print("common text left out of the near/semantic/rouge comparison (--ignore-common off to keep it):", markup=False)
         for line in summary.boilerplate:
             err_console.print(f"  {line}", markup=False, soft_wrap=True)
     err_console.print(f"wrote {summary.kept} record(s) to {where}", markup=False)

@@ -1,8 +1,9 @@
-"""Deduplication: exact, MinHash near-duplicates and Self-Instruct's ROUGE-L novelty filter.
+"""Deduplication: exact, MinHash near-duplicates, semantic (embedding) duplicates and Self-Instruct's ROUGE-L filter.
 
 - :mod:`itkit.dedup.normalize`: the normal form exact dedup compares, and the words near dedup shingles;
 - :mod:`itkit.dedup.exact`: groups of equal normalised texts (128-bit hashes, O(unique) memory);
 - :mod:`itkit.dedup.minhash`: vectorised MinHash signatures, LSH banding, greedy near-duplicate removal;
+- :mod:`itkit.dedup.semantic`: sentence embeddings (WordLlama, offline) and a faiss index (``--semantic``);
 - :mod:`itkit.dedup.rouge`: rouge_score-exact ROUGE-L and :class:`RougeNoveltyFilter`;
 - :mod:`itkit.dedup.texts`: which text of a record is compared (``--on``, ``--on-regex``);
 - :mod:`itkit.dedup.verify`: true Jaccard of shingle sets (every near candidate is checked);
@@ -43,6 +44,7 @@ from itkit.dedup.rouge import (
     rouge_l_f1,
     rouge_tokenize,
 )
+from itkit.dedup.semantic import DEFAULT_SEMANTIC, find_semantic_duplicates, load_embedder
 from itkit.dedup.texts import ON_CHOICES, response_length, text_getter
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_NGRAM",
     "DEFAULT_NUM_PERM",
     "DEFAULT_ROUGE_THRESHOLD",
+    "DEFAULT_SEMANTIC",
     "KEEP_CHOICES",
     "ON_CHOICES",
     "STAGES",
@@ -67,6 +70,8 @@ __all__ = [
     "dedup_file",
     "dedup_texts",
     "find_near_duplicates",
+    "find_semantic_duplicates",
+    "load_embedder",
     "lsh_params",
     "normalize_text",
     "response_length",

@@ -1,4 +1,4 @@
-"""The deduplication pipeline: exact -> near -> rouge, a keep policy, and a file runner.
+"""The deduplication pipeline: exact -> near -> semantic -> rouge, a keep policy, and a file runner.
 
 :class:`Deduplicator` takes texts one at a time (with a response length for
 ``keep="longest"``) and holds only what the enabled stages need: a 128-bit hash
@@ -10,6 +10,7 @@ applies the stages in order, each to the survivors of the previous one:
 - ``exact``: texts equal after normalisation form a group; one survives;
 - ``near``: MinHash LSH over word n-grams; a candidate goes when the true Jaccard
   of the shingle sets is >= threshold (:mod:`itkit.dedup.verify`);
+- ``semantic``: cosine of sentence embeddings >= threshold (:mod:`itkit.dedup.semantic`);
 - ``rouge``: Self-Instruct's filter, ROUGE-L F1 > threshold against a kept text.
 
 The keep policy decides which member survives and the visiting order of the
@@ -48,12 +49,13 @@ from itkit.dedup.minhash import (
 )
 from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
+from itkit.dedup.semantic import EMBED_CHUNK, VectorStore, check_available, find_semantic_duplicates, load_embedder
 from itkit.dedup.report import DEFAULT_WARN_SHARE
 from itkit.dedup.spill import SPILL_AFTER, Spill, SpilledSets, SpilledSignatures, spill_sets
 from itkit.dedup.verify import ShingleSets
 from itkit.errors import UsageError
 
-STAGES = ("exact", "near", "rouge")
+STAGES = ("exact", "near", "semantic", "rouge")
 KEEP_CHOICES = ("first", "longest")
 NUMBERS_CHOICES = ("significant", "ignore")
 """``significant``: the near and ROUGE-L stages only compare texts with the same numbers
@@ -67,7 +69,10 @@ PROGRESS_EVERY = 10_000
 
 @dataclass(frozen=True)
 class DedupOptions:
-    """What to run. ``near``/``rouge`` are thresholds; None turns the stage off."""
+    """What to run. ``near``/``semantic``/``rouge`` are thresholds; None turns the stage off.
+
+    ``embedding_model``: a local model folder for ``semantic`` (None: WordLlama).
+    """
 
     exact: bool = True
     near: float | None = None
@@ -82,10 +87,13 @@ class DedupOptions:
     spill_dir: str | None = None
     """Where the near stage spills its signatures (then it always does); None: past ``spill_after`` texts only."""
     spill_after: int = SPILL_AFTER
+    semantic: float | None = None
+    embedding_model: str | None = None
 
     @property
     def stages(self) -> list[str]:
-        on = {"exact": self.exact, "near": self.near is not None, "rouge": self.rouge is not None}
+        on = {"exact": self.exact, "near": self.near is not None, "semantic": self.semantic is not None,
+              "rouge": self.rouge is not None}
         return [s for s in STAGES if on[s]]
 
     def validate(self) -> None:
@@ -100,7 +108,7 @@ class DedupOptions:
         if not 0.0 <= self.warn_share <= 1.0:
             raise UsageError(f"--warn-share must be between 0 and 1, not {self.warn_share}")
         if not self.stages:
-            raise UsageError("no stage to run: keep --exact on, or add --near or --rouge")
+            raise UsageError("no stage to run: keep --exact on, or add --near, --semantic or --rouge")
         if self.near is not None:
             if not 0.0 < self.near <= 1.0:
                 raise UsageError(f"the near-duplicate Jaccard threshold must be in (0, 1], not {self.near}")
@@ -108,6 +116,10 @@ class DedupOptions:
                 raise UsageError(f"--num-perm must be at least 2, not {self.num_perm}")
             if self.ngram < 1:
                 raise UsageError(f"--ngram must be at least 1, not {self.ngram}")
+        if self.semantic is not None:
+            if not 0.0 < self.semantic <= 1.0:
+                raise UsageError(f"the semantic cosine threshold must be in (0, 1], not {self.semantic}")
+            check_available(self.embedding_model)
         if self.rouge is not None and not 0.0 <= self.rouge <= 1.0:
             raise UsageError(f"the ROUGE-L threshold must be between 0 and 1, not {self.rouge}")
 
@@ -158,7 +170,7 @@ class Deduplicator:
         self._group_of = array("q")
         self._lengths = array("q") if options.keep == "longest" else None
         self._texts: list[str] | None = [] if options.rouge is not None else None
-        fuzzy = options.near is not None or options.rouge is not None
+        fuzzy = options.near is not None or options.rouge is not None or options.semantic is not None
         self._number_keys = array("Q") if fuzzy and options.numbers == "significant" else None
         self._sample: list[str] | None = [] if fuzzy and options.ignore_common == "auto" else None
         self.boilerplate = Boilerplate()
@@ -173,6 +185,9 @@ class Deduplicator:
         self._spill: Spill | None = None
         self._spill_where = options.spill_dir or spill_dir
         self._spill_after = 0 if options.spill_dir else options.spill_after
+        self._embedder = load_embedder(options.embedding_model) if options.semantic is not None else None
+        self._vectors: VectorStore | None = VectorStore() if self._embedder is not None else None
+        self._to_embed: list[str] = []
         self._pending = WordBatch()
         self._worker: ThreadPoolExecutor | None = None
         self._inflight: deque[Future] = deque()
@@ -197,8 +212,8 @@ class Deduplicator:
                 self._sample.append(normalized)
                 if len(self._sample) >= COMMON_SAMPLE:
                     self._detect()
-            elif self._hasher is not None:
-                self._hash(normalized)
+            else:
+                self._compare_new(normalized)
         self.count += 1
         return self.count - 1
 
@@ -210,20 +225,33 @@ class Deduplicator:
             for text, length in zip(texts, response_lengths, strict=True):
                 self.add(text, length)
 
-    def _hash(self, normalized: str) -> None:
-        assert self._hasher is not None
-        self._hasher.add(self.boilerplate.strip(normalized), self._pending)
-        if len(self._pending) >= SIGNATURE_CHUNK:
-            self._submit()
+    def _compare_new(self, normalized: str) -> None:
+        """Hash and/or embed a new distinct text (without its boilerplate) for the fuzzy stages."""
+        if self._hasher is None and self._embedder is None:
+            return
+        compared = self.boilerplate.strip(normalized)
+        if self._hasher is not None:
+            self._hasher.add(compared, self._pending)
+            if len(self._pending) >= SIGNATURE_CHUNK:
+                self._submit()
+        if self._embedder is not None:
+            self._to_embed.append(compared)
+            if len(self._to_embed) >= EMBED_CHUNK:
+                self._embed()
+
+    def _embed(self) -> None:
+        assert self._embedder is not None and self._vectors is not None
+        if self._to_embed:
+            texts, self._to_embed = self._to_embed, []
+            self._vectors.append(self._embedder.embed(texts))
 
     def _detect(self) -> None:
         """Find the boilerplate in the held first distinct texts, then hash them."""
         sample, self._sample = self._sample, None
         assert sample is not None
         self.boilerplate = detect(sample)
-        if self._hasher is not None:
-            for normalized in sample:
-                self._hash(normalized)
+        for normalized in sample:
+            self._compare_new(normalized)
 
     def _compared(self, text: str) -> str:
         """The text the ROUGE-L stage compares: without the boilerplate, if it has some."""
@@ -347,6 +375,17 @@ class Deduplicator:
             self._close_spill()
             record("near", items[result.removed], items[result.matched], result.score, result.estimate)
 
+        if opts.semantic is not None:
+            assert self._vectors is not None
+            self._embed()
+            vectors, self._vectors = self._vectors.matrix(), None
+            assert len(vectors) == len(self._groups)
+            items = np.flatnonzero(alive)
+            priority = np.argsort(rank[items], kind="stable")
+            result = find_semantic_duplicates(vectors, opts.semantic, priority=priority, items=group_of[items], labels=labels)
+            del vectors
+            record("semantic", items[result.removed], items[result.matched], result.score)
+
         if opts.rouge is not None:
             assert self._texts is not None
             items = np.flatnonzero(alive)
@@ -386,6 +425,8 @@ class Deduplicator:
         self._sets = None
         self._texts = None
         self._pending = WordBatch()
+        self._vectors = None
+        self._to_embed = []
 
     def _close_spill(self) -> None:
         for part in (self._store, self._sets):

@@ -1,7 +1,8 @@
-"""The dedup step (``itkit dedup``, a recipe's ``dedup:``): exact, MinHash near and ROUGE-L duplicates."""
+"""The dedup step (``itkit dedup``, a recipe's ``dedup:``): exact, MinHash near, semantic and ROUGE-L duplicates."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -11,6 +12,7 @@ from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
 from itkit.dedup.ray_executor import EXECUTORS, check_executor
 from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
+from itkit.dedup.semantic import DEFAULT_SEMANTIC
 from itkit.dedup.spill import SPILL_AFTER
 from itkit.dedup.texts import ON_CHOICES, check_on, compile_on_regex
 from itkit.errors import UsageError
@@ -22,6 +24,7 @@ PANEL = "Deduplication"
 OPTS = (
     Opt("near", bool, False, "Also remove MinHash near-duplicates."),
     Opt("rouge", bool, False, "Also remove ROUGE-L near copies (Self-Instruct's filter)."),
+    Opt("semantic", bool, False, "Also remove paraphrases: cosine of sentence embeddings (the semantic extra)."),
     Opt("on", str, "auto", f"Which text to compare: {', '.join(ON_CHOICES)}, or a field of the records "
         "(see above).", metavar="TEXT|FIELD"),
     Opt("on_regex", str, None, "Compare only what this regular expression finds in the --on text: its group "
@@ -34,9 +37,13 @@ OPTS = (
     Opt("ngram", int, DEFAULT_NGRAM, "Words per shingle for --near."),
     Opt("rouge_threshold", float, default_text=str(DEFAULT_ROUGE_THRESHOLD),
         help="ROUGE-L F1 above which a record is a near copy; implies --rouge."),
-    Opt("numbers", str, "significant", "significant: texts with different numbers are never near or ROUGE "
-        "duplicates; ignore: numbers are words.", choices=NUMBERS_CHOICES),
-    Opt("ignore_common", str, "auto", "auto: near and rouge leave out text most records share (a template "
+    Opt("semantic_threshold", float, default_text=str(DEFAULT_SEMANTIC),
+        help="Cosine similarity at or above which texts are semantic duplicates; implies --semantic."),
+    Opt("embedding_model", str, help="A local model2vec or sentence-transformers folder for --semantic "
+        "(default: WordLlama, shipped in its wheel).", metavar="PATH"),
+    Opt("numbers", str, "significant", "significant: texts with different numbers are never near, semantic or "
+        "ROUGE duplicates; ignore: numbers are words.", choices=NUMBERS_CHOICES),
+    Opt("ignore_common", str, "auto", "auto: near, semantic and rouge leave out text most records share (a template "
         "preamble); off: compare whole texts.", choices=IGNORE_COMMON_CHOICES),
     Opt("warn_share", float, DEFAULT_WARN_SHARE, "Warn when a stage removes more than this share of its records.",
         ge=0.0, le=1.0),
@@ -57,6 +64,9 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         raise UsageError(f"{ctx.name('spill_dir')} is where the near-duplicate stage spills; add {ctx.setting('near')}")
     if not near_on and (o.num_perm != DEFAULT_NUM_PERM or o.ngram != DEFAULT_NGRAM):
         raise UsageError(f"{ctx.name('num_perm')} and {ctx.name('ngram')} tune the near-duplicate stage; add {ctx.setting('near')}")
+    semantic_on = o.semantic or o.semantic_threshold is not None
+    if o.embedding_model is not None and not semantic_on:
+        raise UsageError(f"{ctx.name('embedding_model')} is the model of the semantic stage; add {ctx.setting('semantic')}")
     options = DedupOptions(
         exact=o.exact,
         near=(DEFAULT_JACCARD if o.near_threshold is None else o.near_threshold) if near_on else None,
@@ -68,6 +78,8 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         ignore_common=o.ignore_common,
         warn_share=o.warn_share,
         spill_dir=o.spill_dir,
+        semantic=(DEFAULT_SEMANTIC if o.semantic_threshold is None else o.semantic_threshold) if semantic_on else None,
+        embedding_model=None if o.embedding_model is None else ctx.resolve(o.embedding_model),
     )
     options.validate()
     check_executor(o.executor, options, o.ray_address, ctx.name, ctx.setting)
@@ -99,6 +111,14 @@ def execute(options: DedupOptions, o: Any, files: Files):
     )
 
 
+def reads(o: Any, resolve) -> list[str]:
+    """The files of the local embedding model (a changed model re-runs the step)."""
+    if o.embedding_model is None:
+        return []
+    folder = resolve(o.embedding_model)
+    return sorted(os.path.join(d, f) for d, _, names in os.walk(folder) for f in names)
+
+
 def run(options: DedupOptions, o: Any, io: StepIO) -> StepOutcome:
     summary = execute(options, o, io.files(report=str(io.folder / REMOVED_FILE)))
     for warning in summary.warnings:
@@ -121,5 +141,6 @@ STEP = Step(
     prepare=prepare,
     execute=execute,
     run=run,
+    reads=reads,
     plumbing=("src", "output", "from", "to", "report", "on_error", "errors", "quiet", "json", "explain"),
 )
