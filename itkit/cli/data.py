@@ -208,9 +208,10 @@ def stats(
     return EXIT_PARTIAL if result.rejected else 0
 
 
-
-def _scores_table(scores: dict[str, dict]) -> Table:
+def _scores_table(scores: dict[str, dict]) -> "Table":
     """Per scorer: records scored and without the score, mean, median, and records per score."""
+    from rich.table import Table
+
     from itkit.methods.score.distribution import plain
 
     table = Table(title="scores (itkit score)")
