@@ -1,7 +1,7 @@
 """Typed errors of the library.
 
 The library raises these; the CLI translates them once, at its edge, into a
-one-line message and an exit code (see ``itkit.cli.app.handle_errors``).
+one-line message and an exit code (see ``itkit.cli.root.handle_errors``).
 Messages are complete sentences that name the file, line/record and field, and
 say what to do next where there is something to do.
 """

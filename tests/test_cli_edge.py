@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from itkit.cli.app import handle_errors
+from itkit.cli.root import handle_errors
 from itkit.errors import InputError, Location, UsageError
 
 

@@ -30,6 +30,7 @@ from llm_server import (
     echo_text,
 )
 
+from itkit.errors import UsageError
 from itkit.failures import FAILURE_KEY
 from itkit.llm.base import ChatResponse, FatalLLMError, Sampling
 from itkit.llm.cache import ResponseCache
@@ -432,6 +433,29 @@ def test_open_engine_makes_one_client_per_base_url(tmp_path):
 
 
 # ---- 12. parameters a server rejects or ignores ---------------------------------------------------------
+
+
+def test_parameters_can_be_dropped_or_renamed_for_one_endpoint_only(runner, tmp_path):
+    """vLLM on one port and `transformers serve` (which ignores presence_penalty) on another: NAME@URL scopes it."""
+    with FakeLLMServer(api_key=TEST_API_KEY) as vllm, FakeLLMServer(api_key=TEST_API_KEY) as hf:
+        sampling = Sampling(temperature=0.5, max_tokens=40, presence_penalty=1.0)
+        options = {"drop_params": [f"presence_penalty@{hf.base_url}/"], "rename_params": [f"max_tokens=max_completion_tokens@{hf.base_url.replace('http://', 'HTTP://')}"]}
+        with make_engine([vllm, hf], cache=False, **options) as engine:
+            engine.run([f"record {i}" for i in range(16)], ask(engine, sampling=sampling))
+        assert vllm.chat_requests() and hf.chat_requests()
+        assert all(r.body["presence_penalty"] == 1.0 and r.body["max_tokens"] == 40 for r in vllm.chat_requests())
+        assert all("presence_penalty" not in r.body and r.body["max_completion_tokens"] == 40 for r in hf.chat_requests())
+        with pytest.raises(UsageError, match="names an endpoint this run does not use") as refused:
+            make_engine(vllm, drop_params=["presence_penalty@http://user:hunter2@127.0.0.1:1/v1"])
+        assert "hunter2" not in str(refused.value) and TEST_API_KEY not in str(refused.value)
+        with pytest.raises(UsageError, match="give OLD=NEW or OLD=NEW@URL"):
+            make_engine(vllm, rename_params=[f"max_tokens@{vllm.base_url}"])
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_alpaca(src, [LONG])
+    with FakeLLMServer(api_key=TEST_API_KEY) as server:
+        result = simplify(runner, server, src, "-o", out, "--drop-param", f"temperature@{server.base_url}")
+        assert result.exit_code == 0, result.stderr
+        assert all("temperature" not in r.body for r in server.chat_requests())
 
 
 def test_parameters_can_be_dropped_or_renamed_for_a_server_and_the_cache_knows(runner, tmp_path):

@@ -105,7 +105,7 @@ def test_console_script_converts_a_file(installed, tmp_path):
 
 def test_importing_the_cli_leaves_the_heavy_libraries_unloaded():
     """`itkit --help` must not pay for numpy, datasets, the openai SDK or tiktoken: they load on first use."""
-    heavy = ["numpy", "datasets", "openai", "tiktoken", "pyarrow", "rapidfuzz", "xxhash", "tenacity", "aiolimiter"]
+    heavy = ["numpy", "datasets", "openai", "tiktoken", "pyarrow", "rapidfuzz", "xxhash", "tenacity", "aiolimiter", "ray"]
     code = (
         "import sys, itkit.cli\n"
         "from itkit.cli import app\n"

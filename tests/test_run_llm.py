@@ -465,7 +465,7 @@ def narrow(monkeypatch):
     """The run table as an 80-column terminal shows it."""
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("itkit.cli.app").err_console, "width", 80)
+    monkeypatch.setattr(importlib.import_module("itkit.cli.root").err_console, "width", 80)
 
 
 def table_lines(stderr: str) -> list[str]:

@@ -91,7 +91,7 @@ def test_every_option_is_on_both_sides_and_nothing_else(step):
         if name.startswith(PREFIX):
             assert name[len(PREFIX):] in model
         elif name.startswith(OLD_PREFIX):
-            assert name[len(OLD_PREFIX):] in model and step.opt(name[len(OLD_PREFIX):]).old
+            assert name[len(OLD_PREFIX):] in model and (step.opt(name[len(OLD_PREFIX):]).old or step.opt(name[len(OLD_PREFIX):]).old_flag)
         elif name == "help_":
             continue
         elif name.startswith(LLM_PREFIX) or name == "prompts_dir":
@@ -158,6 +158,21 @@ def test_deprecated_spellings_work_on_both_sides(step, capsys):
         assert f"{o.cli_old} is deprecated" in capsys.readouterr().err
 
 
+OLD_FLAGS = [(s, o) for s in COMMANDS.values() for o in s.opts if o.old_flag]
+
+
+@pytest.mark.parametrize("step,o", [pytest.param(s, o, id=f"{s.name}-{o.name}") for s, o in OLD_FLAGS])
+def test_deprecated_flag_pairs_work_both_ways(step, o, capsys):
+    """A renamed flag pair (recipe key unchanged): each old half sets what the new half sets, with a warning."""
+    old_on, old_off = o.old_flag.split("/")
+    new_on, new_off = o.flag.split("/")
+    assert getattr(parse(step, old_on), o.name) is True
+    assert f"{old_on} is deprecated" in capsys.readouterr().err and new_on
+    assert getattr(parse(step, old_off), o.name) is False
+    err = capsys.readouterr().err
+    assert f"{old_off} is deprecated" in err and f"use {new_off}" in err
+
+
 def test_the_step_table():
     assert list(STEPS) == ["filter", "simplify", "evol-instruct", "orca", "self-instruct", "dedup", "decontaminate"]
     for step in COMMANDS.values():
@@ -170,7 +185,10 @@ def test_the_step_table():
         assert step.run is not None
 
 
-COMMAND_NAMES = ["convert", "validate", "stats", "filter", "dedup", "simplify", "self-instruct", "evol-instruct", "orca", "export", "run"]
+COMMAND_NAMES = [
+    "convert", "validate", "stats", "filter", "dedup", "decontaminate", "simplify", "self-instruct", "evol-instruct",
+    "orca", "export", "run", "report",
+]
 
 
 @pytest.mark.parametrize("name", COMMAND_NAMES)
@@ -186,7 +204,9 @@ def test_help_reads_well_at_80_columns(runner, name, monkeypatch):
     assert "<bool>" not in text, "flags show no metavar"
     assert "{src}" not in text and "[default: (" not in text
     usage = next(line for line in lines if "Usage:" in line)
-    assert usage.strip().startswith(f"Usage: itkit {name} [OPTIONS] ") and usage.rstrip().endswith("}")
+    assert usage.strip().startswith(f"Usage: itkit {name} [OPTIONS] ")
+    assert "{" not in usage and usage.split()[-1].isupper(), "usage says SRC, not {SRC} or {src}"
+    assert "…" not in text, "nothing cut short at 80 columns"
     assert "╭─ Options ─" not in text, "every option sits in a named panel (input/output, method, LLM, output control)"
     assert "--help" in text and "-h" in text
 

@@ -1,26 +1,28 @@
-"""The command line: a thin layer over the library. Each module registers its commands on ``app``.
+"""The command line: a thin layer over the library. Each module of :data:`itkit.cli.launch.MODULES` registers
+its commands on the root app (:mod:`itkit.cli.root`).
 
-The import order is the order of ``itkit --help``: load and check, clean, rewrite, export, pipelines.
+``from itkit.cli import app`` gives the app with every command registered. The console script
+(:func:`main`) registers only the command it runs, so that ``itkit --help`` and ``itkit convert --help``
+start fast (see :mod:`itkit.cli.launch`).
 """
 
 from __future__ import annotations
 
-from itkit.cli.app import app
-from itkit.cli import data  # noqa: F401  (convert, validate, stats)
-from itkit.cli import filter as _filter  # noqa: F401  (filter; aliased: not the builtin)
-from itkit.cli import dedup as _dedup  # noqa: F401  (dedup)
-from itkit.cli import decontaminate as _decontaminate  # noqa: F401  (decontaminate)
-from itkit.cli import simplify as _simplify  # noqa: F401  (simplify)
-from itkit.cli import self_instruct as _self_instruct  # noqa: F401  (self-instruct)
-from itkit.cli import evol_instruct as _evol_instruct  # noqa: F401  (evol-instruct)
-from itkit.cli import orca as _orca  # noqa: F401  (orca)
-from itkit.cli import export as _export  # noqa: F401  (export)
-from itkit.cli import run as _run  # noqa: F401  (run)
-from itkit.cli import report as _report  # noqa: F401  (report)
+from typing import Any
 
 
 def main() -> None:
-    app()
+    from itkit.cli.launch import main as launch
+
+    launch()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from itkit.cli.launch import load_all
+
+        return load_all()
+    raise AttributeError(f"module 'itkit.cli' has no attribute {name!r}")
 
 
 __all__ = ["app", "main"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import typer
-from rich.table import Table
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+import typer
+
+from itkit.cli.root import app, err_console, handle_errors, out_console
 from itkit.cli.options import (
     AsJson,
     Encoding,
@@ -24,15 +24,10 @@ from itkit.cli.options import (
     TokenModel,
     errors_path_for,
 )
-from itkit.cli.step_options import deprecated
-from itkit.convert import convert as convert_records
-from itkit.convert import validate as validate_source
-from itkit.dataset import RecordReader, describe_dropped
+from itkit.cli.options import deprecated
 from itkit.errors import EXIT_FATAL, EXIT_PARTIAL
-from itkit.io.paths import check_paths
-from itkit.io.rows import display_name
-from itkit.stats import FIELDS, compute_stats
-from itkit.tokens import counter_for
+
+# The library is imported inside each command, so that `itkit convert --help` starts fast.
 
 
 @app.command()
@@ -56,6 +51,10 @@ def convert(
       cat data.jsonl | itkit convert - --to messages > messages.jsonl
       itkit convert raw.jsonl -o clean.jsonl --on-error skip --errors bad.jsonl
     """
+    from itkit.convert import convert as convert_records
+    from itkit.dataset import describe_dropped
+    from itkit.io.paths import check_paths
+
     skip = on_error is OnError.skip
     errors_path = errors_path_for(output, errors) if skip else None
     check_paths({"SRC": src}, {"-o": output, "--errors": errors_path})
@@ -101,6 +100,9 @@ def validate(
       itkit validate data.jsonl
       itkit validate data.json --from alpaca --json | jq .problems
     """
+    from itkit.convert import validate as validate_source
+    from itkit.io.rows import display_name
+
     result = validate_source(src, from_format=from_.value)
     if as_json:
         out_console.print_json(
@@ -147,6 +149,11 @@ def stats(
       itkit stats data.jsonl
       itkit stats data.jsonl --tokenizer-model gpt-4o --json > stats.json
     """
+    from itkit.dataset import RecordReader
+    from itkit.io.rows import display_name
+    from itkit.stats import FIELDS, compute_stats
+    from itkit.tokens import counter_for
+
     if old_model is not None:
         deprecated("--model", "--tokenizer-model")
         model = model or old_model
@@ -158,6 +165,8 @@ def stats(
     if as_json:
         out_console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
         return EXIT_PARTIAL if result.rejected else 0
+    from rich.table import Table
+
     summary = Table(title=f"{result.source} ({result.format})", show_header=False)
     summary.add_column("what")
     summary.add_column("count", justify="right")

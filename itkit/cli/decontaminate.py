@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.root import app, err_console, handle_errors, out_console
 from itkit.cli.options import (
     AsJson,
     ErrorsPath,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from itkit.cli.app import app, err_console, handle_errors, out_console
+from itkit.cli.root import app, err_console, handle_errors, out_console
 from itkit.cli.options import AsJson, FromFormat, InputFormat, OnError, OnErrorOpt, Quiet, Source
 from itkit.cli.step_options import CLI, step_command
 from itkit.errors import EXIT_PARTIAL

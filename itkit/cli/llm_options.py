@@ -96,9 +96,9 @@ _OPTIONS: dict[str, Any] = {
     "cache_dir": _opt("--cache-dir", "Response cache folder.  \\[default: $ITKIT_HOME or the user cache]", "DIR"),
     "no_cache": _opt("--no-cache", "Neither read nor write the response cache.", kind=bool),
     "cache_endpoint": _opt("--cache-endpoint", "Key the cache on this name, not the endpoint URL (mirrors).", "NAME"),
-    "drop_params": _opt("--drop-param", "A request field never to send (e.g. presence_penalty); repeatable.", "NAME",
+    "drop_params": _opt("--drop-param", "A request field never to send (presence_penalty); NAME@URL: one endpoint's only; repeatable.", "NAME",
                         kind=Optional[list[str]]),
-    "rename_params": _opt("--rename-param", "OLD=NEW: send a request field under another name; repeatable.", "OLD=NEW",
+    "rename_params": _opt("--rename-param", "OLD=NEW: send a request field under another name; OLD=NEW@URL: one endpoint's only; repeatable.", "OLD=NEW",
                           kind=Optional[list[str]]),
     "price_in": _opt("--price-in", "Dollars per 1M prompt tokens.  \\[default: built-in table]", "USD", kind=Optional[float]),
     "price_out": _opt(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from itkit.cli.app import err_console, out_console
+from itkit.cli.root import err_console, out_console
 from itkit.cli.options import OnError, errors_path_for
 from itkit.errors import EXIT_PARTIAL
 from itkit.llm.dryrun import DryRunPlan

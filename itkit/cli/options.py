@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from itkit.formats import FORMAT_NAMES
-from itkit.steps.spec import PANEL_CONTROL, PANEL_IO
+from itkit.format_names import FORMAT_NAMES
+from itkit.steps.panels import PANEL_CONTROL, PANEL_IO
 
 InputFormat = Enum("InputFormat", {name: name for name in ("auto", *FORMAT_NAMES)}, type=str)  # type: ignore[misc]
 OutputFormat = Enum("OutputFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
@@ -139,3 +139,11 @@ def check_stdout_use(as_json: bool, output: str, report: str | None) -> None:
 
     if as_json and (output == "-" or report == "-"):
         raise UsageError("--json prints the summary to stdout, where the records would go too; give -o FILE (and --report FILE)")
+
+
+def deprecated(old: str, new: str) -> None:
+    """The one deprecation line on stderr (the old spelling still works for one release)."""
+    import sys
+
+    sys.stderr.write(f"itkit: warning: {old} is deprecated and will be removed in the next release; use {new}\n")
+    sys.stderr.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from itkit.cli.app import app, handle_errors, out_console
+from itkit.cli.root import app, handle_errors, out_console
 from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
 from itkit.cli.step_options import step_command
 from itkit.cli.options import (

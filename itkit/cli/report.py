@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from itkit.cli.app import app, err_console, handle_errors
-from itkit.cli.options import Quiet
-from itkit.report import Limits, default_output, write_report
+from itkit.cli.root import app, err_console, handle_errors
+from itkit.cli.options import Help, Quiet
+from itkit.steps.panels import PANEL_CONTROL, PANEL_IO
 
 HELP = """Write an HTML report of a run folder, or of one command's summary and side files.
 
@@ -30,17 +30,20 @@ Examples:
 @app.command("report", help=HELP)
 @handle_errors
 def report_command(
-    target: Annotated[str, typer.Argument(help="A run folder, a step folder, a command's summary file or an export folder.", show_default=False)],
+    target: Annotated[str, typer.Argument(help="A run folder, a step folder, a command's summary file or an export folder.", show_default=False, metavar="TARGET")],
     output: Annotated[
         Optional[str],
-        typer.Option("--output", "-o", help="The HTML file \\[default: TARGET/report.html for a folder, OUT.report.html beside a summary file]. An existing file is replaced only if it is an itkit report.", show_default=False),
+        typer.Option("--output", "-o", help="The HTML file \\[default: TARGET/report.html for a folder, OUT.report.html beside a summary file]. An existing file is replaced only if it is an itkit report.", show_default=False, metavar="FILE", rich_help_panel=PANEL_IO),
     ] = None,
     samples: Annotated[
         Optional[int],
-        typer.Option("--samples", min=1, help="Examples shown per filter rule, dedup stage and rewrite step \\[default: 5, 6 and 10].", show_default=False),
+        typer.Option("--samples", min=1, help="Examples shown per filter rule, dedup stage and rewrite step \\[default: 5, 6 and 10].", show_default=False, metavar="N", rich_help_panel="Report"),
     ] = None,
     quiet: Quiet = False,
+    help_: Help = False,
 ) -> int:
+    from itkit.report import Limits, default_output, write_report
+
     limits = Limits() if samples is None else Limits(examples=samples, pairs=samples, rewrites=samples)
     where = Path(output) if output else default_output(target)
     if quiet:

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from itkit.cli.app import app, err_console, error_line, handle_errors, out_console
+from itkit.cli.root import app, err_console, error_line, handle_errors, out_console
 from itkit.cli.options import AsJson, Help, Quiet
 from itkit.cli.step_options import deprecated
 from itkit.recipes.runner import RUNS_FOLDER, run_recipe

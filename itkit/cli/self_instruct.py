@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from itkit.cli.app import app, handle_errors
+from itkit.cli.root import app, handle_errors
 from itkit.cli.llm_summary import cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
 from itkit.cli.step_options import step_command
 from itkit.cli.options import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from itkit.cli.app import app, handle_errors, out_console
+from itkit.cli.root import app, handle_errors, out_console
 from itkit.cli.llm_summary import FAILURES_HEADER, cli_files, print_engine_stats, print_failures, print_rejected, run_llm_command, say, where
 from itkit.cli.step_options import step_command
 from itkit.cli.options import (

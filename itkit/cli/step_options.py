@@ -24,6 +24,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from pydantic import ValidationError
 
+from itkit.cli.options import deprecated
 from itkit.errors import UsageError
 from itkit.steps.spec import COMMA, PANEL_ORDER, Context, Opt, Step
 
@@ -33,14 +34,6 @@ OLD_PREFIX = "old_"
 
 CLI = Context(cli=True)
 """The context of a step without an LLM on the command line (messages name --options)."""
-
-
-def deprecated(old: str, new: str) -> None:
-    """The one deprecation line on stderr (the old spelling still works for one release)."""
-    import sys
-
-    sys.stderr.write(f"itkit: warning: {old} is deprecated and will be removed in the next release; use {new}\n")
-    sys.stderr.flush()
 
 
 def _choice_enum(o: Opt) -> type[Enum]:
@@ -129,8 +122,9 @@ def step_parameters(step: Step) -> list[inspect.Parameter]:
         if o.file:
             continue
         params.append(_parameter(_panelled(o, step), PREFIX + o.name, _decls(o)))
-        if o.old:
-            params.append(_parameter(_panelled(o, step), OLD_PREFIX + o.name, [o.cli_old], hidden=True))
+        if o.old or o.old_flag:
+            decls = [o.old_flag] if o.old_flag else [o.cli_old]
+            params.append(_parameter(_panelled(o, step), OLD_PREFIX + o.name, decls, hidden=True))
     return params
 
 
@@ -154,6 +148,14 @@ def _value(o: Opt, value: Any) -> Any:
     return value
 
 
+def _spellings_used(o: Opt, value: Any) -> tuple[str, str]:
+    """(the deprecated spelling given, its current spelling): for a flag pair, the half that was used."""
+    if o.old_flag and "/" in o.old_flag and o.flag and "/" in o.flag:
+        half = 0 if value else 1
+        return o.old_flag.split("/")[half], o.flag.split("/")[half]
+    return o.cli_old or "", o.cli
+
+
 def step_options(step: Step, kwargs: dict[str, Any]) -> Any:
     """Pop the step's option values from ``kwargs``: the step's options model (a usage error when invalid)."""
     values: dict[str, Any] = {}
@@ -161,10 +163,10 @@ def step_options(step: Step, kwargs: dict[str, Any]) -> Any:
         if o.file:
             continue
         value = _value(o, kwargs.pop(PREFIX + o.name, None))
-        if o.old:
+        if o.old or o.old_flag:
             old = _value(o, kwargs.pop(OLD_PREFIX + o.name, None))
             if old is not None:
-                deprecated(o.cli_old or "", o.cli)
+                deprecated(*_spellings_used(o, old))
                 if value is not None and value != o.default and value != old:
                     raise UsageError(f"{o.cli_old} is the old spelling of {o.cli}; give only {o.cli}")
                 value = old

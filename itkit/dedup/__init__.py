@@ -9,7 +9,8 @@
 - :mod:`itkit.dedup.common`: boilerplate shared by many records (``--ignore-common``);
 - :mod:`itkit.dedup.pipeline`: the stages in order and the keep policy;
 - :mod:`itkit.dedup.report`: report texts and stage warnings;
-- :mod:`itkit.dedup.files`: :func:`dedup_file`, the file runner.
+- :mod:`itkit.dedup.files`: :func:`dedup_file`, the file runner;
+- :mod:`itkit.dedup.ray_executor`: the exact and near stages on Ray Data (``--executor ray``).
 """
 
 from itkit.dedup.exact import ExactGroups, text_key

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
-from itkit.dedup.pipeline import PROGRESS_EVERY, DedupOptions, Deduplicator
+from itkit.dedup.pipeline import PROGRESS_EVERY, DedupOptions
+from itkit.dedup.ray_executor import check_executor, make_deduplicator
 from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import response_length, text_getter
@@ -112,6 +113,8 @@ def dedup_file(
     errors: str | None = None,
     progress: ProgressFn | None = None,
     report_chars: int = REPORT_CHARS,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> DedupSummary:
     """Deduplicate the records of ``source`` into ``output``; see the module docstring.
 
@@ -120,9 +123,11 @@ def dedup_file(
     ``estimate`` the MinHash estimate; ``text`` and ``kept_text``, the compared texts
     cut to ``report_chars`` characters, unless it is 0). ``on_error="skip"`` sends bad records to
     ``errors`` instead of failing; they count as rejected. Nothing is written
-    when an error stops the run.
+    when an error stops the run. ``executor="ray"`` runs the stages on Ray Data (at ``ray_address``,
+    else RAY_ADDRESS, else a local Ray; :mod:`itkit.dedup.ray_executor`), with the same decisions.
     """
     options.validate()
+    check_executor(executor, options, ray_address)
     get_text = text_getter(on)
     rejects = RejectLog(errors if on_error == "skip" else None)
     reader = RecordReader(source, from_format, on_error, rejects)
@@ -148,7 +153,7 @@ def dedup_file(
     longest = options.keep == "longest"
     multi_turn = False
     try:
-        with Deduplicator(options) as dedup:
+        with make_deduplicator(options, executor, ray_address) as dedup:
             lost: dict[int, list[str]] = {}  # record index -> fields its output row lacks (kept ones are counted)
             for record in reader:
                 spool.add(writer.dump(record))

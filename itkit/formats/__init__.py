@@ -7,6 +7,7 @@ from typing import Sequence
 from itkit.errors import FormatDetectionError, Location, UsageError
 from itkit.formats import alpaca, dolly, messages, openorca, seed_tasks, sharegpt
 from itkit.formats.base import Format, LoadContext
+from itkit.format_names import FORMAT_NAMES
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -19,7 +20,8 @@ FORMATS: dict[str, Format] = {
         seed_tasks.FORMAT,
     )
 }
-FORMAT_NAMES = tuple(FORMATS)
+if tuple(FORMATS) != FORMAT_NAMES:  # pragma: no cover - a format added to one list and not the other
+    raise ImportError(f"itkit.format_names.FORMAT_NAMES {FORMAT_NAMES} differs from the registry {tuple(FORMATS)}")
 DETECT_SAMPLE = 20
 """How many leading records auto-detection looks at."""
 

@@ -35,9 +35,9 @@ SLOW_START_STEP = 2.0
 """Slow start: the limit grows by this much per answer (it triples every round trip)."""
 DECREASE_FACTOR = 0.5
 """The limit is multiplied by this on overload."""
-PROBE_PATIENCE = 8
+PROBE_PATIENCE = 16
 """Near the last overload level, growth is this many times slower (doubling per repeat overload)."""
-MAX_PATIENCE = 128
+MAX_PATIENCE = 256
 SLOW_SHARE = 0.5
 """Answers (smoothed) taking more than this share of the attempt deadline (--timeout) mean the server queues
 more than it can serve in time: overload, before requests start timing out. (Latency relative to the quickest
@@ -134,7 +134,7 @@ class AdaptiveLimit:
     def _increase(self) -> None:
         if self._slow_start:
             step = SLOW_START_STEP
-        elif self._loss_level is not None and self.limit + 1 >= self._loss_level:
+        elif self._loss_level is not None and int(self.limit) + 1 >= int(self._loss_level):
             step = 1.0 / (self.limit * self._patience)
         else:
             step = 1.0 / self.limit
@@ -145,6 +145,8 @@ class AdaptiveLimit:
         self.limit = max(1.0, min(self.limit, float(self.in_flight)))  # at most that many fit
         if ticket.epoch == self._epoch:
             self._lost(before)
+        elif self._loss_level is not None:  # the same burst: the level that failed is lower than first thought
+            self._loss_level = min(self._loss_level, before)
 
     def _decrease(self, ticket: Ticket) -> None:
         if ticket.epoch != self._epoch:

@@ -176,7 +176,7 @@ class OpenAIChatLLM(LLM):
         body.update(request.sampling.as_dict())
         if request.json_mode:
             body["response_format"] = {"type": "json_object"}
-        body = self.settings.adapt_body(body)
+        body = self.settings.adapt_body(body, self.base_url)
         try:
             # the SDK's documented low-level call: the same auth, headers, timeouts and typed status errors as
             # ``chat.completions.create``, without re-validating a body we built ourselves or building a pydantic

@@ -13,7 +13,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from itkit.errors import UsageError
 from itkit.llm.base import Sampling
@@ -149,14 +149,38 @@ class LLMSettings(BaseModel):
     def _urls(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(u for u in (cls._url(v) for v in values) if u)
 
+    @field_validator("drop_params")
+    @classmethod
+    def _drops(cls, values: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        out = []
+        for value in values:
+            name, url = scoped(value)
+            if not name.strip():
+                raise ValueError(f"give NAME or NAME@URL, got {mask_url(value)!r}")
+            out.append(name.strip() + (f"@{cls._known_endpoint(value, url, info)}" if url else ""))
+        return tuple(out)
+
     @field_validator("rename_params")
     @classmethod
-    def _renames(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+    def _renames(cls, values: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        out = []
         for value in values:
-            old, sep, new = value.partition("=")
+            pair, url = scoped(value)
+            old, sep, new = pair.partition("=")
             if not sep or not old.strip() or not new.strip():
-                raise ValueError(f"give OLD=NEW, got {value!r}")
-        return tuple(v.replace(" ", "") for v in values)
+                raise ValueError(f"give OLD=NEW or OLD=NEW@URL, got {mask_url(value)!r}")
+            out.append(pair.replace(" ", "") + (f"@{cls._known_endpoint(value, url, info)}" if url else ""))
+        return tuple(out)
+
+    @classmethod
+    def _known_endpoint(cls, value: str, url: str, info: ValidationInfo) -> str:
+        """The endpoint a ``NAME@URL`` value is scoped to: one of the run's (``base_url`` is checked before)."""
+        url = cls._url(url) or ""
+        urls = (info.data.get("base_url"), *info.data.get("extra_base_urls", ()))
+        if endpoint_identity(url) not in {endpoint_identity(u or OPENAI_URL) for u in urls}:
+            shown = ", ".join(sorted({mask_url(u or OPENAI_URL) for u in urls}))
+            raise ValueError(f"{mask_url(value)!r} names an endpoint this run does not use (endpoints: {shown})")
+        return url
 
     @field_validator("api_key")
     @classmethod
@@ -195,7 +219,7 @@ class LLMSettings(BaseModel):
                 raise UsageError(f"unknown LLM setting '{name}'") from None
             # never echo the key, nor the credentials of a URL
             value = first.get("input")
-            if name == "api_key":
+            if name in ("api_key", "") or name in ("drop_params", "rename_params"):  # "": the whole input, key included
                 shown = ""
             elif isinstance(value, str):
                 shown = f" (got {mask_url(value)!r})"
@@ -208,14 +232,21 @@ class LLMSettings(BaseModel):
         """The sampling options given for this run (None where not given)."""
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed)
 
-    def adapt_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A request body with ``drop_params`` left out and ``rename_params`` renamed."""
+    def adapt_body(self, body: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
+        """A request body for the endpoint ``base_url`` (None: the first) with ``drop_params`` left out and
+        ``rename_params`` renamed: those without ``@URL`` everywhere, the others on their endpoint only."""
         if not self.drop_params and not self.rename_params:
             return body
-        out = {k: v for k, v in body.items() if k not in self.drop_params}
-        for pair in self.rename_params:
+        here = endpoint_identity(base_url or self.base_url or OPENAI_URL)
+
+        def applies(url: str | None) -> bool:
+            return url is None or endpoint_identity(url) == here
+
+        drops = {name for name, url in map(scoped, self.drop_params) if applies(url)}
+        out = {k: v for k, v in body.items() if k not in drops}
+        for pair, url in map(scoped, self.rename_params):
             old, _, new = pair.partition("=")
-            if old in out:
+            if applies(url) and old in out:
                 out[new] = out.pop(old)
         return out
 
@@ -257,6 +288,15 @@ class LLMSettings(BaseModel):
         return f"LLMSettings({self.redacted()!r})"
 
     __str__ = __repr__
+
+
+def scoped(value: str) -> tuple[str, str | None]:
+    """``NAME@URL`` -> (NAME, URL); a value without ``@http://`` or ``@https://`` applies to every endpoint."""
+    lowered = value.lower()
+    ats = [at for at in (lowered.find("@http://"), lowered.find("@https://")) if at >= 0]
+    if not ats:
+        return value, None
+    return value[: min(ats)], value[min(ats) + 1 :]
 
 
 def endpoint_identity(url: str) -> str:

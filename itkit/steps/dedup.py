@@ -8,6 +8,7 @@ from typing import Any
 from itkit.dedup.common import IGNORE_COMMON_CHOICES
 from itkit.dedup.minhash import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM
 from itkit.dedup.pipeline import KEEP_CHOICES, NUMBERS_CHOICES, DedupOptions
+from itkit.dedup.ray_executor import EXECUTORS, check_executor
 from itkit.dedup.report import DEFAULT_WARN_SHARE, REPORT_CHARS
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD
 from itkit.dedup.texts import ON_CHOICES
@@ -36,6 +37,10 @@ OPTS = (
     Opt("warn_share", float, DEFAULT_WARN_SHARE, "Warn when a stage removes more than this share of its records.",
         ge=0.0, le=1.0),
     Opt("report_chars", int, REPORT_CHARS, "Characters of each text in a --report line (0: no texts).", ge=0),
+    Opt("executor", str, "local", "local: this process; ray: the exact and near stages on Ray Data "
+        "(pip install 'itkit[ray]').", choices=EXECUTORS),
+    Opt("ray_address", str, None, "The Ray cluster of --executor ray (ray://HOST:10001, auto); "
+        "default: RAY_ADDRESS, else a local Ray.", metavar="ADDRESS"),
 )
 
 
@@ -56,6 +61,7 @@ def prepare(o: Any, ctx: Context) -> DedupOptions:
         warn_share=o.warn_share,
     )
     options.validate()
+    check_executor(o.executor, options, o.ray_address, ctx.name, ctx.setting)
     return options
 
 
@@ -75,6 +81,8 @@ def execute(options: DedupOptions, o: Any, files: Files):
         errors=files.errors_path,
         progress=files.progress,
         report_chars=o.report_chars,
+        executor=o.executor,
+        ray_address=o.ray_address,
     )
 
 

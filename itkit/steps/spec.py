@@ -18,11 +18,7 @@ from typing import Annotated, Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-PANEL_IO = "Input and output"
-PANEL_LLM = "LLM settings"
-PANEL_CONTROL = "Output control"
-PANEL_ORDER = (PANEL_IO, None, PANEL_LLM, PANEL_CONTROL)
-"""The order of the help panels; None stands for a step's own method panel(s)."""
+from itkit.steps.panels import PANEL_CONTROL, PANEL_IO, PANEL_LLM, PANEL_ORDER
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of every integer option (``--seed 2**70`` is a usage error, exit 2, not a crash)."""
@@ -76,6 +72,8 @@ class Opt:
     """The help panel (None: the step's method panel)."""
     old: str | None = None
     """The deprecated spelling (recipe key; ``--old-name`` on the command line), accepted with a warning."""
+    old_flag: str | None = None
+    """A deprecated command-line spelling (``--keep-x/--drop-x``) of an option whose recipe key did not change."""
     file: bool = False
     """A file the step may also write: a path option (plumbing) on the command line, a boolean in a recipe
     (``eliminated: true`` writes the step folder's eliminated.jsonl)."""
@@ -91,6 +89,8 @@ class Opt:
 
     @property
     def cli_old(self) -> str | None:
+        if self.old_flag:
+            return self.old_flag.split("/")[0]
         return "--" + self.old.replace("_", "-") if self.old else None
 
     @property

@@ -17,7 +17,6 @@ import itkit
 from itkit import notices
 from itkit.errors import EXIT_FATAL, ItkitError
 from itkit.interrupts import EXIT_BROKEN_PIPE, Terminated, exit_code_of, terminating_signals
-from itkit.io.sinks import abort_pending
 
 DEBUG_ENV = "ITKIT_DEBUG"
 
@@ -46,6 +45,7 @@ F = TypeVar("F", bound=Callable)
 
 # Typer's own exits and usage errors pass through untouched. Typer >= 0.25 ships its own copy of
 # click, so its classes are not click's: list both (typer.BadParameter's base is the usage error).
+@functools.lru_cache(maxsize=1)
 def _framework_exceptions() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = [typer.Exit, typer.Abort]
     found += [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
@@ -57,8 +57,6 @@ def _framework_exceptions() -> tuple[type[BaseException], ...]:
         pass
     return tuple(dict.fromkeys(found))
 
-
-_FRAMEWORK_EXCEPTIONS = _framework_exceptions()
 
 
 def error_line(message: str, kind: str = "error") -> None:
@@ -82,9 +80,9 @@ def handle_errors(fn: F) -> F:
                 with terminating_signals():
                     code = fn(*args, **kwargs)
             except BaseException:
-                abort_pending()  # any temporary file or folder no writer got to remove (a signal at the worst moment)
+                _abort_pending()  # any temporary file or folder no writer got to remove (a signal at the worst moment)
                 raise
-        except _FRAMEWORK_EXCEPTIONS:
+        except _framework_exceptions():  # computed on first use: importing click costs start-up time
             raise
         except ItkitError as exc:
             if os.environ.get(DEBUG_ENV):
@@ -119,6 +117,13 @@ INTERRUPTED_HINT = "nothing half-written was left; re-run the same command (itki
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
+def _abort_pending() -> None:
+    """Remove what :mod:`itkit.io.sinks` still has pending; if no command imported it, nothing was written."""
+    sinks = sys.modules.get("itkit.io.sinks")
+    if sinks is not None:
+        sinks.abort_pending()
+
+
 def _say_error(message: str) -> None:
     try:
         error_line(message)
@@ -148,10 +153,20 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _help(ctx: typer.Context, value: bool) -> None:
+    if value:
+        typer.echo(ctx.get_help() or "", nl=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     version: bool = typer.Option(
-        False, "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        False, "--version", help="Show the version and exit.", callback=_version, is_eager=True, metavar=""
+    ),
+    help_: bool = typer.Option(
+        False, "--help", "-h", help="Show this message and exit.", callback=_help, is_eager=True,
+        expose_value=False, metavar="",
     ),
 ) -> None:
     """itkit: load, rewrite, deduplicate and export instruction-tuning data.
