@@ -379,6 +379,8 @@ def test_itkit_batches_lists_refreshes_and_cancels(runner, tmp_path, server, src
     listed = invoke(runner, "batches", "--cache-dir", str(cache))
     assert listed.exit_code == 0
     assert "batch-000002" in listed.stdout and "validating" in listed.stdout and "orca / respond" in listed.stdout
+    assert all(len(line) <= 80 for line in listed.stdout.splitlines()), "the listing fits 80 columns"
+    assert " done, " in listed.stdout and " requests; est. " in listed.stdout
     as_json = json.loads(invoke(runner, "batches", "--cache-dir", str(cache), "--json").stdout)
     assert as_json[0]["requests"] == 8 and as_json[0]["estimated_cost"] > 0
 

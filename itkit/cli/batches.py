@@ -53,18 +53,20 @@ def batches_command(
         out_console.print(f"no batches in {path}", markup=False, highlight=False)
         return 0
     now = time.time()
-    out_console.print(f"{'batch':<26} {'state':<12} {'done':>7} {'failed':>6} {'of':>7} {'age':>6} {'est. $':>9}  command / stage",
-                      markup=False, highlight=False)
-    for job in jobs:
+    for job in jobs:  # two lines a batch, so that ids of any length and every number fit 80 columns
         state = job["state"]
         if state in OPEN_STATES:
             state = "not created"
         elif state in DONE_STATES:  # collected: the provider's last word (completed, expired, cancelled...)
             state = job["status"] or state
-        cost = "-" if job["estimated_cost"] is None else f"{job['estimated_cost']:.4f}"
+        cost = "n/a" if job["estimated_cost"] is None else f"${job['estimated_cost']:.4f}"
         out_console.print(
-            f"{(job['batch_id'] or job['id'][:12]):<26} {state:<12} {job['completed']:>7,} {job['failed']:>6,} "
-            f"{job['requests']:>7,} {_age(now - job['created']):>6} {cost:>9}  {job['command']} / {job['stage']}",
+            f"{job['batch_id'] or job['id'][:12]}  {state}  {_age(now - job['created'])} old",
+            markup=False, highlight=False,
+        )
+        out_console.print(
+            f"    {job['completed']:,} done, {job['failed']:,} failed of {job['requests']:,} requests;"
+            f" est. {cost}; {job['command']} / {job['stage']}",
             markup=False, highlight=False,
         )
     return 0
