@@ -125,7 +125,7 @@ class Opt:
         if self.default is None or self.required or self.type is bool or self.file:
             return None
         if isinstance(self.default, (list, tuple)):
-            return ",".join(map(str, self.default)) if self.default else None
+            return ", ".join(map(str, self.default)) if self.default else None  # wraps at 80 columns
         return str(self.default)
 
 
