@@ -652,8 +652,10 @@ def main() -> None:  # pragma: no cover - used by benchmarks
     parser.add_argument("--tpm", type=int, default=None)
     parser.add_argument("--period", type=float, default=60.0, help="seconds of a rate-limit 'minute'")
     parser.add_argument("--no-limit-headers", action="store_true")
+    parser.add_argument("--reply-text", default=None, help="answer every request with this text (default: echo)")
     args = parser.parse_args()
-    server = FakeLLMServer(latency=args.latency, api_key=args.api_key, port=args.port, record=False,
+    reply = (lambda body: args.reply_text) if args.reply_text is not None else None
+    server = FakeLLMServer(latency=args.latency, api_key=args.api_key, port=args.port, record=False, reply=reply,
                            capacity=args.capacity, overflow=args.overflow, rpm=args.rpm, tpm=args.tpm,
                            period=args.period, send_limits=not args.no_limit_headers)
     server.start()

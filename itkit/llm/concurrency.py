@@ -16,8 +16,9 @@ limit that grows while the server keeps up and shrinks when it does not:
   requests still in flight: a server that serves K at a time and refuses the
   rest settles at K, and a flaky server's odd 500 costs one slot, not half.
 
-Only answers from requests sent while the limit was reached count for growth
-(a run that never fills its limit does not inflate it). ``adapt=False``
+Only answers from requests sent while the limit was reached (the request filled
+it, or others were waiting for a slot) count for growth (a run that never fills
+its limit does not inflate it). ``adapt=False``
 (``--no-adapt``) keeps the limit at the ceiling, for benchmarks.
 """
 
@@ -108,7 +109,8 @@ class AdaptiveLimit:
                     self._wake()  # pass the slot it was given on
                 raise
         self.in_flight += 1
-        return Ticket(self._clock(), self._epoch, self.in_flight >= self.size)
+        # the limit is reached when this request fills it, or when others are still waiting for a slot
+        return Ticket(self._clock(), self._epoch, self.in_flight >= self.size or bool(self._waiters))
 
     def release(self, ticket: Ticket, outcome: str = NEUTRAL) -> None:
         self.in_flight -= 1
