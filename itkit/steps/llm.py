@@ -65,4 +65,16 @@ def outcome(
     )
 
 
-__all__ = ["open_engine", "outcome", "parameters", "run_report"]
+def run_records(io: StepIO, execute: Any) -> tuple[Any, StepOutcome]:
+    """Run a record-in, record-out LLM step: ``execute(engine)`` (a method's result, with ``read``, ``written``,
+    ``failed``, ``partial``, ``plan``, ``passed_through``) under the step's engine, one batch round after another
+    with ``--batch --wait``; the result and the step's outcome."""
+    with open_engine(io.settings, io) as engine:
+        result = engine.rounds(lambda: execute(engine))
+        return result, outcome(
+            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
+            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
+        )
+
+
+__all__ = ["open_engine", "outcome", "parameters", "run_records", "run_report"]

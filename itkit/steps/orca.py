@@ -62,12 +62,7 @@ def execute(rewriter: Any, o: Any, files: Files, engine: Any, settings: Any):
 
 
 def run(rewriter: Any, o: Any, io: StepIO) -> StepOutcome:
-    with llm.open_engine(io.settings, io) as engine:
-        result = engine.rounds(lambda: execute(rewriter, o, io.files(), engine, io.settings))
-        outcome = llm.outcome(
-            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
-        )
+    result, outcome = llm.run_records(io, lambda engine: execute(rewriter, o, io.files(), engine, io.settings))
     if result.dry_run and result.empty_prompts:
         outcome.notes.append(f"records with an empty prompt (not sent): {result.empty_prompts}")
     return outcome if result.dry_run else outcome.headed(headlines.orca_headline(result))

@@ -62,12 +62,7 @@ def execute(scorers: list, o: Any, files: Files, engine: Any, settings: Any):
 
 
 def run(scorers: list, o: Any, io: StepIO) -> StepOutcome:
-    with llm.open_engine(io.settings, io) as engine:
-        result = execute(scorers, o, io.files(), engine, io.settings)
-        outcome = llm.outcome(
-            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
-        )
+    result, outcome = llm.run_records(io, lambda engine: execute(scorers, o, io.files(), engine, io.settings))
     if result.dry_run:
         return outcome
     outcome.notes.extend(result.not_scored_lines())

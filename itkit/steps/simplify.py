@@ -54,12 +54,7 @@ def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
 
 
 def run(prepared: None, o: Any, io: StepIO) -> StepOutcome:
-    with llm.open_engine(io.settings, io) as engine:
-        result = engine.rounds(lambda: execute(prepared, o, io.files(), engine, io.settings))
-        outcome = llm.outcome(
-            engine, records_in=result.read + result.passed_through, records_out=result.written, failed=result.failed,
-            partial=result.partial, plan=result.plan, passed_through=result.passed_through,
-        )
+    result, outcome = llm.run_records(io, lambda engine: execute(prepared, o, io.files(), engine, io.settings))
     if result.dry_run and result.no_response:
         outcome.notes.append(f"records without a response (passed through, no request): {result.no_response}")
     return outcome if result.dry_run else outcome.headed(headlines.simplify_headline(result))
