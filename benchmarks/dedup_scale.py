@@ -7,8 +7,9 @@
    exact copies (case and spacing changed) and 10% near copies (one word replaced, or punctuation and
    case changed; see ``dedup_data.generate_alpaca``).
 2. itkit: ``python -m itkit dedup FILE -o OUT --near-threshold 0.7 --report REPORT --json`` in a
-   subprocess: read, exact + near dedup (128 permutations, word bigrams), write. Wall time and peak
-   RSS are the child's own (``os.wait4``).
+   subprocess: read, exact + near dedup (128 permutations, word bigrams), write. Wall time is the
+   child's; peak RSS is the peak of the child and its own hashing process together (sampled every
+   50 ms), or the child's own peak (``os.wait4``) if that is higher.
 3. rensa (Rust MinHash + LSH): in a subprocess that first reads the same compared texts (instruction
    + input; not timed), then, timed: word bigrams of each normalised text (the same shingles) and
    ``RMinHashDeduplicator(threshold=0.7, num_perm=128, use_lsh=True).add_pairs``: its hashing + LSH
@@ -31,6 +32,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -121,20 +123,54 @@ def ensure_input(n: int, work: Path) -> tuple[Path, dict]:
     return data, json.loads(planted_file.read_text())
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants now (Linux /proc; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, ()))
+    return total
+
+
 def run_child(cmd: list[str]) -> tuple[float, int, bytes]:
-    """(wall seconds, peak RSS bytes, stdout) of a child process (its own rusage, from wait4)."""
+    """(wall seconds, peak RSS bytes, stdout) of a child process: the larger of its own peak (wait4) and the
+    peak of the sum over it and its descendants (itkit's hashing process), sampled every 50 ms."""
     with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out_fh, stderr=err_fh, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        tree_peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                tree_peak[0] = max(tree_peak[0], _tree_rss(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
         code = os.waitstatus_to_exitcode(status)
         out_fh.seek(0)
         err_fh.seek(0)
         stdout, stderr = out_fh.read(), err_fh.read()
     if code != 0:
         sys.exit(f"{' '.join(cmd[:4])} failed ({code}): {stderr.decode()[-2000:]}")
-    return wall, usage.ru_maxrss * 1024, stdout  # Linux reports KiB
+    return wall, max(usage.ru_maxrss * 1024, tree_peak[0]), stdout  # Linux reports KiB
 
 
 def run_itkit(data: Path, work: Path) -> dict:

@@ -176,7 +176,7 @@ def test_words_and_signatures_depend_only_on_the_text():
     hasher.add(normalize_text("One two. Three"), batch)
     hasher.add("\u00bf", batch)  # no word: the fixed empty-text word
     hasher.add(normalize_text("four"), batch)
-    end, brk, empty = (MinHasher()._hashes[t] for t in ("\x01", ".", "\x00itkit-empty-text\x00"))
+    end, brk, empty = (MinHasher().word_hash(t) for t in ("\x01", ".", "\x00itkit-empty-text\x00"))
     hashes = hasher.token_hashes(batch).tolist()
     assert len(batch) == 3 and [h in (end, brk, empty) for h in hashes] == [False, False, True, False, True, True, True, False, True]
     assert hashes[5] == empty and hashes[4] == hashes[6] == hashes[8] == end  # three words and a break, an end each
@@ -228,3 +228,21 @@ def test_greedy_policy_is_deterministic_and_follows_priority():
     # several items may share one signature row
     shared = find_near_duplicates(sig, items=np.array([3, 0, 0, 3]))
     assert shared.removed.tolist() == [2, 3] and shared.matched.tolist() == [1, 0]
+
+
+def test_words_are_hashed_alike_in_any_batch_and_in_pieces(monkeypatch):
+    """The vectorised word hashes are the word's own hash, whatever the batch, the path or the piece size."""
+    import itkit.dedup.minhash as minhash
+
+    texts = ["Hello world. Foo bar!", "crème brûlée, 3 ways", "", "a b c d e f g h", "x" * 50 + " tail"]
+    hasher = MinHasher()
+    batch = WordBatch()
+    for t in texts:
+        hasher.add(normalize_text(t), batch)
+    tokens = ["hello", "world", ".", "foo", "bar", ".", "\x01", "crème", "brûlée", "3", "ways", ".", "\x01",
+              "\x00itkit-empty-text\x00", "\x01", *"abcdefgh", "\x01", "x" * 50, "tail", "\x01"]
+    assert hasher.token_hashes(batch).tolist() == [hasher.word_hash(t) for t in tokens]
+    whole = hasher.signatures_of_texts(texts)
+    monkeypatch.setattr(minhash, "HASH_PIECE", 7)  # pieces shorter than some words
+    assert np.array_equal(MinHasher().signatures_of_texts(texts), whole)
+    assert len(set(hasher.word_hash(w) for w in ["ab", "ba", "a", "b", "abc", "ab\x00", "aa"])) == 7

@@ -60,6 +60,8 @@ ProgressFn = Callable[[str], None]
 
 
 _LINE, _PICKLED = b"L", b"P"
+SPOOL_BUFFER = 1 << 20
+"""Bytes the spools buffer between writes (a write that releases the GIL is costly while the hashing thread runs)."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ class _Spool:
         # a full disk while spooling is the output's (the spool sits beside it), or the temp folder's for stdout
         self._output = output if not is_stream(output) else f"a temporary file in {directory or tempfile.gettempdir()}"
         try:
-            self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-")
+            self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-", buffering=SPOOL_BUFFER)
         except OSError as exc:
             raise cannot_write(output, exc) from None
 

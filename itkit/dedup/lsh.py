@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import os
+from array import array
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
@@ -143,14 +146,29 @@ def band_keys(signatures: np.ndarray | SignatureStore, bands: int, rows: int, se
 
     A random linear combination of the values (mod 2**64), then mixed; two different
     bands collide with negligible probability (and candidates are verified anyway).
+    Blocks are keyed in :data:`BAND_THREADS` threads (numpy leaves the interpreter lock meanwhile).
     """
     store = signatures if isinstance(signatures, SignatureStore) else SignatureStore(signatures.shape[1], [signatures])
     keys = np.empty((len(store), bands), dtype=np.uint64)
-    start = 0
-    for block in store.blocks:
-        keys[start : start + len(block)] = block_band_keys(block, bands, rows, seed)
-        start += len(block)
+    starts = np.cumsum([0] + [len(block) for block in store.blocks]).tolist()
+
+    def key(b: int) -> None:
+        keys[starts[b] : starts[b + 1]] = block_band_keys(store.blocks[b], bands, rows, seed)
+
+    _in_threads(key, range(len(store.blocks)))
     return keys
+
+
+BAND_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads that key the signature blocks and sort the band columns of an in-memory near stage."""
+
+
+def _in_threads(fn, args) -> list:
+    args = list(args)
+    if BAND_THREADS == 1 or len(args) < 2:
+        return [fn(a) for a in args]
+    with ThreadPoolExecutor(min(BAND_THREADS, len(args)), thread_name_prefix="itkit-lsh") as pool:
+        return list(pool.map(fn, args))
 
 
 def sorted_band_columns(keys: np.ndarray, row_of: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -161,35 +179,69 @@ def sorted_band_columns(keys: np.ndarray, row_of: np.ndarray | None = None) -> I
         yield k[order], order
 
 
+def _band_buckets(sk: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(items, bucket of each, bucket count) of one band's buckets of two or more items (numbered from 0)."""
+    n = len(sk)
+    if n < 2:
+        return None
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=new_run[1:])
+    run_id = np.cumsum(new_run) - 1
+    run_size = np.bincount(run_id)
+    shared = run_size[run_id] > 1
+    if not shared.any():
+        return None
+    ids, local = np.unique(run_id[shared], return_inverse=True)
+    return np.asarray(order[shared], dtype=np.int64), local, len(ids)
+
+
+def _join_bands(per_band: Iterable[tuple[np.ndarray, np.ndarray, int] | None]) -> tuple[np.ndarray, np.ndarray, int]:
+    member_items: list[np.ndarray] = []
+    member_buckets: list[np.ndarray] = []
+    next_bucket = 0
+    for found in per_band:
+        if found is None:
+            continue
+        items, local, count = found
+        member_items.append(items)
+        member_buckets.append(local + next_bucket)
+        next_bucket += count
+    if not member_items:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, 0
+    return np.concatenate(member_items), np.concatenate(member_buckets), next_bucket
+
+
 def bucket_members(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, int]:
     """(items, buckets, bucket count): every membership of a bucket of two or more items.
 
     ``columns`` gives, per band, the items' keys in sorted order and the item of each; a bucket
     is a run of equal keys in one band, numbered band by band in key order.
     """
-    member_items: list[np.ndarray] = []
-    member_buckets: list[np.ndarray] = []
-    next_bucket = 0
-    for sk, order in columns:
-        n = len(sk)
-        if n < 2:
-            continue
-        new_run = np.empty(n, dtype=bool)
-        new_run[0] = True
-        np.not_equal(sk[1:], sk[:-1], out=new_run[1:])
-        run_id = np.cumsum(new_run) - 1
-        run_size = np.bincount(run_id)
-        shared = run_size[run_id] > 1
-        if not shared.any():
-            continue
-        ids, local = np.unique(run_id[shared], return_inverse=True)
-        member_items.append(np.asarray(order[shared], dtype=np.int64))
-        member_buckets.append(local + next_bucket)
-        next_bucket += len(ids)
-    if not member_items:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, 0
-    return np.concatenate(member_items), np.concatenate(member_buckets), next_bucket
+    return _join_bands(_band_buckets(sk, order) for sk, order in columns)
+
+
+def bucket_members_of_keys(keys: np.ndarray, row_of: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`bucket_members` of :func:`sorted_band_columns`, the bands sorted in :data:`BAND_THREADS` threads."""
+
+    def band(b: int):
+        k = keys[:, b] if row_of is None else keys[row_of, b]
+        order = np.argsort(k)
+        return _band_buckets(k[order], order)
+
+    return _join_bands(_in_threads(band, range(keys.shape[1])))
+
+
+DECIDE_CHUNK = 1 << 20
+"""Bucket memberships turned into Python lists at a time by :func:`decide_near` (bounds its memory)."""
+
+
+def _as_array(values: np.ndarray, code: str = "q") -> array:
+    """A numpy vector as an ``array.array`` (8 bytes an entry, and Python ints out of it quickly)."""
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64 if code == "q" else np.uint64).tobytes())
+    return out
 
 
 def decide_near(
@@ -207,43 +259,80 @@ def decide_near(
 
     ``store`` gives signature rows (``row(i)``: a :class:`SignatureStore` or a spilled one),
     ``sets`` their shingle sets (anything with ``jaccard(i, j)``), ``row_of[item]`` an item's row.
+
+    Items are visited in ``rank`` order; an item's candidates are the items visited before it in
+    any of its buckets that were kept. The memberships are held in numpy arrays: per bucket its
+    members in visiting order (so the members visited before an item are a slice), and one kept
+    flag a byte per item; only the items that share a bucket with an earlier one are visited in Python,
+    :data:`DECIDE_CHUNK` memberships at a time.
     """
     num_perm = store.num_perm
     empty = np.zeros(0, dtype=np.int64)
     if not len(items_all):
         return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
-    # group each item's buckets; visit items in priority order
-    by_item = np.lexsort((buckets_all, rank[items_all]))
-    items_sorted = items_all[by_item]
-    buckets_sorted = buckets_all[by_item].tolist()
-    boundaries = np.flatnonzero(np.diff(items_sorted)) + 1
-    starts = np.concatenate([[0], boundaries]).tolist()
-    stops = np.concatenate([boundaries, [len(items_sorted)]]).tolist()
-    visit_items = items_sorted[np.concatenate([[0], boundaries])].tolist()
-    del by_item, items_sorted
+    n_items = len(rank)
+    small = n_items < 2**31
+    item_rank = rank[items_all]
+    # per bucket, its members by rank: the members before an item are visited before it
+    if bucket_count * n_items < 2**63:  # one int64 key sorts faster than lexsort's two
+        by_bucket = np.argsort(buckets_all * n_items + item_rank)
+    else:
+        by_bucket = np.lexsort((item_rank, buckets_all))
+    members = items_all[by_bucket].astype(np.int32 if small else np.int64)
+    first = np.zeros(bucket_count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(buckets_all, minlength=bucket_count), out=first[1:])
+    position = np.empty(len(by_bucket), dtype=np.int64)
+    position[by_bucket] = np.arange(len(by_bucket))
+    del by_bucket
+    start = first[buckets_all]
+    del first
+    later = np.flatnonzero(position > start)  # memberships with an earlier member in their bucket
+    # visit them by the item's rank (its memberships together)
+    later = later[np.argsort(item_rank[later], kind="stable")]
+    del item_rank
+    visit_item, visit_start, visit_stop = items_all[later], start[later], position[later]
+    del later, start, position
 
-    kept_in: list[list[int] | None] = [None] * bucket_count
+    kept = bytearray(b"\x01") * n_items  # an item stays kept unless it is removed; removals only happen here
     removed: list[int] = []
     matched: list[int] = []
     scores: list[float] = []
     estimates: list[float] = []
     floor = round((threshold - VERIFY_MARGIN) * num_perm, 9) if sets is not None else threshold * num_perm
     compared = 0
-    rank_of = rank.tolist()
-    row_list = row_of.tolist()
+    rank_of = _as_array(rank)
+    row_list = _as_array(row_of)
     row = store.row
-    label_of = None if labels is None else np.asarray(labels).tolist()
-    for item, lo, hi in zip(visit_items, starts, stops):
-        its_buckets = buckets_sorted[lo:hi]
-        candidates: set[int] = set()
-        for b in its_buckets:
-            lst = kept_in[b]
-            if lst:
-                candidates.update(lst)
-        if candidates and label_of is not None:
-            mine = label_of[row_list[item]]
-            candidates = {c for c in candidates if label_of[row_list[c]] == mine}
-        if candidates:
+    label_of = None if labels is None else _as_array(np.asarray(labels).astype(np.uint64), "Q")
+    total = len(visit_item)
+    lo = 0
+    while lo < total:
+        hi = min(total, lo + DECIDE_CHUNK)
+        if hi < total:  # end the chunk on an item boundary
+            last = visit_item[hi - 1]
+            while hi < total and visit_item[hi] == last:
+                hi += 1
+        chunk_items = visit_item[lo:hi].tolist()
+        chunk_start = visit_start[lo:hi].tolist()
+        chunk_stop = visit_stop[lo:hi].tolist()
+        k, end = 0, hi - lo
+        while k < end:
+            item = chunk_items[k]
+            candidates: set[int] = set()
+            while k < end and chunk_items[k] == item:
+                a, b = chunk_start[k], chunk_stop[k]
+                if b - a == 1:
+                    c = int(members[a])
+                    if kept[c]:
+                        candidates.add(c)
+                else:
+                    candidates.update(c for c in members[a:b].tolist() if kept[c])
+                k += 1
+            if candidates and label_of is not None:
+                mine = label_of[row_list[item]]
+                candidates = {c for c in candidates if label_of[row_list[c]] == mine}
+            if not candidates:
+                continue
             compared += len(candidates)
             signature = row(row_list[item])
             cand = sorted(candidates, key=rank_of.__getitem__)
@@ -259,17 +348,12 @@ def decide_near(
                 if similarity > score:
                     best, score, estimate = c, similarity, equal / num_perm
             if score >= threshold:
+                kept[item] = 0
                 removed.append(item)
                 matched.append(best)
                 scores.append(score)
                 estimates.append(estimate)
-                continue
-        for b in its_buckets:
-            lst = kept_in[b]
-            if lst is None:
-                kept_in[b] = [item]
-            else:
-                lst.append(item)
+        lo = hi
     return NearResult(
         np.asarray(removed, dtype=np.int64),
         np.asarray(matched, dtype=np.int64),
@@ -325,6 +409,9 @@ def find_near_duplicates(
         return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
     rank = visiting_rank(n, priority)
     if columns is None:
-        columns = sorted_band_columns(band_keys(store, bands, rows), None if items is None else row_of)
-    items_all, buckets_all, bucket_count = bucket_members(columns)
+        items_all, buckets_all, bucket_count = bucket_members_of_keys(
+            band_keys(store, bands, rows), None if items is None else row_of
+        )
+    else:
+        items_all, buckets_all, bucket_count = bucket_members(columns)
     return decide_near(items_all, buckets_all, bucket_count, rank, store, row_of, threshold, sets, labels)

@@ -3,14 +3,16 @@
 Pipeline, all vectorised with numpy:
 
 1. *Shingles.* A normalised text is cut into sentence segments and words
-   (:func:`itkit.dedup.normalize.segments`); each word is hashed once (xxh3,
-   cached per distinct word) and the hash of the word n-gram starting at each
-   position is a random linear combination of the n word hashes (mod 2**64).
+   (:func:`itkit.dedup.normalize.segments`); each word is hashed (:meth:`MinHasher.word_hash`: a
+   polynomial hash of its UTF-8 bytes with a random odd 64-bit base, mod 2**64, then mixed; all
+   words of a batch at once in numpy, from prefix sums) and the hash of the word n-gram starting at
+   each position is a random linear combination of the n word hashes (mod 2**64).
    N-grams stay inside a sentence, so reordered sentences give the same set; a
    sentence shorter than ``ngram`` words is one shingle made of all its words
    (so short texts are still compared); a text without words is one fixed shingle.
-   A batch's ASCII texts are cut into words together (one ``bytes.translate`` and
-   ``split`` for thousands of texts, an end token between them).
+   A batch's texts become one byte string (ASCII texts cut by one ``bytes.translate`` for thousands
+   of texts, others from their segments), with ``.`` between sentences and ``\x01`` after each text;
+   no Python object is made per word.
 2. *Signatures.* Permutation ``k`` maps a shingle hash ``x`` to
    ``(a_k * x mod 2**64) >> 32`` with a random odd 64-bit ``a_k``
    (multiply-shift, Dietzfelbinger et al.'s universal family); the signature is
@@ -45,7 +47,6 @@ from typing import Iterable
 from itkit.lazy import lazy_module
 
 np = lazy_module("numpy")
-xxhash = lazy_module("xxhash")
 
 # the LSH stage and the keep policy live in itkit.dedup.lsh (re-exported: callers import them from here)
 from itkit.dedup.lsh import (
@@ -73,20 +74,14 @@ bigrams but 5 of the 5-grams (Jaccard ~0.85 instead of ~0.5 for one change in 25
 DEFAULT_SEED = 1
 BLOCK_SHINGLES = 8192
 """Shingles hashed per numpy block: ``num_perm * BLOCK_SHINGLES * 8`` bytes of scratch memory."""
-TOKEN_CACHE_LIMIT = 2_000_000
-"""Distinct words whose hashes are cached; the cache is cleared when it grows past this."""
+HASH_PIECE = 1 << 22
+"""Bytes of a batch's token string hashed at a time (scratch memory: ~40 bytes a byte of text)."""
 
 _EMPTY_TEXT = "\x00itkit-empty-text\x00"
 _HIGH_HALF = 32  # shift that keeps the high 32 bits of a 64-bit product
-
-
-class _WordHashes(dict):
-    """word (``str``, or ASCII ``bytes``) -> the 64-bit xxh3 hash of its UTF-8 bytes, computed on first use."""
-
-    def __missing__(self, word: str | bytes) -> int:
-        data = word if isinstance(word, bytes) else word.encode("utf-8", "surrogatepass")
-        value = self[word] = xxhash.xxh3_64_intdigest(data)
-        return value
+_SPACE, _DOT, _ONE = 0x20, 0x2E, 0x01
+_FINAL_MIX = 0xD6E8FEB86659FD93
+_MASK = 2**64 - 1
 
 
 # ASCII fast path of normalize.segments: in a normalised (lower-case) ASCII text, sentence breaks
@@ -104,12 +99,13 @@ _END = "\x01"
 
 @dataclass
 class WordBatch:
-    """Texts waiting for signatures: their tokens (words, sentence breaks, one end token a text).
+    """Texts waiting for signatures, as byte strings of their tokens: words separated by spaces, ``.``
+    after each sentence and ``\x01`` after each text.
 
-    Runs of ASCII texts wait in ``ascii`` and are cut into tokens together (:meth:`MinHasher.tokens`).
+    Runs of ASCII texts wait in ``ascii`` and are cut together (:meth:`MinHasher._flush`).
     """
 
-    tokens: list = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
     ascii: list[str] = field(default_factory=list)
     count: int = 0
 
@@ -130,10 +126,12 @@ class MinHasher:
         rng = np.random.Generator(np.random.PCG64(seed))
         self._perm = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self._mix = rng.integers(0, 2**64, ngram, dtype=np.uint64, endpoint=False) | np.uint64(1)
-        self._hashes = _WordHashes()
-        self._empty = np.uint64(self._hashes[_EMPTY_TEXT])
-        self._break = np.uint64(self._hashes[_BREAK])
-        self._end = np.uint64(self._hashes[_END])
+        self._base = rng.integers(0, 2**64, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        self._powers = np.ones(1, dtype=np.uint64)  # base**i, and its inverse's: grown on demand
+        self._inverse_powers = np.ones(1, dtype=np.uint64)
+        self._empty = np.uint64(self.word_hash(_EMPTY_TEXT))
+        self._break = np.uint64(self.word_hash(_BREAK))
+        self._end = np.uint64(self.word_hash(_END))
 
     # -- text -> tokens
     def add(self, normalized: str, batch: WordBatch) -> None:
@@ -142,47 +140,102 @@ class MinHasher:
             batch.ascii.append(normalized)
         else:
             self._flush(batch)
-            tokens = batch.tokens
-            for segment in segments(normalized):
-                tokens.extend(segment)
-                tokens.append(_BREAK)
-            tokens.append(_END)
+            joined = "".join(" ".join(segment) + " . " for segment in segments(normalized))
+            batch.parts.append((joined + _END).encode("utf-8", "surrogatepass"))
         batch.count += 1
 
     @staticmethod
     def _flush(batch: WordBatch) -> None:
         if batch.ascii:
-            joined = _END.join(batch.ascii).encode().translate(_ASCII_SEGMENT_BYTES)
-            batch.tokens.extend(joined.replace(b".", b" . ").replace(b"\x01", b" \x01 ").split())
-            batch.tokens.append(b"\x01")
+            batch.parts.append(_END.join(batch.ascii).encode().translate(_ASCII_SEGMENT_BYTES) + b"\x01")
             batch.ascii = []
 
-    def trim_cache(self) -> None:
-        if len(self._hashes) > TOKEN_CACHE_LIMIT:
-            self._hashes.clear()
-            self._hashes[_EMPTY_TEXT] = int(self._empty)
+    def word_hash(self, word: str) -> int:
+        """The hash :meth:`signatures` gives a word (and, for :meth:`token_hashes`, to ``.`` and ``\x01``)."""
+        h, power, base = 0, 1, int(self._base)
+        for byte in word.encode("utf-8", "surrogatepass"):
+            h = (h + (byte + 1) * power) & _MASK
+            power = (power * base) & _MASK
+        h ^= h >> 32
+        h = (h * _FINAL_MIX) & _MASK
+        return h ^ (h >> 29)
 
-    def token_hashes(self, batch: WordBatch) -> np.ndarray:
-        """The 64-bit hashes of the batch's tokens (a text without words gets the fixed empty-text word)."""
+    def _grow_powers(self, n: int) -> None:
+        """``base**i`` and ``base**-i`` (mod 2**64) for ``i <= n``."""
+        if len(self._powers) <= n:
+            size = max(n + 1, 2 * len(self._powers))
+            inverse = pow(int(self._base), -1, 2**64)
+            for name, factor in (("_powers", int(self._base)), ("_inverse_powers", inverse)):
+                values = np.full(size, factor, dtype=np.uint64)
+                values[0] = 1
+                setattr(self, name, np.cumprod(values, dtype=np.uint64))
+
+    def _hash_tokens(self, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hash, is end, is break) of each token of a token string (see :class:`WordBatch`)."""
+        whole = np.frombuffer(data, dtype=np.uint8)
+        out = [self._hash_piece(whole[start:stop]) for start, stop in _pieces(data)]
+        if len(out) == 1:
+            return out[0]
+        return tuple(np.concatenate(arrays) for arrays in zip(*out))  # type: ignore[return-value]
+
+    def _hash_piece(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(b)
+        is_break, is_end = b == _DOT, b == _ONE
+        is_word = ~(is_break | is_end | (b == _SPACE))
+        word_start = is_word.copy()
+        word_start[1:] &= ~is_word[:-1]
+        starts = np.flatnonzero(word_start | is_break | is_end)
+        last = is_word.copy()
+        last[:-1] &= ~is_word[1:]
+        stops = np.flatnonzero(last) + 1
+        self._grow_powers(n)
+        # prefix sums of (byte + 1) * base**i: a word's hash is its slice's sum over base**start
+        prefix = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum((b + np.uint64(1)) * self._powers[:n], out=prefix[1:])
+        token_is_word = is_word[starts]
+        first = starts[token_is_word]
+        h = (prefix[stops] - prefix[first]) * self._inverse_powers[first]
+        h ^= h >> np.uint64(32)
+        h *= np.uint64(_FINAL_MIX)
+        h ^= h >> np.uint64(29)
+        hashes = np.empty(len(starts), dtype=np.uint64)
+        hashes[token_is_word] = h
+        ends, breaks = is_end[starts], is_break[starts]
+        hashes[ends] = self._end
+        hashes[breaks] = self._break
+        return hashes, ends, breaks
+
+    def token_string(self, batch: WordBatch) -> bytes:
+        """The batch's texts as one token string (see :class:`WordBatch`)."""
         self._flush(batch)
-        tokens = batch.tokens
-        hashes = np.fromiter(map(self._hashes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
-        is_end = hashes == self._end
-        words = ~(is_end | (hashes == self._break))
+        data = b"".join(batch.parts)
+        batch.parts = [data]
+        return data
+
+    def tokens(self, batch: WordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hash, is end, is break) of each token of the batch; a text without words gets the empty-text word."""
+        data = self.token_string(batch)
+        hashes, is_end, is_break = self._hash_tokens(data)
+        words = ~(is_end | is_break)
         per_text = np.bincount(np.cumsum(is_end)[words], minlength=batch.count)  # a word's text: the ends before it
         if len(per_text) and not per_text.all():  # no words at all: one fixed shingle, so empty texts match
-            ends = np.flatnonzero(is_end)
-            hashes = np.insert(hashes, ends[per_text == 0], self._empty)
-        return hashes
+            at = np.flatnonzero(is_end)[per_text[: batch.count] == 0]
+            hashes = np.insert(hashes, at, self._empty)
+            is_end = np.insert(is_end, at, False)
+            is_break = np.insert(is_break, at, False)
+        return hashes, is_end, is_break
+
+    def token_hashes(self, batch: WordBatch) -> np.ndarray:
+        """The 64-bit hashes of the batch's tokens (words, then :meth:`word_hash` of ``.`` and ``\x01``)."""
+        return self.tokens(batch)[0]
 
     # -- token hashes -> signatures
     def signatures(self, batch: WordBatch, sets: ShingleSets | None = None) -> np.ndarray:
         """Signatures ``(len(batch), num_perm)`` uint32 of the texts of ``batch`` (their shingle sets into ``sets``)."""
         if not len(batch):
             return np.empty((0, self.num_perm), dtype=np.uint32)
-        hashes = self.token_hashes(batch)
-        is_end = hashes == self._end
-        boundary = is_end | (hashes == self._break)
+        hashes, is_end, is_break = self.tokens(batch)
+        boundary = is_end | is_break
         words = ~boundary
         # a segment is a run of words between boundaries; boundaries themselves are dropped
         segment_of = np.cumsum(boundary)[words]
@@ -258,6 +311,23 @@ class MinHasher:
         for text in texts:
             self.add(normalize_text(text), batch)
         return self.signatures(batch)
+
+
+def _pieces(data: bytes) -> list[tuple[int, int]]:
+    """Cuts of a token string into pieces of about :data:`HASH_PIECE` bytes, each ending after a space, a
+    break or an end byte (so no word spans two pieces)."""
+    cuts, start = [], 0
+    while len(data) - start > HASH_PIECE:
+        stop = max(data.rfind(b" ", start, start + HASH_PIECE), data.rfind(b".", start, start + HASH_PIECE),
+                   data.rfind(b"\x01", start, start + HASH_PIECE))
+        if stop < start:  # one word longer than a piece: up to the next separator
+            found = [i for i in (data.find(sep, start + HASH_PIECE) for sep in (b" ", b".", b"\x01")) if i >= 0]
+            stop = min(found) if found else len(data) - 1
+        cuts.append((start, stop + 1))
+        start = stop + 1
+    if start < len(data) or not cuts:
+        cuts.append((start, len(data)))
+    return cuts
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -49,9 +49,16 @@ def numbers(normalized: str) -> list[str]:
     return sorted(n.lstrip("0") or "0" for n in _NUMBER_RE.findall(normalized))
 
 
+_NOT_DIGITS = bytes(c for c in range(128) if not 0x30 <= c <= 0x39)
+
+
 def number_key(normalized: str) -> int:
     """A 64-bit key of :func:`numbers`: equal for texts with the same numbers (0 for none)."""
-    if not _DIGIT_RE.search(normalized):  # most texts have no digits: skip the findall and sort
+    # most texts have no digits: skip the findall and sort (an ASCII text's digits are the ASCII ones)
+    if normalized.isascii():
+        if not normalized.encode().translate(None, _NOT_DIGITS):
+            return 0
+    elif not _DIGIT_RE.search(normalized):
         return 0
     found = numbers(normalized)
     return xxhash.xxh3_64_intdigest(" ".join(found).encode()) if found else 0

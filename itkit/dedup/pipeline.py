@@ -47,6 +47,7 @@ from itkit.dedup.minhash import (
     find_near_duplicates,
     lsh_params,
 )
+from itkit.dedup.hashproc import HashingProcess, HashingStopped
 from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.semantic import EMBED_CHUNK, VectorStore, check_available, find_semantic_duplicates, load_embedder
@@ -64,6 +65,9 @@ SIGNATURE_CHUNK = 8192
 """Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
 HASHING_AHEAD = 2
 """Batches handed to the hashing thread and not finished yet, at most (bounds their memory)."""
+HASH_PROCESS_AFTER: int | None = 1
+"""Batches hashed in this process before a child process (:mod:`itkit.dedup.hashproc`) hashes the rest
+beside the reading (None: never; small runs never start one)."""
 PROGRESS_EVERY = 10_000
 
 
@@ -191,6 +195,8 @@ class Deduplicator:
         self._pending = WordBatch()
         self._worker: ThreadPoolExecutor | None = None
         self._inflight: deque[Future] = deque()
+        self._batches = 0
+        self._child: HashingProcess | None = None
         self._finished = False
 
     # -- collecting
@@ -268,15 +274,27 @@ class Deduplicator:
             batch, self._pending = self._pending, WordBatch()
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="itkit-minhash")
+            self._batches += 1
+            if HASH_PROCESS_AFTER is not None and self._batches == HASH_PROCESS_AFTER + 1:
+                self._child = HashingProcess(self.options.num_perm, self.options.ngram, self.options.seed)
             self._inflight.append(self._worker.submit(self._sign, batch))
             while len(self._inflight) > HASHING_AHEAD:
                 self._inflight.popleft().result()
 
     def _sign(self, batch: WordBatch) -> None:
         """In the hashing thread (one: it alone uses the hasher, the store and the sets until they are drained)."""
-        assert self._hasher is not None and self._store is not None
-        self._store.append(self._hasher.signatures(batch, self._sets))
-        self._hasher.trim_cache()
+        assert self._hasher is not None and self._store is not None and self._sets is not None
+        signatures = None
+        if self._child is not None:
+            try:
+                signatures, values, offsets = self._child.sign(self._hasher.token_string(batch), len(batch))
+            except HashingStopped:  # (it could not start, or died): hash here
+                self._child = None
+            else:
+                self._sets.append_sorted(values, offsets)
+        if signatures is None:
+            signatures = self._hasher.signatures(batch, self._sets)
+        self._store.append(signatures)
         if self._spill is None and len(self._store) >= self._spill_after:
             self._start_spilling()
 
@@ -297,6 +315,12 @@ class Deduplicator:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+        self._stop_child()
+
+    def _stop_child(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.close()
 
     def _signatures(self) -> SignatureStore:
         """All signatures, one row per exact group."""
@@ -419,6 +443,7 @@ class Deduplicator:
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
+        self._stop_child()
         self._inflight.clear()
         self._close_spill()
         self._store = None

@@ -9,6 +9,7 @@ those removals point at (a template or boilerplate the comparison did not see th
 
 from __future__ import annotations
 
+import os
 import tempfile
 from array import array
 from collections import Counter
@@ -22,13 +23,17 @@ REPORT_CHARS = 200
 """Characters of the removed text and of the text it duplicates in a ``--report`` line."""
 
 
+_pread = getattr(os, "pread", None)
+
+
 class TextSpool:
     """Texts by index in an anonymous temporary file."""
 
     def __init__(self, directory: str | None):
-        self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-texts-")
+        self._fh = tempfile.TemporaryFile(dir=directory, prefix=".itkit-dedup-texts-", buffering=1 << 20)
         self._ends = array("q")
         self._end = 0
+        self._flushed = 0
 
     def add(self, text: str) -> None:
         data = text.encode("utf-8", "surrogatepass")
@@ -37,11 +42,16 @@ class TextSpool:
         self._ends.append(self._end)
 
     def get(self, i: int) -> str:
-        start = self._ends[i - 1] if i else 0
-        self._fh.flush()
-        self._fh.seek(start)
-        data = self._fh.read(self._ends[i] - start)
-        self._fh.seek(0, 2)
+        start, end = self._ends[i - 1] if i else 0, self._ends[i]
+        if end > self._flushed:
+            self._fh.flush()
+            self._flushed = self._end
+        if _pread is not None:
+            data = _pread(self._fh.fileno(), end - start, start)
+        else:  # (Windows)
+            self._fh.seek(start)
+            data = self._fh.read(end - start)
+            self._fh.seek(0, 2)
         return data.decode("utf-8", "surrogatepass")
 
     def close(self) -> None:

@@ -60,10 +60,14 @@ class ShingleSets:
         """Add ``len(per_row)`` rows: ``per_row[i]`` consecutive 64-bit hashes of ``shingles`` each."""
         if not len(per_row):
             return
-        values, offsets = sorted_sets(shingles, per_row)
-        self._values.append(values)
-        self._offsets.append(offsets)
-        self._ends.append(len(self) + len(per_row))
+        self.append_sorted(*sorted_sets(shingles, per_row))
+
+    def append_sorted(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        """Rows already in :func:`sorted_sets` form."""
+        if len(offsets) > 1:
+            self._values.append(values)
+            self._offsets.append(offsets)
+            self._ends.append(len(self) + len(offsets) - 1)
 
     def blocks(self):
         """(values, offsets) of each appended block, in order."""

@@ -230,7 +230,7 @@ def jsonl_lines(source: str) -> Iterator[tuple[int, bytes]] | None:
     if container not in (None, "jsonl"):
         return None
     try:
-        fh = gzip.open(source, "rb") if gz else open(source, "rb")
+        fh = gzip.open(source, "rb") if gz else open(source, "rb", buffering=1 << 20)
     except OSError:
         return None
     try:
