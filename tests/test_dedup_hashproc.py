@@ -28,6 +28,7 @@ def decisions(texts, lengths=None, **settings):
 @pytest.fixture
 def small_batches(monkeypatch):
     monkeypatch.setattr(pipeline, "SIGNATURE_CHUNK", 200)
+    monkeypatch.setattr(pipeline, "EXACT_BATCH", 150)
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pickle
 import tempfile
 from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from itkit.dataset import AUTO, RecordReader, RecordWriter, RejectLog
 from itkit.dedup.pipeline import PROGRESS_EVERY, Decisions, DedupOptions
 from itkit.dedup.ray_executor import check_executor, make_deduplicator
-from itkit.dedup.report import REPORT_CHARS, TextSpool, cut, dominance_warnings, not_compared_warning
+from itkit.dedup.report import REPORT_CHARS, Strings, TextSpool, cut, dominance_warnings, not_compared_warning
 from itkit.dedup.texts import AUTO as ON_AUTO
 from itkit.dedup.texts import NOT_COMPARED_EMPTY, MissingField, response_length, selector
 from itkit.errors import SchemaError, UsageError
@@ -75,7 +75,7 @@ class DedupRun:
     decisions: Decisions
     texts: TextSpool
     rows_of: array
-    ids: list[str]
+    ids: Sequence[str]
     not_compared: dict[int, str]
     """Input row -> why it was kept without being compared."""
     not_compared_ids: dict[int, str]
@@ -201,7 +201,7 @@ def dedup_file(
     report_writer: RowWriter | None = None
     spool = _Spool(_spool_dir(output), output)
     texts = TextSpool(_spool_dir(output))
-    ids: list[str] | None = [] if report or inspect is not None else None
+    ids: Strings | None = Strings() if report or inspect is not None else None
     rows_of = array("q")
     compared = bytearray()  # per spooled record: 1 if compared (its decision is the next one), 0 if kept as is
     not_compared: dict[int, str] = {}

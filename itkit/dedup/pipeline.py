@@ -35,7 +35,7 @@ from itkit.lazy import lazy_module
 np = lazy_module("numpy")
 
 from itkit.dedup.common import COMMON_SAMPLE, IGNORE_COMMON_CHOICES, Boilerplate, detect
-from itkit.dedup.exact import ExactGroups
+from itkit.dedup.exact import ExactTable, key_bytes
 from itkit.dedup.minhash import (
     DEFAULT_JACCARD,
     DEFAULT_NGRAM,
@@ -63,6 +63,8 @@ NUMBERS_CHOICES = ("significant", "ignore")
 (:func:`~itkit.dedup.normalize.number_key`); ``ignore``: numbers are words like any other."""
 SIGNATURE_CHUNK = 8192
 """Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
+EXACT_BATCH = 4096
+"""Texts grouped by the exact stage at a time (:class:`~itkit.dedup.exact.ExactTable`)."""
 HASHING_AHEAD = 2
 """Batches handed to the hashing thread and not finished yet, at most (bounds their memory)."""
 HASH_PROCESS_AFTER: int | None = 1
@@ -170,7 +172,9 @@ class Deduplicator:
         options.validate()
         self.options = options
         self.count = 0
-        self._groups = ExactGroups()
+        self._groups = ExactTable()
+        self._keys = bytearray()  # 128-bit keys of the texts not grouped yet
+        self._normalized: list[str] = []  # and their normalised forms
         self._group_of = array("q")
         self._lengths = array("q") if options.keep == "longest" else None
         self._texts: list[str] | None = [] if options.rouge is not None else None
@@ -205,23 +209,35 @@ class Deduplicator:
         if self._finished:
             raise RuntimeError("cannot add texts after Deduplicator.finish()")
         normalized = normalize_text(text)
-        group, new = self._groups.add_normalized(normalized)
-        self._group_of.append(group)
-        if new and self._number_keys is not None:
-            self._number_keys.append(number_key(normalized))
+        self._keys += key_bytes(normalized)
+        self._normalized.append(normalized)
         if self._lengths is not None:
             self._lengths.append(response_length)
         if self._texts is not None:
             self._texts.append(text)
-        if new:
+        self.count += 1
+        if len(self._normalized) >= EXACT_BATCH:
+            self._resolve()
+        return self.count - 1
+
+    def _resolve(self) -> None:
+        """Group the texts added since the last call (one :class:`ExactTable` batch); pass the new ones on."""
+        if not self._normalized:
+            return
+        pending, keys = self._normalized, np.frombuffer(bytes(self._keys), dtype=np.uint64).reshape(-1, 2)
+        self._normalized, self._keys = [], bytearray()
+        groups, new = self._groups.add_keys(keys)
+        self._group_of.frombytes(groups.astype(np.int64).tobytes())
+        for i in np.flatnonzero(new).tolist():
+            normalized = pending[i]
+            if self._number_keys is not None:
+                self._number_keys.append(number_key(normalized))
             if self._sample is not None:
                 self._sample.append(normalized)
                 if len(self._sample) >= COMMON_SAMPLE:
                     self._detect()
             else:
                 self._compare_new(normalized)
-        self.count += 1
-        return self.count - 1
 
     def add_all(self, texts: Iterable[str], response_lengths: Iterable[int] | None = None) -> None:
         if response_lengths is None:
@@ -336,6 +352,7 @@ class Deduplicator:
         if self._finished:
             raise RuntimeError("Deduplicator.finish() was already called")
         self._finished = True
+        self._resolve()
         if self._sample is not None:
             self._detect()
         opts = self.options
@@ -449,6 +466,7 @@ class Deduplicator:
         self._store = None
         self._sets = None
         self._texts = None
+        self._normalized, self._keys = [], bytearray()
         self._pending = WordBatch()
         self._vectors = None
         self._to_embed = []

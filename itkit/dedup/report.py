@@ -26,6 +26,30 @@ REPORT_CHARS = 200
 _pread = getattr(os, "pread", None)
 
 
+class Strings(Sequence[str]):
+    """Short strings (record ids) in one growing buffer: ~their UTF-8 size plus 8 bytes each, not a
+    Python object each (10 million ids: ~0.2 GB instead of ~0.7 GB)."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array("q")
+
+    def append(self, text: str) -> None:
+        self._data += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._data))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        start = self._ends[i - 1] if i else 0
+        return self._data[start : self._ends[i]].decode("utf-8", "surrogatepass")
+
+
 class TextSpool:
     """Texts by index in an anonymous temporary file."""
 
