@@ -80,7 +80,7 @@ def test_spill_dir_spills_from_the_start_and_is_removed(small_shards, tmp_path):
     finally:
         spill.SpilledSignatures.columns = original
     assert decisions.removals == dedup_texts(texts, DedupOptions(near=0.7)).removals
-    assert seen and "shard-1.keys.npy" in seen[0] and "signatures.u32" in seen[0] and "sets.u32" in seen[0]
+    assert seen and "shard-1.keys.u64" in seen[0] and "signatures.u32" in seen[0] and "sets.u32" in seen[0]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -179,8 +179,14 @@ def sorted_band_columns(keys: np.ndarray, row_of: np.ndarray | None = None) -> I
         yield k[order], order
 
 
+def _index_type(n: int):
+    """The smallest signed integer type that holds indices below ``n``."""
+    return np.int32 if n < 2**31 else np.int64
+
+
 def _band_buckets(sk: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(items, bucket of each, bucket count) of one band's buckets of two or more items (numbered from 0)."""
+    """(items, bucket of each, bucket count) of one band's buckets of two or more items (numbered from 0
+    in key order; the memberships come in that order)."""
     n = len(sk)
     if n < 2:
         return None
@@ -192,8 +198,12 @@ def _band_buckets(sk: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.nda
     shared = run_size[run_id] > 1
     if not shared.any():
         return None
-    ids, local = np.unique(run_id[shared], return_inverse=True)
-    return np.asarray(order[shared], dtype=np.int64), local, len(ids)
+    runs = run_id[shared]  # non-decreasing: number the shared runs in order
+    first_of_run = np.empty(len(runs), dtype=bool)
+    first_of_run[0] = True
+    np.not_equal(runs[1:], runs[:-1], out=first_of_run[1:])
+    local = np.cumsum(first_of_run) - 1
+    return order[shared].astype(_index_type(n)), local, int(local[-1]) + 1
 
 
 def _join_bands(per_band: Iterable[tuple[np.ndarray, np.ndarray, int] | None]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -205,12 +215,15 @@ def _join_bands(per_band: Iterable[tuple[np.ndarray, np.ndarray, int] | None]) -
             continue
         items, local, count = found
         member_items.append(items)
-        member_buckets.append(local + next_bucket)
+        local += next_bucket
+        member_buckets.append(local)
         next_bucket += count
     if not member_items:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, 0
-    return np.concatenate(member_items), np.concatenate(member_buckets), next_bucket
+    items = np.concatenate(member_items)
+    del member_items
+    return items, np.concatenate(member_buckets, dtype=_index_type(next_bucket)), next_bucket
 
 
 def bucket_members(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -270,21 +283,25 @@ def decide_near(
     empty = np.zeros(0, dtype=np.int64)
     if not len(items_all):
         return NearResult(empty, empty, np.zeros(0), estimate=np.zeros(0))
-    n_items = len(rank)
-    small = n_items < 2**31
-    item_rank = rank[items_all]
+    n_items, memberships = len(rank), len(items_all)
+    place_type = _index_type(memberships)
+    item_rank = rank.astype(_index_type(n_items))[items_all]
     # per bucket, its members by rank: the members before an item are visited before it
     if bucket_count * n_items < 2**63:  # one int64 key sorts faster than lexsort's two
-        by_bucket = np.argsort(buckets_all * n_items + item_rank)
+        key = buckets_all.astype(np.int64)
+        key *= n_items
+        key += item_rank
+        by_bucket = np.argsort(key)
+        del key
     else:
         by_bucket = np.lexsort((item_rank, buckets_all))
-    members = items_all[by_bucket].astype(np.int32 if small else np.int64)
+    members = items_all[by_bucket].astype(_index_type(n_items))
+    position = np.empty(memberships, dtype=place_type)
+    position[by_bucket] = np.arange(memberships, dtype=place_type)
+    del by_bucket
     first = np.zeros(bucket_count + 1, dtype=np.int64)
     np.cumsum(np.bincount(buckets_all, minlength=bucket_count), out=first[1:])
-    position = np.empty(len(by_bucket), dtype=np.int64)
-    position[by_bucket] = np.arange(len(by_bucket))
-    del by_bucket
-    start = first[buckets_all]
+    start = first[buckets_all].astype(place_type)
     del first
     later = np.flatnonzero(position > start)  # memberships with an earlier member in their bucket
     # visit them by the item's rank (its memberships together)

@@ -52,7 +52,7 @@ from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.semantic import EMBED_CHUNK, VectorStore, check_available, find_semantic_duplicates, load_embedder
 from itkit.dedup.report import DEFAULT_WARN_SHARE
-from itkit.dedup.spill import SPILL_AFTER, Spill, SpilledSets, SpilledSignatures, spill_sets
+from itkit.dedup.spill import SPILL_AFTER, Spill, SpilledSets, SpilledSignatures, release_free_memory, spill_sets
 from itkit.dedup.verify import ShingleSets
 from itkit.errors import UsageError
 
@@ -324,6 +324,7 @@ class Deduplicator:
             spilled.append(block)
         self._sets = spill_sets(self._sets, spill)
         self._store = spilled
+        release_free_memory()
 
     def _drain(self) -> None:
         while self._inflight:

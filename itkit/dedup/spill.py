@@ -4,10 +4,13 @@
 dedup runner closes it in a ``finally``, and SIGINT, SIGTERM and SIGHUP arrive as exceptions,
 see :mod:`itkit.interrupts`). In it:
 
-- ``signatures.u32``: the signature rows, appended block by block (read back memory-mapped);
+- ``signatures.u32``: the signature rows, appended block by block;
 - ``sets.u32``: the shingle sets' values (their offsets stay in memory: 8 bytes a row);
-- ``shard-N.keys.npy`` / ``shard-N.rows.npy``: every :data:`SHARD_ROWS` rows, their band
-  keys, each band sorted, with the row of each key.
+- ``shard-N.keys.u64`` / ``shard-N.rows.i64``: every :data:`SHARD_ROWS` rows, their band
+  keys, each band sorted (band after band), with the row of each key.
+
+The files are read with ``pread`` (a row, a set, a shard's band at a time), not memory-mapped: the
+pages stay in the operating system's file cache, not in itkit's resident memory.
 
 :meth:`SpilledSignatures.columns` merges the shards band by band into what
 :func:`itkit.dedup.lsh.sorted_band_columns` gives in memory (every item's key in sorted
@@ -74,8 +77,8 @@ class SpilledSignatures:
         self._count = 0
         self._pending: list[np.ndarray] = []  # band keys of the rows not in a shard yet
         self._pending_start = 0
-        self._shards: list[tuple[str, str]] = []
-        self._map: np.ndarray | None = None
+        self._shards: list[tuple[str, str, int]] = []  # (keys file, rows file, rows in the shard)
+        self._fd: int | None = None
 
     def __len__(self) -> int:
         return self._count
@@ -101,29 +104,33 @@ class SpilledSignatures:
         rows = order + self._pending_start
         self._pending_start = self._count
         n = len(self._shards)
-        names = (self._spill.file(f"shard-{n}.keys.npy"), self._spill.file(f"shard-{n}.rows.npy"))
+        names = (self._spill.file(f"shard-{n}.keys.u64"), self._spill.file(f"shard-{n}.rows.i64"))
         try:
-            np.save(names[0], sorted_keys)
-            np.save(names[1], rows)
+            np.ascontiguousarray(sorted_keys, dtype=np.uint64).tofile(names[0])
+            np.ascontiguousarray(rows, dtype=np.int64).tofile(names[1])
         except OSError as exc:
             raise OutputError(f"{self._spill.path}: cannot write the dedup spill file: {exc.strerror or exc}") from None
-        self._shards.append(names)
+        self._shards.append((*names, keys.shape[1]))
 
     def finish(self) -> None:
-        """All rows are in: the last shard is written and the rows are mapped for reading."""
-        if self._map is not None:
+        """All rows are in: the last shard is written and the rows are opened for reading."""
+        if self._fd is not None:
             return
         self._flush_shard()
         self._fh.close()
-        self._map = np.memmap(self._path, dtype=np.uint32, mode="r", shape=(self._count, self.num_perm)) if self._count else np.zeros((0, self.num_perm), dtype=np.uint32)
+        self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
 
     def row(self, i: int) -> np.ndarray:
-        assert self._map is not None, "finish() first"
-        return self._map[i]
+        assert self._fd is not None, "finish() first"
+        size = 4 * self.num_perm
+        return np.frombuffer(_pread(self._fd, size, i * size), dtype=np.uint32)
 
     def take(self, rows) -> np.ndarray:
-        assert self._map is not None, "finish() first"
-        return self._map[np.asarray(rows, dtype=np.int64)]
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
+        for k, i in enumerate(rows.tolist()):
+            out[k] = self.row(i)
+        return out
 
     def columns(self, row_of: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Per band: every item's key in sorted order and the item of each (the shards merged).
@@ -131,20 +138,31 @@ class SpilledSignatures:
         Items are the rows, or the entries of ``row_of`` (item -> row; a row may have several items or none).
         """
         self.finish()
-        shards = [(np.load(k, mmap_mode="r"), np.load(r, mmap_mode="r")) for k, r in self._shards]
+        one_each = None  # row -> its item, when no row has two (the exact stage ran: the usual case)
         if row_of is not None:
             row_of = np.asarray(row_of, dtype=np.int64)
-            item_order = np.argsort(row_of, kind="stable")  # items grouped by row
             per_row = np.bincount(row_of, minlength=self._count)
-            first_item = np.cumsum(per_row) - per_row
+            if not len(per_row) or int(per_row.max()) <= 1:
+                one_each = np.full(self._count, -1, dtype=np.int64)
+                one_each[row_of] = np.arange(len(row_of))
+                del per_row
+            else:
+                item_order = np.argsort(row_of, kind="stable")  # items grouped by row
+                first_item = np.cumsum(per_row) - per_row
         for band in range(self.bands):
-            keys = np.concatenate([k[band] for k, _ in shards])
-            rows = np.concatenate([r[band] for _, r in shards])
+            keys = np.concatenate([_band(k, band, n, np.uint64) for k, _, n in self._shards])
+            rows = np.concatenate([_band(r, band, n, np.int64) for _, r, n in self._shards])
             order = np.argsort(keys, kind="stable")  # a merge of the shards' sorted runs
             keys, rows = keys[order], rows[order]
             del order
             if row_of is None:
                 yield keys, rows
+                continue
+            if one_each is not None:
+                items = one_each[rows]
+                del rows
+                has_item = items >= 0
+                yield keys[has_item], items[has_item]
                 continue
             reps = per_row[rows]
             total = int(reps.sum())
@@ -153,9 +171,33 @@ class SpilledSignatures:
             yield np.repeat(keys, reps), item_order[positions]
 
     def close(self) -> None:
-        self._map = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
         if not self._fh.closed:
             self._fh.close()
+
+
+def _band(path: str, band: int, n: int, dtype) -> np.ndarray:
+    """One band (a row of ``n`` values) of a shard file."""
+    return np.fromfile(path, dtype=dtype, count=n, offset=band * n * np.dtype(dtype).itemsize)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # (Windows)
+    return os.read(fd, size)
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    data = _read_at(fd, size, offset)
+    while len(data) < size:  # (a regular file gives it all at once; this is for the odd short read)
+        more = _read_at(fd, size - len(data), offset + len(data))
+        if not more:
+            raise OutputError(f"a dedup spill file ended early at byte {offset + len(data)}")
+        data += more
+    return data
 
 
 class SpilledSets:
@@ -166,7 +208,7 @@ class SpilledSets:
         self._path = spill.file("sets.u32")
         self._fh = open(self._path, "wb")
         self._offsets = array("q", [0])
-        self._map: np.ndarray | None = None
+        self._fd: int | None = None
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -181,14 +223,14 @@ class SpilledSets:
         self._offsets.extend((np.asarray(offsets[1:], dtype=np.int64) + self._offsets[-1]).tolist())
 
     def finish(self) -> None:
-        if self._map is None:
+        if self._fd is None:
             self._fh.close()
-            total = self._offsets[-1]
-            self._map = np.memmap(self._path, dtype=np.uint32, mode="r", shape=(total,)) if total else np.zeros(0, dtype=np.uint32)
+            self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
 
     def row(self, i: int) -> np.ndarray:
-        assert self._map is not None, "finish() first"
-        return self._map[self._offsets[i] : self._offsets[i + 1]]
+        assert self._fd is not None, "finish() first"
+        start, stop = self._offsets[i], self._offsets[i + 1]
+        return np.frombuffer(_pread(self._fd, 4 * (stop - start), 4 * start), dtype=np.uint32)
 
     def jaccard(self, i: int, j: int) -> float:
         if i == j:
@@ -196,7 +238,9 @@ class SpilledSets:
         return jaccard_of(self.row(i), self.row(j))
 
     def close(self) -> None:
-        self._map = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
         if not self._fh.closed:
             self._fh.close()
 
@@ -209,4 +253,15 @@ def spill_sets(sets: ShingleSets, spill: Spill) -> SpilledSets:
     return out
 
 
-__all__ = ["SHARD_ROWS", "SPILL_AFTER", "Spill", "SpilledSets", "SpilledSignatures", "spill_sets"]
+def release_free_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps what the in-memory signatures used before
+    a spill, which would otherwise count in the run's resident memory); a no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+__all__ = ["SHARD_ROWS", "SPILL_AFTER", "Spill", "SpilledSets", "SpilledSignatures", "release_free_memory", "spill_sets"]
