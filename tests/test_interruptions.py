@@ -130,7 +130,9 @@ def test_a_run_stopped_by_sigterm_resumes_where_it_stopped(tmp_path):
         "steps:\n  - filter: {}\n  - simplify: {}\n"
     )
     env = {**subprocess_env(tmp_path), "OPENAI_API_KEY": TEST_KEY}
-    with FakeLLMServer(api_key=TEST_KEY, latency=0.2) as server:
+    # 30 records, 2 at a time, 0.5 s each: the signal after the 4th answer comes long before the end, even
+    # on a loaded machine (at 0.2 s a run there once finished first)
+    with FakeLLMServer(api_key=TEST_KEY, latency=0.5) as server:
         env["OPENAI_BASE_URL"] = server.base_url
         proc = subprocess.Popen([*itkit_command(), "run", "r.yaml", "-q"], stderr=subprocess.PIPE, cwd=tmp_path, env=env)
         _wait_for(lambda: len(server.completed) >= 4)
