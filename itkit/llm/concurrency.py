@@ -10,7 +10,9 @@ limit that grows while the server keeps up and shrinks when it does not:
   local network), so requests it holds without refusing are requests it
   serves. This finds the ceiling, or the server's capacity, in a few tens of
   milliseconds instead of several round trips (against a server answering in
-  200 ms, slow start from 4 cost 0.6 s of a 7 s run at 64 in flight);
+  200 ms, slow start from 4 cost 0.6 s of a 7 s run at 64 in flight). A
+  server that queues what it cannot serve gets the whole burst; the latency
+  and timeout signals below bring the limit down from there;
 - *slow start*: from the first answer on, +2 per answered request (the limit
   triples every round trip) until the first sign of overload (the ramp ends
   with the first answer or the first refusal);
@@ -28,8 +30,8 @@ limit that grows while the server keeps up and shrinks when it does not:
 Only answers from requests that were in flight while the limit was reached (a
 request filled it, or records waited for a slot) count for growth, and the ramp
 doubles only while records wait (a run that never fills its limit does not
-inflate it). ``adapt=False``
-(``--no-adapt``) keeps the limit at the ceiling, for benchmarks.
+inflate it). ``adapt=False`` (``--no-adapt``) keeps the limit at the ceiling,
+for benchmarks.
 """
 
 from __future__ import annotations
