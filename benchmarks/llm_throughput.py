@@ -20,9 +20,14 @@ Printed side by side:
 - at zero latency: CPU seconds per request of both (this process only; the
   server runs elsewhere) and their difference, our per-request overhead.
 
+The adaptive run is the first of this process: it also pays for loading the
+tiktoken encoding simplify measures lengths with (0.3-0.5 s of CPU, in a thread
+while the first requests are out) and for the first use of every code path; the
+``--no-adapt`` run after it finds them loaded.
+
 Run: ``python benchmarks/llm_throughput.py`` (``--records``, ``--concurrency``,
-``--latency`` to change the setup). No token counting is on the hot path unless
---tpm is given, so tiktoken's files are not needed.
+``--latency`` to change the setup). Lengths are counted with tiktoken's o200k_base
+(``TIKTOKEN_CACHE_DIR``; without it they are estimated).
 """
 
 from __future__ import annotations

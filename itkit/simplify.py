@@ -161,9 +161,10 @@ class Simplifier:
             return Simplified(record, STATUS_NO_RESPONSE)
         messages = self.messages(record)
         original = record.output.strip()
-        original_length = self.measure(original)
         expected = self.engine.counter.count(original) if self.engine.settings.dry_run else None
         text = await self._ask(messages, expected)
+        await self.measure.ready()  # the encoding loads while the first requests are out
+        original_length = self.measure(original)
         problems = self.problems(original, text, original_length)
         first = tuple(problems)
         retried = False

@@ -46,17 +46,32 @@ RATIO_BUCKETS: tuple[tuple[str, float, float], ...] = (
 
 
 class LengthMeter:
-    """Response lengths in tokens of the model's encoding, or in words when no encoding can be loaded."""
+    """Response lengths in tokens of the model's encoding, or in words when no encoding can be loaded.
+
+    Unless the run needs the encoding before its first request anyway (``--tpm``, a dry run), it loads in a
+    thread meanwhile: ``await meter.ready()`` before the first count keeps the event loop free while it loads.
+    """
 
     def __init__(self, engine: Any):
+        self._engine = engine
+        self._counter: Any = None
+        self.unit = "tokens"
+        if engine.settings.tpm is None and not engine.settings.dry_run and hasattr(engine, "preload_counter"):
+            engine.preload_counter()  # counter_for(required=False) cannot fail: the unit stays tokens
+            return
         try:
             self._counter = engine.counter
-            self.unit = "tokens"
         except TokenizerError:
-            self._counter = None
             self.unit = "words"
 
+    async def ready(self) -> None:
+        """Wait (without blocking the event loop) for the encoding a background load is reading."""
+        if self._counter is None and self.unit == "tokens":
+            self._counter = await self._engine.counter_ready()
+
     def __call__(self, text: str) -> int:
+        if self._counter is None and self.unit == "tokens":
+            self._counter = self._engine.counter  # not awaited: block until it is there
         if self._counter is None:
             return len(text.split())
         return self._counter.count(text)

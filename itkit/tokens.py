@@ -9,11 +9,14 @@ reported, e.g. the dataset card's table).
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import math
 import os
 import re
+import sys
+import threading
 
 from itkit import notices
 from itkit.errors import TokenizerError, UsageError
@@ -174,3 +177,33 @@ def counter_for(
             raise
         notices.warn(estimates_notice(name))
         return EstimatedTokenCounter(name)
+
+
+LOAD_SWITCH_INTERVAL = 0.0005
+"""sys.setswitchinterval while an encoding loads in a thread (Python's default is 0.005)."""
+
+
+def preload(model: str | None = None, encoding: str | None = None) -> "concurrent.futures.Future[TokenCounter | None]":
+    """Start loading the encoding for ``model`` in a thread; the future holds the :class:`TokenCounter`, or None
+    where it cannot be loaded (then :func:`counter_for`, in the caller's thread, warns or fails as it does).
+
+    Loading o200k_base takes 0.3-0.5 s of CPU: an LLM command starts it here so that its first requests are
+    out meanwhile instead of waiting for it. While it loads, the interpreter hands the other threads (the
+    event loop) their turn every :data:`LOAD_SWITCH_INTERVAL` seconds instead of 5 ms, so the loop's answers and
+    sends are not held up 5 ms at each turn.
+    """
+    future: concurrent.futures.Future[TokenCounter | None] = concurrent.futures.Future()
+    name = encoding_name_for(model, encoding)
+
+    def load() -> None:
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(min(before, LOAD_SWITCH_INTERVAL))
+        try:
+            future.set_result(TokenCounter(name))
+        except Exception:  # TokenizerError, UsageError: the caller's counter_for says so in its own thread
+            future.set_result(None)
+        finally:
+            sys.setswitchinterval(before)
+
+    threading.Thread(target=load, name=f"itkit-load-{name}", daemon=True).start()
+    return future

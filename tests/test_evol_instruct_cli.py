@@ -348,3 +348,16 @@ def test_a_format_that_cannot_hold_the_records_fails_before_any_request(runner, 
     result = run(runner, fake_llm, src, str(out), "--to", "dolly")
     assert result.exit_code != 0 and "record 's'" in result.stderr and "nothing was sent" in result.stderr
     assert fake_llm.chat_requests() == [] and not out.exists()
+
+
+def test_the_per_operation_lines_fit_80_columns(runner, tmp_path, fake_llm, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    fake_llm.reply = good_reply
+    src = write_json(tmp_path / "alpaca.json", ALPACA)
+    out = tmp_path / "evolved.jsonl"
+    result = invoke(runner, "evol-instruct", src, "-o", str(out), "--base-url", fake_llm.base_url, "--api-key",
+                    TEST_API_KEY, "--model", "teacher", "--max-retries", "1", "--seed", "7")
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("    ") and "attempted" in line]
+    assert sorted(line.split()[0] for line in lines) == sorted(OPERATION_NAMES)  # one line each: not wrapped
+    assert all(line.rstrip().endswith("failed") and len(line) <= 80 for line in lines), lines

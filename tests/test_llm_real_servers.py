@@ -423,6 +423,18 @@ def test_rate_limits_are_learned_from_x_ratelimit_headers():
             assert engine.endpoints[0].limits.rpm == 100
 
 
+def test_a_bucket_learned_from_headers_starts_in_step_with_what_the_server_counted(monkeypatch):
+    import itkit.llm.ratelimits as ratelimits
+
+    monkeypatch.setattr(ratelimits, "RATE_PERIOD", 2.0)  # the server's "minute" too
+    with FakeLLMServer(api_key=TEST_API_KEY, rpm=40, period=2.0, latency=0.05) as server:
+        with make_engine(server, concurrency=32, max_retries=6) as engine:
+            outcomes = engine.run([f"burst {i}" for i in range(60)], ask(engine))
+            rate_limited = engine.stats.rate_limited
+    assert all(o.failure is None for o in outcomes)
+    assert rate_limited <= 2  # a first burst, then at the server's pace: not a 429 for every request in flight
+
+
 def test_open_engine_makes_one_client_per_base_url(tmp_path):
     settings = LLMSettings.resolve(env={}, api_key="k", base_url=["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"],
                                    model="m", cache_dir=str(tmp_path))

@@ -103,7 +103,8 @@ def _print_summary(result: EvolFileResult, output: str, rounds: int, engine: Eng
     rules = details["eliminated_by_rule"]
     say("  eliminated by rule: " + ", ".join(f"{rule} {rules[rule]}" for rule in RULES))
     for op, n in details["by_operation"].items():
-        say(f"    {op:<19} {n['attempted']:>6} attempted {n['survived']:>6} survived {n['eliminated']:>6} eliminated {n['failed']:>4} failed")
+        say(f"    {op:<19}{n['attempted']:>5} attempted{n['survived']:>5} survived{n['eliminated']:>5} eliminated"
+            f"{n['failed']:>4} failed")  # 79 columns
     print_engine_stats(engine)
     if result.failures_path:
         print_failures(f"{FAILURES_HEADER}: {result.failures_path}", result.failure_reasons)

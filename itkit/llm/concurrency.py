@@ -3,8 +3,19 @@
 ``--concurrency`` is the ceiling. Below it, :class:`AdaptiveLimit` keeps a
 limit that grows while the server keeps up and shrinks when it does not:
 
-- *slow start*: from :data:`INITIAL_LIMIT`, +2 per answered request (the limit
-  triples every round trip) until the first sign of overload;
+- *ramp*: from :data:`INITIAL_LIMIT`, before the server has said anything,
+  the limit doubles each time :data:`RAMP_GRACE` passes with the limit full,
+  records waiting for a slot, and no request refused: a server that refuses
+  what it cannot serve does so at once (HTTP 503 or 429 in a millisecond on a
+  local network), so requests it holds without refusing are requests it
+  serves. This finds the ceiling, or the server's capacity, in a few tens of
+  milliseconds instead of several round trips (against a server answering in
+  200 ms, slow start from 4 cost 0.6 s of a 7 s run at 64 in flight). A
+  server that queues what it cannot serve gets the whole burst; the latency
+  and timeout signals below bring the limit down from there;
+- *slow start*: from the first answer on, +2 per answered request (the limit
+  triples every round trip) until the first sign of overload (the ramp ends
+  with the first answer or the first refusal);
 - *additive increase*: then +1 per round trip (+1/limit per answer), and,
   near the level where the server was last overloaded, ``PROBE_PATIENCE``
   times slower (doubling after each overload at the same level), so a server
@@ -16,10 +27,11 @@ limit that grows while the server keeps up and shrinks when it does not:
   requests still in flight: a server that serves K at a time and refuses the
   rest settles at K, and a flaky server's odd 500 costs one slot, not half.
 
-Only answers from requests sent while the limit was reached (the request filled
-it, or others were waiting for a slot) count for growth (a run that never fills
-its limit does not inflate it). ``adapt=False``
-(``--no-adapt``) keeps the limit at the ceiling, for benchmarks.
+Only answers from requests that were in flight while the limit was reached (a
+request filled it, or records waited for a slot) count for growth, and the ramp
+doubles only while records wait (a run that never fills its limit does not
+inflate it). ``adapt=False`` (``--no-adapt``) keeps the limit at the ceiling,
+for benchmarks.
 """
 
 from __future__ import annotations
@@ -30,8 +42,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-INITIAL_LIMIT = 4
-"""Requests in flight at the start (or the ceiling, if lower)."""
+INITIAL_LIMIT = 2
+"""Requests in flight at the start (or the ceiling, if lower): a server that serves one at a time refuses one."""
+RAMP_GRACE = 0.01
+"""Ramp: seconds the limit stays full without a refusal before it doubles (a refusal takes a millisecond locally;
+one that takes longer only makes the ramp overshoot, and the first refusal caps the limit at what is in flight)."""
+RAMP_FACTOR = 2.0
+"""Ramp: the limit is multiplied by this each RAMP_GRACE without a refusal."""
 SLOW_START_STEP = 2.0
 """Slow start: the limit grows by this much per answer (it triples every round trip)."""
 DECREASE_FACTOR = 0.5
@@ -55,11 +72,13 @@ NEUTRAL = "neutral"
 
 @dataclass
 class Ticket:
-    """One admitted request: when it started, at which decrease epoch, and whether the limit was full."""
+    """One admitted request: when it started, at which decrease epoch, whether the limit was full, and how often
+    the limit had been found full before (so a request in flight when it fills later counts too)."""
 
     started: float
     epoch: int
     full: bool
+    fills: int = 0
 
 
 class AdaptiveLimit:
@@ -87,6 +106,11 @@ class AdaptiveLimit:
         self.slow_after = deadline * SLOW_SHARE if deadline else None
         self._smoothed: float | None = None
         self._waiters: deque[asyncio.Future] = deque()
+        self._ramping = self.adapt
+        self._ramp_timer: asyncio.TimerHandle | None = None
+        self._fills = 0
+        """Times a request found the limit full (had to wait): tickets compare it to tell they saw demand."""
+        self.ramp_steps = 0
 
     @property
     def size(self) -> int:
@@ -98,6 +122,9 @@ class AdaptiveLimit:
 
     async def acquire(self) -> Ticket:
         while self.in_flight >= self.size:
+            self._fills += 1
+            if self._ramping and self._ramp_timer is None:
+                self._ramp_timer = asyncio.get_running_loop().call_later(RAMP_GRACE, self._ramp)
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -110,20 +137,41 @@ class AdaptiveLimit:
                 raise
         self.in_flight += 1
         # the limit is reached when this request fills it, or when others are still waiting for a slot
-        return Ticket(self._clock(), self._epoch, self.in_flight >= self.size or bool(self._waiters))
+        return Ticket(self._clock(), self._epoch, self.in_flight >= self.size or bool(self._waiters), self._fills)
 
     def release(self, ticket: Ticket, outcome: str = NEUTRAL) -> None:
         self.in_flight -= 1
         if self.adapt:
             if outcome == OK and self._queueing(self._clock() - ticket.started):
                 outcome = OVERLOAD
+            if outcome != NEUTRAL:
+                self._end_ramp()  # the server has spoken: grow by its answers from now on
             if outcome == OVERLOAD:
                 self._decrease(ticket)
             elif outcome == REFUSED:
                 self._refused(ticket)
-            elif outcome == OK and ticket.full:
+            elif outcome == OK and (ticket.full or self._fills > ticket.fills):
                 self._increase()
         self._wake()
+
+    def _ramp(self) -> None:
+        """RAMP_GRACE passed with the limit full and nothing refused: double it (and look again later)."""
+        self._ramp_timer = None
+        if not self._ramping or not self._waiters or self.in_flight < self.size:
+            return
+        self.limit = min(float(self.ceiling), self.limit * RAMP_FACTOR)
+        self.ramp_steps += 1
+        self._wake()
+        if self.limit >= self.ceiling:
+            self._ramping = False
+        elif self._waiters:
+            self._ramp_timer = asyncio.get_running_loop().call_later(RAMP_GRACE, self._ramp)
+
+    def _end_ramp(self) -> None:
+        self._ramping = False
+        if self._ramp_timer is not None:
+            self._ramp_timer.cancel()
+            self._ramp_timer = None
 
     def _queueing(self, latency: float) -> bool:
         if self.slow_after is None:

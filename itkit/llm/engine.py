@@ -67,7 +67,7 @@ from itkit.llm.responses import (  # noqa: F401  (re-exported: the engine is whe
 )
 from itkit.llm.settings import LLMSettings
 from itkit.llm.stats import EngineStats
-from itkit.tokens import TokenCounter, counter_for
+from itkit.tokens import TokenCounter, counter_for, preload
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -105,6 +105,8 @@ class Engine(Batches):
         self.settings = settings
         self.cache = cache
         self._counter = counter
+        self._preload: Any = None
+        """The counter loading in a thread (:meth:`preload_counter`), or None."""
         price = price_for(settings.model, settings.price_in, settings.price_out, use_table=settings.is_openai)
         self.stats = EngineStats(price=price)
         if settings.max_cost is not None and price is None:
@@ -143,10 +145,22 @@ class Engine(Batches):
         Only the --tpm budget needs exact counts; offline without the encoding, dry-run and usage
         figures are estimated (with one warning)."""
         if self._counter is None:
-            self._counter = counter_for(self.settings.model, required=self.settings.tpm is not None)
+            loaded = self._preload.result() if self._preload is not None else None
+            self._counter = loaded or counter_for(self.settings.model, required=self.settings.tpm is not None)
             if self._counter.estimated:
                 self.plan.token_basis = f"estimated: no tiktoken encoding {self._counter.encoding}"
         return self._counter
+
+    def preload_counter(self) -> None:
+        """Load :attr:`counter` in a thread from now on, so the first requests need not wait for it."""
+        if self._counter is None and self._preload is None:
+            self._preload = preload(self.settings.model)
+
+    async def counter_ready(self) -> TokenCounter:
+        """:attr:`counter`, once a load :meth:`preload_counter` started has finished (without blocking the loop)."""
+        if self._counter is None and self._preload is not None and not self._preload.done():
+            await asyncio.wrap_future(self._preload)
+        return self.counter
 
     def _bind(self) -> None:
         """Loop-bound primitives, made anew for each event loop."""

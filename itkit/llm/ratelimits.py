@@ -8,8 +8,10 @@
 - OpenAI and several providers send ``x-ratelimit-limit-requests``,
   ``x-ratelimit-limit-tokens``, ``x-ratelimit-remaining-*`` and
   ``x-ratelimit-reset-*`` with every response: the buckets follow the limits
-  they announce (an explicit ``--rpm`` / ``--tpm`` wins), and a remaining count
-  of 0 pauses until its reset.
+  they announce (an explicit ``--rpm`` / ``--tpm`` wins), are kept in step
+  with what the server says is used (a bucket learned from the first answers
+  starts with the requests already sent, not full), and a remaining count of 0
+  pauses until its reset.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def _int(value: str | None) -> int | None:
     except ValueError:
         return None
     return number if number is not None and number >= 0 else None
+
+
+def in_step(bucket: "aiolimiter.AsyncLimiter", used: float) -> None:
+    """Count at least ``used`` as spent in ``bucket`` (the server's count; ours may hold requests it has not seen).
+
+    (aiolimiter keeps the spent amount in ``_level``, drained as time passes; it has no public setter.)
+    """
+    if hasattr(bucket, "_level") and hasattr(bucket, "_leak"):
+        bucket._leak()
+        bucket._level = max(bucket._level, min(float(used), float(bucket.max_rate)))
 
 
 class RateLimits:
@@ -116,8 +128,11 @@ class RateLimits:
             self.tpm = tpm
             self._tpm_bucket = aiolimiter.AsyncLimiter(tpm, RATE_PERIOD)
             self.learned = True
-        for kind in ("requests", "tokens"):
-            if _int(headers.get(f"x-ratelimit-remaining-{kind}")) == 0:
+        for kind, bucket in (("requests", self._rpm_bucket), ("tokens", self._tpm_bucket)):
+            limit, left = _int(headers.get(f"x-ratelimit-limit-{kind}")), _int(headers.get(f"x-ratelimit-remaining-{kind}"))
+            if bucket is not None and limit is not None and left is not None and limit == bucket.max_rate:
+                in_step(bucket, limit - left)
+            if left == 0:
                 wait = reset_seconds(headers.get(f"x-ratelimit-reset-{kind}"))
                 if wait:
                     self.pause(min(wait, self.max_retry_after), f"{kind} limit reached (x-ratelimit headers)")
@@ -130,4 +145,4 @@ class RateLimits:
         return f"{self._pause_reason}: waiting {left:.0f} s"
 
 
-__all__ = ["RATE_LIMIT_COOLDOWN", "RATE_PERIOD", "RateLimits", "reset_seconds"]
+__all__ = ["RATE_LIMIT_COOLDOWN", "RATE_PERIOD", "RateLimits", "in_step", "reset_seconds"]
