@@ -110,3 +110,19 @@ def test_library_default_and_off():
     assert dedup_texts(texts, DedupOptions(near=0.7, rouge=0.7)).kept == len(texts)
     off = dedup_texts(texts, DedupOptions(near=0.7, ignore_common="off"))
     assert off.kept < len(texts) / 2 and not off.boilerplate
+
+
+def test_a_stage_warning_names_a_dominant_text_only_when_there_is_one(runner, tmp_path):
+    """Pairs of look-alikes (each removal matches a different kept record): no text is named as the cause."""
+    data, out = tmp_path / "d.json", tmp_path / "o.json"
+    rows = []
+    for i in range(10):
+        rows += [{"instruction": f"Write a poem about the colour number {i} and the sea.", "input": "", "output": "a"},
+                 {"instruction": f"Write a poem about the colour number {i} and the sea!", "input": "", "output": "b"}]
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    result = invoke(runner, "dedup", data, "-o", out, "--near", "--json", "--ignore-common", "off")
+    assert result.exit_code == 0, result.stderr
+    (warning,) = json.loads(result.stdout)["warnings"]
+    assert warning == (
+        "the near stage removed 10 of 20 records (50%); no kept record dominates (the most matched one took 1 of "
+        "them): the records are alike in small groups; check --report or the threshold")

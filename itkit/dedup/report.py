@@ -17,6 +17,9 @@ from typing import Sequence
 
 DEFAULT_WARN_SHARE = 0.3
 """A stage removing more than this share of the records it compared is warned about."""
+DOMINANT_SHARE = 0.05
+"""A kept record matched by at least this share of a warned stage's removals (and by two) is named as the
+text behind them; below it the warning says no record dominates."""
 SNIPPET_CHARS = 80
 """Characters of a text shown in a warning."""
 REPORT_CHARS = 200
@@ -108,8 +111,15 @@ def dominance_warnings(
             continue
         assert counts is not None
         top, n = counts.most_common(1)[0]
+        head = f"the {stage} stage removed {gone:,} of {seen:,} records ({gone / seen:.0%}); "
+        if n < 2 or n < DOMINANT_SHARE * gone:  # many small groups of look-alikes, no text behind them all
+            warnings.append(
+                head + f"no kept record dominates (the most matched one took {n:,} of them): the records are "
+                "alike in small groups; check --report or the threshold"
+            )
+            continue
         warnings.append(
-            f"the {stage} stage removed {gone:,} of {seen:,} records ({gone / seen:.0%}); {n:,} of them as "
+            head + f"{n:,} of them as "
             f"duplicates of record {row_of[top]}{'' if ids is None else f' (id {ids[top]})'}: \"{cut(texts.get(top), SNIPPET_CHARS)}\"; "
             f"check --report, --ignore-common or the threshold"
         )
