@@ -148,3 +148,27 @@ def test_ctrl_c_at_the_terminal_stops_itkit_cleanly_and_its_child_with_it(tmp_pa
     while _hashing_children(proc.pid) and time.time() < deadline:
         time.sleep(0.05)
     assert _hashing_children(proc.pid) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
+def test_a_child_that_stops_answering_does_not_hold_up_the_end_of_a_run(small_batches, children, monkeypatch):
+    """Closing while the hashing thread waits on a child that no longer answers (stopped) returns at once."""
+    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", 0)
+    texts, _ = planted(600)
+    started, signed = children
+
+    def stalled():
+        yield from texts[:300]
+        while not signed:  # the child has answered once
+            time.sleep(0.01)
+        os.kill(started[0]._proc.pid, signal.SIGSTOP)
+        yield from texts[300:]  # its next batch goes to the stopped child
+        time.sleep(0.3)
+        raise KeyboardInterrupt
+
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with Deduplicator(DedupOptions(near=0.7, ignore_common="off")) as dedup:
+            dedup.add_all(stalled())
+    assert time.monotonic() - began < 10
+    assert started[0]._proc is None

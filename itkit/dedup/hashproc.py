@@ -13,8 +13,8 @@ so the two barely overlap; a child process runs truly beside it. :class:`Hashing
 
 The child is the same :class:`~itkit.dedup.minhash.MinHasher` (same parameters: the same
 signatures, bit for bit). It runs in its own session, so a Ctrl-C or a hang-up at the terminal goes
-to itkit alone, which cleans up and closes the pipe; the child ends when its input ends (also when
-itkit is killed). If the child cannot start or dies, :meth:`HashingProcess.sign` raises
+to itkit alone, which cleans up and kills it (it holds nothing worth keeping: also when it does not
+answer); if itkit itself is killed, the child ends when its input ends. If the child cannot start or dies, :meth:`HashingProcess.sign` raises
 :class:`HashingStopped` and the caller hashes in its own process.
 """
 
@@ -82,20 +82,19 @@ class HashingProcess:
         return signatures.reshape(count, self.num_perm), set_values, offsets
 
     def close(self) -> None:
+        """Stop the child at once (it holds nothing worth keeping), also while another thread waits on it."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
         for fh in (proc.stdin, proc.stdout):
             try:
                 if fh is not None:
                     fh.close()
-            except OSError:
+            except OSError:  # (unsent bytes to a child that is gone)
                 pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class _Collector:

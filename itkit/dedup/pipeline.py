@@ -457,11 +457,12 @@ class Deduplicator:
         return Decisions(alive, removals, removed, entered, self.boilerplate)
 
     def close(self) -> None:
-        """Free the signatures and texts (the decisions stay valid); stops the hashing thread."""
+        """Free the signatures and texts (the decisions stay valid); stops the hashing thread and process."""
+        self._stop_child()  # first: a thread waiting on the child's answer then returns at once
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
-        self._stop_child()
+        self._stop_child()  # (one the thread may have started meanwhile)
         self._inflight.clear()
         self._close_spill()
         self._store = None
