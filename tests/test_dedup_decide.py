@@ -1,4 +1,4 @@
-"""The greedy decision step (:func:`itkit.dedup.lsh.decide_near`) against the plain greedy it replaced.
+"""The greedy decision step (:func:`itkit.dedup.decide.decide_near`) against the plain greedy it replaced.
 
 ``reference_decide`` is the earlier implementation, kept here verbatim as the specification: Python
 lists of kept items per bucket, a set of candidates per item. The array version must make exactly the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from itkit.dedup import lsh
+from itkit.dedup import decide
 from itkit.dedup.lsh import NearResult, SignatureStore, bucket_members, decide_near, visiting_rank
 from itkit.dedup.verify import VERIFY_MARGIN
 
@@ -156,7 +156,7 @@ def test_chunks_end_on_item_boundaries(monkeypatch):
     _, store, row_of, columns, rank = _case(99, items=400, rows=250, bands=6, alphabet=30)
     items, buckets, count = bucket_members(columns)
     whole = decide_near(items, buckets, count, rank, store, row_of, 0.6)
-    monkeypatch.setattr(lsh, "DECIDE_CHUNK", 5)
+    monkeypatch.setattr(decide, "DECIDE_CHUNK", 5)
     _same(decide_near(items, buckets, count, rank, store, row_of, 0.6), whole)
     _same(whole, reference_decide(items, buckets, count, rank, store, row_of, 0.6))
 

@@ -14,8 +14,8 @@ so the two barely overlap; a child process runs truly beside it. :class:`Hashing
 The child is the same :class:`~itkit.dedup.minhash.MinHasher` (same parameters: the same
 signatures, bit for bit). It runs in its own session, so a Ctrl-C or a hang-up at the terminal goes
 to itkit alone, which cleans up and kills it (it holds nothing worth keeping: also when it does not
-answer); if itkit itself is killed, the child ends when its input ends. If the child cannot start or dies, :meth:`HashingProcess.sign` raises
-:class:`HashingStopped` and the caller hashes in its own process.
+answer); if itkit itself is killed, the child ends when its input ends. If the child cannot start or
+dies, :meth:`HashingProcess.sign` raises :class:`HashingStopped` and the caller hashes in its own process.
 """
 
 from __future__ import annotations

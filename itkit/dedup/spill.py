@@ -14,7 +14,7 @@ pages stay in the operating system's file cache, not in itkit's resident memory.
 
 :meth:`SpilledSignatures.columns` merges the shards band by band into what
 :func:`itkit.dedup.lsh.sorted_band_columns` gives in memory (every item's key in sorted
-order), so :func:`~itkit.dedup.lsh.bucket_members` and :func:`~itkit.dedup.lsh.decide_near`
+order), so :func:`~itkit.dedup.lsh.bucket_members` and :func:`~itkit.dedup.decide.decide_near`
 make the same decisions from it (``tests/test_dedup_spill.py``).
 """
 
