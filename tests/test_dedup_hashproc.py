@@ -17,6 +17,7 @@ from test_interruptions import itkit_command, subprocess_env
 
 import itkit.dedup.hashproc as hashproc
 import itkit.dedup.pipeline as pipeline
+import itkit.dedup.signing as signing
 from itkit.dedup import DedupOptions, Deduplicator, dedup_texts
 
 
@@ -27,7 +28,7 @@ def decisions(texts, lengths=None, **settings):
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    monkeypatch.setattr(pipeline, "SIGNATURE_CHUNK", 200)
+    monkeypatch.setattr(signing, "SIGNATURE_CHUNK", 200)
     monkeypatch.setattr(pipeline, "EXACT_BATCH", 150)
 
 
@@ -57,10 +58,10 @@ def test_the_child_makes_the_same_decisions_as_hashing_here(small_batches, child
     texts, lengths = planted(3000)
     texts += ["crème brûlée à la minute, vite", "日本語のテキスト。もう一つ", "", "   "] * 3
     lengths += [1] * 12
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", None)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", None)
     here = decisions(texts, lengths, **settings)
     assert not children[0]
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", 0)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", 0)
     assert decisions(texts, lengths, **settings) == here
     started, signed = children
     assert len(started) == 1 and sum(signed) > 2000  # (the distinct texts, all signed by the child)
@@ -69,9 +70,9 @@ def test_the_child_makes_the_same_decisions_as_hashing_here(small_batches, child
 
 def test_a_child_that_dies_or_cannot_start_is_replaced_by_hashing_here(small_batches, children, monkeypatch):
     texts, _ = planted(3000)
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", None)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", None)
     here = decisions(texts, near=0.7)
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", 0)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", 0)
     started, signed = children
     original_sign = hashproc.HashingProcess.sign
 
@@ -84,13 +85,13 @@ def test_a_child_that_dies_or_cannot_start_is_replaced_by_hashing_here(small_bat
     monkeypatch.setattr(hashproc.HashingProcess, "sign", dies_after_two)
     assert decisions(texts, near=0.7) == here
     assert len(signed) == 2 and started[0]._proc is None
-    monkeypatch.setattr(pipeline.HashingProcess, "sign", original_sign)
+    monkeypatch.setattr(hashproc.HashingProcess, "sign", original_sign)
     monkeypatch.setattr(hashproc.sys, "executable", "/nonexistent/python")
     assert decisions(texts, near=0.7) == here
 
 
 def test_an_interrupted_run_stops_its_child(small_batches, children, monkeypatch):
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", 0)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", 0)
     texts, _ = planted(2000)
 
     def interrupted():
@@ -153,7 +154,7 @@ def test_ctrl_c_at_the_terminal_stops_itkit_cleanly_and_its_child_with_it(tmp_pa
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
 def test_a_child_that_stops_answering_does_not_hold_up_the_end_of_a_run(small_batches, children, monkeypatch):
     """Closing while the hashing thread waits on a child that no longer answers (stopped) returns at once."""
-    monkeypatch.setattr(pipeline, "HASH_PROCESS_AFTER", 0)
+    monkeypatch.setattr(signing, "HASH_PROCESS_AFTER", 0)
     texts, _ = planted(600)
     started, signed = children
 

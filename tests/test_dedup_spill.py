@@ -10,6 +10,7 @@ import pytest
 from conftest import invoke
 
 import itkit.dedup.pipeline as pipeline
+import itkit.dedup.signing as signing
 import itkit.dedup.spill as spill
 from itkit.dedup import DedupOptions, Deduplicator, dedup_texts
 
@@ -40,7 +41,7 @@ def planted(n: int, seed: int = 3) -> tuple[list[str], list[int]]:
 @pytest.fixture
 def small_shards(monkeypatch):
     """Spill after 300 texts, hash 128 texts a batch, 250 rows a shard: every code path of the spill runs."""
-    monkeypatch.setattr(pipeline, "SIGNATURE_CHUNK", 128)
+    monkeypatch.setattr(signing, "SIGNATURE_CHUNK", 128)
     monkeypatch.setattr(spill, "SHARD_ROWS", 250)
 
 

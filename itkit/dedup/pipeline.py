@@ -3,7 +3,7 @@
 :class:`Deduplicator` takes texts one at a time (with a response length for
 ``keep="longest"``) and holds only what the enabled stages need: a 128-bit hash
 per distinct normalised text, a group number per text, MinHash signatures per
-distinct text (computed in vectorised batches of :data:`SIGNATURE_CHUNK` texts
+distinct text (computed in vectorised batches of :data:`~itkit.dedup.signing.SIGNATURE_CHUNK` texts
 as they arrive) and, for the ROUGE-L stage only, the texts themselves. :meth:`Deduplicator.finish`
 applies the stages in order, each to the survivors of the previous one:
 
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -36,24 +34,13 @@ np = lazy_module("numpy")
 
 from itkit.dedup.common import COMMON_SAMPLE, IGNORE_COMMON_CHOICES, Boilerplate, detect
 from itkit.dedup.exact import ExactTable, key_bytes
-from itkit.dedup.minhash import (
-    DEFAULT_JACCARD,
-    DEFAULT_NGRAM,
-    DEFAULT_NUM_PERM,
-    DEFAULT_SEED,
-    MinHasher,
-    SignatureStore,
-    WordBatch,
-    find_near_duplicates,
-    lsh_params,
-)
-from itkit.dedup.hashproc import HashingProcess, HashingStopped
+from itkit.dedup.minhash import DEFAULT_JACCARD, DEFAULT_NGRAM, DEFAULT_NUM_PERM, DEFAULT_SEED, find_near_duplicates
 from itkit.dedup.normalize import normalize_text, number_key
 from itkit.dedup.rouge import DEFAULT_ROUGE_THRESHOLD, RougeNoveltyFilter
 from itkit.dedup.semantic import EMBED_CHUNK, VectorStore, check_available, find_semantic_duplicates, load_embedder
 from itkit.dedup.report import DEFAULT_WARN_SHARE
-from itkit.dedup.spill import SPILL_AFTER, Spill, SpilledSets, SpilledSignatures, release_free_memory, spill_sets
-from itkit.dedup.verify import ShingleSets
+from itkit.dedup.signing import Signer
+from itkit.dedup.spill import SPILL_AFTER, SpilledSets, SpilledSignatures
 from itkit.errors import UsageError
 
 STAGES = ("exact", "near", "semantic", "rouge")
@@ -61,15 +48,8 @@ KEEP_CHOICES = ("first", "longest")
 NUMBERS_CHOICES = ("significant", "ignore")
 """``significant``: the near and ROUGE-L stages only compare texts with the same numbers
 (:func:`~itkit.dedup.normalize.number_key`); ``ignore``: numbers are words like any other."""
-SIGNATURE_CHUNK = 8192
-"""Distinct texts whose MinHash signatures are computed together (one vectorised batch)."""
 EXACT_BATCH = 4096
 """Texts grouped by the exact stage at a time (:class:`~itkit.dedup.exact.ExactTable`)."""
-HASHING_AHEAD = 2
-"""Batches handed to the hashing thread and not finished yet, at most (bounds their memory)."""
-HASH_PROCESS_AFTER: int | None = 1
-"""Batches hashed in this process before a child process (:mod:`itkit.dedup.hashproc`) hashes the rest
-beside the reading (None: never; small runs never start one)."""
 PROGRESS_EVERY = 10_000
 
 
@@ -182,25 +162,15 @@ class Deduplicator:
         self._number_keys = array("Q") if fuzzy and options.numbers == "significant" else None
         self._sample: list[str] | None = [] if fuzzy and options.ignore_common == "auto" else None
         self.boilerplate = Boilerplate()
-        self._hasher: MinHasher | None = None
-        self._store: SignatureStore | None = None
-        self._sets: ShingleSets | None = None
+        self._signer: Signer | None = None
         if options.near is not None:
-            self._hasher = MinHasher(options.num_perm, options.ngram, options.seed)
-            self._store = SignatureStore(options.num_perm)
-            self._sets = ShingleSets()
-            self._bands = lsh_params(options.near, options.num_perm)  # fail early on impossible settings
-        self._spill: Spill | None = None
-        self._spill_where = options.spill_dir or spill_dir
-        self._spill_after = 0 if options.spill_dir else options.spill_after
+            self._signer = Signer(
+                options.num_perm, options.ngram, options.seed, options.near,
+                spill_where=options.spill_dir or spill_dir, spill_after=0 if options.spill_dir else options.spill_after,
+            )
         self._embedder = load_embedder(options.embedding_model) if options.semantic is not None else None
         self._vectors: VectorStore | None = VectorStore() if self._embedder is not None else None
         self._to_embed: list[str] = []
-        self._pending = WordBatch()
-        self._worker: ThreadPoolExecutor | None = None
-        self._inflight: deque[Future] = deque()
-        self._batches = 0
-        self._child: HashingProcess | None = None
         self._finished = False
 
     # -- collecting
@@ -249,13 +219,11 @@ class Deduplicator:
 
     def _compare_new(self, normalized: str) -> None:
         """Hash and/or embed a new distinct text (without its boilerplate) for the fuzzy stages."""
-        if self._hasher is None and self._embedder is None:
+        if self._signer is None and self._embedder is None:
             return
         compared = self.boilerplate.strip(normalized)
-        if self._hasher is not None:
-            self._hasher.add(compared, self._pending)
-            if len(self._pending) >= SIGNATURE_CHUNK:
-                self._submit()
+        if self._signer is not None:
+            self._signer.add(compared)
         if self._embedder is not None:
             self._to_embed.append(compared)
             if len(self._to_embed) >= EMBED_CHUNK:
@@ -282,70 +250,6 @@ class Deduplicator:
         normalized = normalize_text(text)
         rest = self.boilerplate.strip(normalized)
         return text if rest == normalized else rest
-
-    def _submit(self) -> None:
-        """Hand the pending texts to the hashing thread (numpy runs there while the next texts are read)."""
-        assert self._hasher is not None and self._store is not None
-        if len(self._pending):
-            batch, self._pending = self._pending, WordBatch()
-            if self._worker is None:
-                self._worker = ThreadPoolExecutor(1, thread_name_prefix="itkit-minhash")
-            self._batches += 1
-            if HASH_PROCESS_AFTER is not None and self._batches == HASH_PROCESS_AFTER + 1:
-                self._child = HashingProcess(self.options.num_perm, self.options.ngram, self.options.seed)
-            self._inflight.append(self._worker.submit(self._sign, batch))
-            while len(self._inflight) > HASHING_AHEAD:
-                self._inflight.popleft().result()
-
-    def _sign(self, batch: WordBatch) -> None:
-        """In the hashing thread (one: it alone uses the hasher, the store and the sets until they are drained)."""
-        assert self._hasher is not None and self._store is not None and self._sets is not None
-        signatures = None
-        if self._child is not None:
-            try:
-                signatures, values, offsets = self._child.sign(self._hasher.token_string(batch), len(batch))
-            except HashingStopped:  # (it could not start, or died): hash here
-                self._child = None
-            else:
-                self._sets.append_sorted(values, offsets)
-        if signatures is None:
-            signatures = self._hasher.signatures(batch, self._sets)
-        self._store.append(signatures)
-        if self._spill is None and len(self._store) >= self._spill_after:
-            self._start_spilling()
-
-    def _start_spilling(self) -> None:
-        """Move the signatures and shingle sets held so far to disk; the next ones go there too."""
-        assert self._store is not None and self._sets is not None
-        spill = self._spill = Spill(self._spill_where)
-        bands, rows = self._bands
-        spilled = SpilledSignatures(spill, self.options.num_perm, bands, rows)
-        for block in self._store.blocks:
-            spilled.append(block)
-        self._sets = spill_sets(self._sets, spill)
-        self._store = spilled
-        release_free_memory()
-
-    def _drain(self) -> None:
-        while self._inflight:
-            self._inflight.popleft().result()
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
-        self._stop_child()
-
-    def _stop_child(self) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            child.close()
-
-    def _signatures(self) -> SignatureStore:
-        """All signatures, one row per exact group."""
-        assert self._store is not None
-        self._submit()
-        self._drain()
-        assert len(self._store) == len(self._groups)
-        return self._store
 
     # -- deciding
     def finish(self) -> Decisions:
@@ -399,11 +303,11 @@ class Deduplicator:
             record("exact", gone, survivor[group_of[gone]], np.ones(len(gone)))
 
         if opts.near is not None:
-            signatures = self._signatures()
-            self._store = None
+            assert self._signer is not None
+            signatures, sets = self._signer.finish()
+            assert len(signatures) == len(self._groups)
             items = np.flatnonzero(alive)
             priority = np.argsort(rank[items], kind="stable")
-            sets, self._sets = self._sets, None
             row_of = group_of[items]
             columns = None
             if isinstance(signatures, SpilledSignatures):
@@ -414,7 +318,8 @@ class Deduplicator:
                 signatures, opts.near, priority=priority, items=row_of, sets=sets, labels=labels, columns=columns
             )
             del signatures, sets, columns
-            self._close_spill()
+            self._signer.close()
+            self._signer = None
             record("near", items[result.removed], items[result.matched], result.score, result.estimate)
 
         if opts.semantic is not None:
@@ -458,28 +363,13 @@ class Deduplicator:
 
     def close(self) -> None:
         """Free the signatures and texts (the decisions stay valid); stops the hashing thread and process."""
-        self._stop_child()  # first: a thread waiting on the child's answer then returns at once
-        if self._worker is not None:
-            self._worker.shutdown(wait=True, cancel_futures=True)
-            self._worker = None
-        self._stop_child()  # (one the thread may have started meanwhile)
-        self._inflight.clear()
-        self._close_spill()
-        self._store = None
-        self._sets = None
+        if self._signer is not None:
+            self._signer.close()
+            self._signer = None
         self._texts = None
         self._normalized, self._keys = [], bytearray()
-        self._pending = WordBatch()
         self._vectors = None
         self._to_embed = []
-
-    def _close_spill(self) -> None:
-        for part in (self._store, self._sets):
-            if isinstance(part, (SpilledSignatures, SpilledSets)):
-                part.close()
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
 
     def __enter__(self) -> "Deduplicator":
         return self
