@@ -67,12 +67,8 @@ def execute(ops: tuple[str, ...], o: Any, files: Files, engine: Any, settings: A
         sampling=split_sampling(settings)[1],
         salvage_labels=o.salvage_labels,
         prompts_dir=files.prompts_dir,
-        from_format=files.from_format,
-        to_format=files.to_format,
-        on_error=files.on_error,
-        errors_path=files.errors_path,
+        **files.record_options(),
         eliminated_path=files.eliminated,
-        pass_rest=files.pass_rest,
     )
 
 

@@ -163,6 +163,16 @@ class Files:
     (the command line's ``--limit``, which says how many it left out)."""
     progress: Callable[[str], None] | None = None
 
+    def record_options(self) -> dict:
+        """What a record-in, record-out method takes besides its source and output: formats, bad input, the rest."""
+        return dict(
+            from_format=self.from_format,
+            to_format=self.to_format,
+            on_error=self.on_error,
+            errors_path=self.errors_path,
+            pass_rest=self.pass_rest,
+        )
+
     def check(
         self, command: str | None = None, settings: LLMSettings | None = None, source_label: str = "SRC", **sidecars: str
     ) -> None:

@@ -53,11 +53,7 @@ def execute(scorers: list, o: Any, files: Files, engine: Any, settings: Any):
         engine=engine,
         scorers=scorers,
         report=llm.run_report(COMMAND, files, settings, params),
-        from_format=files.from_format,
-        to_format=files.to_format,
-        on_error=files.on_error,
-        errors_path=files.errors_path,
-        pass_rest=files.pass_rest,
+        **files.record_options(),
     )
 
 

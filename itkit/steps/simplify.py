@@ -40,16 +40,12 @@ def execute(_prepared: None, o: Any, files: Files, engine: Any, settings: Any):
         files.output,
         engine=engine,
         report=llm.run_report(COMMAND, files, settings, params),
-        from_format=files.from_format,
-        to_format=files.to_format,
+        **files.record_options(),
         keep_original=o.keep_original,
         reject_longer=o.reject_longer,
         on_violation=o.on_violation,
         allow_code_edits=o.allow_code_edits,
         prompts_dir=files.prompts_dir,
-        on_error=files.on_error,
-        errors_path=files.errors_path,
-        pass_rest=files.pass_rest,
     )
 
 
